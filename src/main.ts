@@ -1,0 +1,152 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { createApp, type Readiness } from './api/app';
+import { Metrics } from './api/metrics';
+import { ConfigError, loadConfig, type Config } from './config';
+import { randomToken } from './crypto';
+import { createLogger, type Logger } from './logger';
+import { openStore, resolveEncryptionKey } from './store';
+import { startTemporal } from './temporal/launcher';
+
+/** Closers run in reverse order of registration, each at most once. */
+class Shutdown {
+  private readonly steps: { name: string; fn: () => Promise<unknown> }[] = [];
+  private running: Promise<void> | undefined;
+  constructor(private readonly log: Logger) {}
+  add(name: string, fn: () => Promise<unknown>): void {
+    this.steps.push({ name, fn });
+  }
+  run(reason: string): Promise<void> {
+    this.running ??= (async () => {
+      this.log.info({ reason }, 'shutting down');
+      for (const step of this.steps.reverse()) {
+        try {
+          await step.fn();
+          this.log.info({ step: step.name }, 'stopped');
+        } catch (err) {
+          this.log.error({ err, step: step.name }, 'error while stopping');
+        }
+      }
+    })();
+    return this.running;
+  }
+}
+
+/** In development an admin token is generated once and kept in the data directory (never logged). */
+async function adminToken(config: Config, log: Logger): Promise<string> {
+  if (config.adminApiToken) return config.adminApiToken;
+  const file = path.join(config.dataDir, 'admin-token');
+  try {
+    const token = (await readFile(file, 'utf8')).trim();
+    if (token.length >= 24) return token;
+  } catch {
+    // first start
+  }
+  await mkdir(config.dataDir, { recursive: true });
+  const token = randomToken();
+  await writeFile(file, token, { mode: 0o600 });
+  log.warn({ file }, 'ADMIN_API_TOKEN is not set: generated one for development; read it from the file');
+  return token;
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const shutdown = new Shutdown(log);
+  const stop = (reason: string) => void shutdown.run(reason).then(() => process.exit(0));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+
+  try {
+    const temporal = await startTemporal({
+      address: config.temporal.address,
+      namespace: config.temporal.namespace,
+      cliPath: config.temporal.cliPath,
+      dbFile: path.join(config.dataDir, 'temporal.sqlite'),
+      port: config.temporal.port,
+      uiPort: config.temporal.uiPort,
+      log,
+    });
+    shutdown.add('temporal server', () => temporal.stop());
+
+    const key = await resolveEncryptionKey(config.encryptionKey, config.dataDir, log);
+    const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, key, log });
+    shutdown.add('store', () => store.close());
+
+    if (config.sandbox) {
+      const { startSandbox } = await import('./sandbox');
+      const sandbox = await startSandbox({
+        port: config.sandboxPort,
+        store,
+        log,
+        timeoutMs: config.creatioRequestTimeoutMs,
+      });
+      shutdown.add('sandbox', () => sandbox.close());
+    }
+
+    const connection = await Connection.connect({ address: temporal.address });
+    shutdown.add('temporal client', () => connection.close());
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+
+    const readiness = async (): Promise<Readiness> => {
+      const checks: Readiness['checks'] = {};
+      const probe = async (name: string, fn: () => Promise<unknown>) => {
+        try {
+          await fn();
+          checks[name] = { ok: true };
+        } catch (err) {
+          checks[name] = { ok: false, detail: err instanceof Error ? err.message : String(err) };
+        }
+      };
+      await Promise.all([
+        probe('temporal', () => client.workflowService.getSystemInfo({})),
+        probe('store', () => store.ping()),
+      ]);
+      return { ready: Object.values(checks).every((c) => c.ok), checks };
+    };
+
+    if (config.runApi) {
+      const app = createApp({
+        config: { ...config, adminApiToken: await adminToken(config, log) },
+        store,
+        log,
+        metrics: new Metrics(),
+        readiness,
+      });
+      const server = http.createServer(app);
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, resolve);
+      });
+      shutdown.add('http', async () => {
+        server.closeIdleConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      });
+      log.info(
+        {
+          api: `http://${config.host}:${config.port}`,
+          temporalUi: temporal.uiUrl,
+          temporal: temporal.address,
+        },
+        'OpenCX ⇄ Creatio bridge is up',
+      );
+    }
+  } catch (err) {
+    log.fatal({ err }, 'start-up failed');
+    await shutdown.run('start-up failed');
+    process.exit(1);
+  }
+}
+
+void main();

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+
+export const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const guid = z
+  .string()
+  .trim()
+  .regex(GUID_RE, 'must be a GUID such as 410006e1-ca4e-4502-a9ec-e54d922d2c00')
+  .transform((v) => v.toLowerCase());
+
+const optionalGuid = guid.nullish().transform((v) => v ?? undefined);
+
+export const aiFieldSchema = z.strictObject({
+  column: z.string().trim().min(1).max(128),
+  title: z.string().trim().min(1).max(200),
+  type: z.enum(['text', 'dropdown']),
+  description: z.string().trim().min(1).max(4000),
+  enabled: z.boolean().default(true),
+});
+
+export const DEFAULT_AGENT_REPLY_FILTER = { activityTypes: ['Email', 'Task'], activityCategories: [] };
+export const DEFAULT_CLOSURE_STATUS_NAMES = ['Resolved', 'Closed'];
+export const DEFAULT_OPENCX_API_BASE_URL = 'https://api.open.cx';
+
+/** Body of PUT /v1/orgs/:orgId/integrations/creatio (and of the /test call). */
+export const settingsInputSchema = z.strictObject({
+  instanceUrl: z.string().trim().min(1, 'is required'),
+  identityServiceUrl: z
+    .string()
+    .trim()
+    .nullish()
+    .transform((v) => v || undefined),
+  clientId: z.string().trim().min(1, 'is required').max(200),
+  /** Omitted on an update: the stored secret is kept. */
+  clientSecret: z.string().min(1).max(500).optional(),
+  defaultCaseOwnerId: optionalGuid,
+  defaultCaseGroupId: optionalGuid,
+  resolvedStatusId: optionalGuid,
+  createCaseOnlyOnHandoff: z.boolean().default(false),
+  agentReplyFilter: z
+    .strictObject({
+      activityTypes: z.array(z.string().trim().min(1)).min(1, 'needs at least one activity type'),
+      activityCategories: z.array(z.string().trim().min(1)).default([]),
+    })
+    .default(DEFAULT_AGENT_REPLY_FILTER),
+  closureStatusNames: z
+    .array(z.string().min(1))
+    .min(1, 'needs at least one status name')
+    .default(DEFAULT_CLOSURE_STATUS_NAMES),
+  aiFields: z.array(aiFieldSchema).max(50).default([]),
+  opencx: z
+    .strictObject({
+      apiBaseUrl: z.url({ protocol: /^https?$/ }).default(DEFAULT_OPENCX_API_BASE_URL),
+      apiKey: z.string().min(1).max(500).optional(),
+      webhookSecret: z.string().min(1).max(500).optional(),
+    })
+    .optional(),
+});
+
+export type SettingsInput = z.infer<typeof settingsInputSchema>;
+export type AiFieldMapping = z.infer<typeof aiFieldSchema>;
+
+/** Settings as the service uses them: URLs normalised, secrets in clear (in memory only). */
+export interface OrgSettings {
+  instanceUrl: string;
+  identityServiceUrl: string | undefined;
+  clientId: string;
+  clientSecret: string;
+  defaultCaseOwnerId: string | undefined;
+  defaultCaseGroupId: string | undefined;
+  resolvedStatusId: string | undefined;
+  createCaseOnlyOnHandoff: boolean;
+  agentReplyFilter: { activityTypes: string[]; activityCategories: string[] };
+  closureStatusNames: string[];
+  aiFields: AiFieldMapping[];
+  opencx: { apiBaseUrl: string; apiKey: string | undefined; webhookSecret: string | undefined };
+}
+
+export const MASK = '********';
+
+/** The representation returned by the API: every secret replaced by a mask or a "set" flag. */
+export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
+  return {
+    orgId,
+    instanceUrl: s.instanceUrl,
+    identityServiceUrl: s.identityServiceUrl ?? null,
+    clientId: s.clientId,
+    clientSecret: MASK,
+    defaultCaseOwnerId: s.defaultCaseOwnerId ?? null,
+    defaultCaseGroupId: s.defaultCaseGroupId ?? null,
+    resolvedStatusId: s.resolvedStatusId ?? null,
+    createCaseOnlyOnHandoff: s.createCaseOnlyOnHandoff,
+    agentReplyFilter: s.agentReplyFilter,
+    closureStatusNames: s.closureStatusNames,
+    aiFields: s.aiFields,
+    opencx: {
+      apiBaseUrl: s.opencx.apiBaseUrl,
+      apiKey: s.opencx.apiKey ? MASK : null,
+      webhookSecret: s.opencx.webhookSecret ? MASK : null,
+    },
+    webhookUrl,
+  };
+}

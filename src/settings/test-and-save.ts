@@ -1,0 +1,490 @@
+import { randomUUID } from 'node:crypto';
+import { CreatioClient, identityServiceUrlFor, type Entity } from '../creatio/client';
+import { CreatioError } from '../creatio/errors';
+import { closestName } from '../creatio/metadata';
+import { ApiError } from '../errors';
+import { DEFAULT_OPENCX_API_BASE_URL, type OrgSettings, type SettingsInput } from './schema';
+import { normalizeBaseUrl, type Notice } from './url';
+
+export interface Check {
+  name: string;
+  ok: boolean;
+  skipped?: boolean;
+  code?: string;
+  message?: string;
+  fix?: string;
+  field?: string;
+}
+
+export interface TestResult {
+  ok: boolean;
+  checks: Check[];
+  notices: Notice[];
+  /** The settings as they would be stored (normalised); present when the input could be read. */
+  settings?: OrgSettings;
+}
+
+export interface TestOptions {
+  timeoutMs: number;
+  /** Write probe: create, read, update and delete a marked test case (default true). */
+  probeWrites?: boolean;
+}
+
+class CheckFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly fix: string,
+    readonly field?: string,
+  ) {
+    super(message);
+  }
+}
+
+const FIX = {
+  secret:
+    "Regenerate the client secret in Creatio (System Designer → OAuth 2.0 integrated applications), paste it here, and check that the application's Active box is ticked.",
+  grant:
+    'In Creatio, create the OAuth 2.0 integrated application as a server-to-server (Client Credentials) application; an authorization-code application cannot be used.',
+  odata:
+    'Give the OAuth application\'s user the "Access to OData" system operation (CanUseODataService) and read access to Case.',
+  caseRights:
+    "Give the OAuth application's user read, create and edit permissions on the Case and Activity objects (System Designer → Object permissions).",
+  identity:
+    'Set identityServiceUrl to your Identity Service address (Creatio system setting "OAuth 2.0 Identity Server Url", OAuth20IdentityServerUrl).',
+  retry: 'Creatio is answering with errors right now; run Test & Save again in a few minutes.',
+};
+
+/** Turns a Creatio failure during a check into the diagnosis the troubleshooting page lists. */
+function diagnose(err: unknown, stage: 'instance' | 'token' | 'odata', what: string): CheckFailure {
+  if (!(err instanceof CreatioError)) throw err;
+  switch (err.kind) {
+    case 'bad_credentials':
+      return new CheckFailure(
+        'invalid_client_credentials',
+        `${err.message}. The client id or client secret is wrong, expired, or the application is inactive.`,
+        FIX.secret,
+        'clientSecret',
+      );
+    case 'grant_type':
+      return new CheckFailure('grant_type_not_client_credentials', err.message, FIX.grant, 'clientId');
+    case 'unreachable':
+      return stage === 'token'
+        ? new CheckFailure(
+            'identity_service_unreachable',
+            err.message,
+            `Check that the Identity Service address is right and reachable from the bridge. ${FIX.identity}`,
+            'identityServiceUrl',
+          )
+        : new CheckFailure(
+            'creatio_unreachable',
+            err.message,
+            'Check the Instance URL for typos and that the bridge can reach it (DNS, firewall, VPN).',
+            'instanceUrl',
+          );
+    case 'unexpected_response':
+      return stage === 'token'
+        ? new CheckFailure(
+            'identity_service_not_found',
+            `The token endpoint did not answer as a Creatio Identity Service: ${err.message}`,
+            FIX.identity,
+            'identityServiceUrl',
+          )
+        : new CheckFailure(
+            'not_creatio_instance',
+            `The Instance URL does not answer like a Creatio instance: ${err.message}`,
+            'Use the address you open Creatio with, for example https://yourcompany.creatio.com',
+            'instanceUrl',
+          );
+    case 'forbidden':
+      return stage === 'odata'
+        ? new CheckFailure('odata_access_denied', `Creatio refused ${what}: ${err.message}`, FIX.odata)
+        : new CheckFailure('case_permission_denied', err.message, FIX.caseRights);
+    case 'unauthorized':
+      return new CheckFailure(
+        'token_rejected',
+        `Creatio issued a token but rejected it: ${err.message}`,
+        `The Identity Service and the instance do not belong together. ${FIX.identity}`,
+        'identityServiceUrl',
+      );
+    case 'rate_limited':
+    case 'transient':
+      return new CheckFailure('creatio_unavailable', err.message, FIX.retry);
+    default:
+      return new CheckFailure('creatio_request_failed', `${what} failed: ${err.message}`, FIX.retry);
+  }
+}
+
+/**
+ * Test & Save: every live check the troubleshooting page needs, in dependency order. Nothing is
+ * stored here; the caller stores the returned settings only when `ok` is true.
+ */
+export async function testSettings(
+  input: SettingsInput,
+  existing: OrgSettings | undefined,
+  opts: TestOptions,
+): Promise<TestResult> {
+  const notices: Notice[] = [];
+  const checks: Check[] = [];
+  const pass = (name: string, message?: string) =>
+    checks.push({ name, ok: true, ...(message && { message }) });
+  const fail = (name: string, f: CheckFailure) =>
+    checks.push({
+      name,
+      ok: false,
+      code: f.code,
+      message: f.message,
+      fix: f.fix,
+      ...(f.field && { field: f.field }),
+    });
+  const skip = (...names: string[]) =>
+    names.forEach((name) => checks.push({ name, ok: false, skipped: true }));
+  const done = (settings?: OrgSettings): TestResult => ({
+    ok: checks.every((c) => c.ok),
+    checks,
+    notices,
+    ...(settings && { settings }),
+  });
+
+  // 1. The URLs.
+  let instanceUrl: string;
+  let explicitIdentity: string | undefined;
+  try {
+    instanceUrl = normalizeBaseUrl(input.instanceUrl, 'instanceUrl', notices);
+    explicitIdentity = input.identityServiceUrl
+      ? normalizeBaseUrl(input.identityServiceUrl, 'identityServiceUrl', notices)
+      : undefined;
+    pass('instance_url');
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    fail('instance_url', new CheckFailure(err.code, err.message, err.extra.fix ?? '', err.extra.field));
+    skip('instance_reachable', 'oauth_token', 'odata_access', 'case_metadata', 'lookups', 'case_permissions');
+    return done();
+  }
+  const identityServiceUrl = identityServiceUrlFor(instanceUrl, explicitIdentity);
+  if (!explicitIdentity && identityServiceUrl !== instanceUrl) {
+    notices.push({
+      code: 'identity_service_url_derived',
+      field: 'identityServiceUrl',
+      message: `Using the Creatio cloud Identity Service ${identityServiceUrl}`,
+    });
+  }
+
+  const clientSecret = input.clientSecret ?? existing?.clientSecret;
+  if (!clientSecret) {
+    throw new ApiError(400, 'missing_field', 'clientSecret is required', { field: 'clientSecret' });
+  }
+  const settings: OrgSettings = {
+    instanceUrl,
+    identityServiceUrl: explicitIdentity,
+    clientId: input.clientId,
+    clientSecret,
+    defaultCaseOwnerId: input.defaultCaseOwnerId,
+    defaultCaseGroupId: input.defaultCaseGroupId,
+    resolvedStatusId: input.resolvedStatusId,
+    createCaseOnlyOnHandoff: input.createCaseOnlyOnHandoff,
+    agentReplyFilter: input.agentReplyFilter,
+    closureStatusNames: input.closureStatusNames,
+    aiFields: input.aiFields,
+    opencx: {
+      apiBaseUrl: (
+        input.opencx?.apiBaseUrl ??
+        existing?.opencx.apiBaseUrl ??
+        DEFAULT_OPENCX_API_BASE_URL
+      ).replace(/\/+$/, ''),
+      apiKey: input.opencx?.apiKey ?? existing?.opencx.apiKey,
+      webhookSecret: input.opencx?.webhookSecret ?? existing?.opencx.webhookSecret,
+    },
+  };
+
+  // 2. Is anything there, and is it Creatio?
+  try {
+    await probeInstance(instanceUrl, opts.timeoutMs);
+    pass('instance_reachable');
+  } catch (err) {
+    fail('instance_reachable', err instanceof CheckFailure ? err : diagnose(err, 'instance', 'the instance'));
+    skip('oauth_token', 'odata_access', 'case_metadata', 'lookups', 'case_permissions');
+    return done(settings);
+  }
+
+  // 3. The credentials.
+  const client = new CreatioClient(
+    { instanceUrl, identityServiceUrl, clientId: settings.clientId, clientSecret },
+    { timeoutMs: opts.timeoutMs },
+  );
+  try {
+    await client.token();
+    pass('oauth_token');
+  } catch (err) {
+    fail('oauth_token', diagnose(err, 'token', 'the token request'));
+    skip('odata_access', 'case_metadata', 'lookups', 'case_permissions');
+    return done(settings);
+  }
+
+  // 4. OData access.
+  try {
+    await client.list('Case', { select: ['Id'], top: 1 });
+    pass('odata_access');
+  } catch (err) {
+    fail('odata_access', diagnose(err, 'odata', 'reading Case'));
+    skip('case_metadata', 'lookups', 'case_permissions');
+    return done(settings);
+  }
+
+  // 5. The Case and Activity columns the bridge and the AI field mappings need.
+  try {
+    const meta = await client.metadata();
+    const caseType = meta.get('Case');
+    if (!caseType) {
+      throw new CheckFailure(
+        'case_entity_missing',
+        'This Creatio has no Case object',
+        'Install or enable the Service module (the Case object) in Creatio.',
+      );
+    }
+    if (!meta.get('Activity')?.properties.has('CaseId')) {
+      throw new CheckFailure(
+        'activity_case_link_missing',
+        'Activity has no CaseId column: activities cannot be linked to cases',
+        'Install or enable the Service module (it adds Activity.CaseId).',
+      );
+    }
+    const missing = input.aiFields
+      .map((f, i) => ({ f, i }))
+      .filter(({ f }) => f.enabled && !caseType.properties.has(f.column));
+    if (missing.length > 0) {
+      const { f, i } = missing[0]!;
+      const suggestion = closestName(f.column, caseType.properties.keys());
+      throw new CheckFailure(
+        'ai_field_column_not_found',
+        `AI field "${f.title}": Case has no column "${f.column}" (column names are case-sensitive)${suggestion ? `; the closest is "${suggestion}"` : ''}` +
+          (missing.length > 1
+            ? `. Also missing: ${missing
+                .slice(1)
+                .map((m) => `"${m.f.column}"`)
+                .join(', ')}`
+            : ''),
+        suggestion
+          ? `Use "${suggestion}" as the column name.`
+          : 'Use the exact column name from the Case object in Creatio.',
+        `aiFields.${i}.column`,
+      );
+    }
+    pass('case_metadata');
+  } catch (err) {
+    fail('case_metadata', err instanceof CheckFailure ? err : diagnose(err, 'odata', 'reading $metadata'));
+  }
+
+  // 6. The GUIDs and names that settings refer to.
+  try {
+    await checkLookups(client, settings);
+    pass('lookups');
+  } catch (err) {
+    fail('lookups', err instanceof CheckFailure ? err : diagnose(err, 'odata', 'reading lookups'));
+  }
+
+  // 7. Create, read, update (and clean up) a marked test case.
+  if (opts.probeWrites === false) {
+    checks.push({ name: 'case_permissions', ok: true, skipped: true, message: 'write probe disabled' });
+  } else {
+    try {
+      const leftover = await probeCasePermissions(client);
+      if (leftover) notices.push(leftover);
+      pass('case_permissions', 'created, read, updated and removed a test case');
+    } catch (err) {
+      fail(
+        'case_permissions',
+        err instanceof CheckFailure ? err : diagnose(err, 'odata', 'the Case permission probe'),
+      );
+    }
+  }
+  return done(settings);
+}
+
+async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<void> {
+  const url = `${instanceUrl}/0/odata/$metadata`;
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+  } catch (err) {
+    const e = err as { name?: string; cause?: { code?: string } };
+    const why =
+      e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? 'connection failed');
+    throw new CheckFailure(
+      'creatio_unreachable',
+      `Cannot reach ${new URL(url).host}: ${why}`,
+      'Check the Instance URL for typos and that the bridge can reach it (DNS, firewall, VPN).',
+      'instanceUrl',
+    );
+  }
+  await res.arrayBuffer();
+  // Creatio asks for credentials (401, or a redirect to its login page for browsers).
+  if ([401, 403, 302].includes(res.status)) return;
+  if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('xml')) return;
+  if (res.status >= 500) {
+    throw new CheckFailure(
+      'creatio_unavailable',
+      `${new URL(url).host} answered ${res.status}`,
+      FIX.retry,
+      'instanceUrl',
+    );
+  }
+  throw new CheckFailure(
+    'not_creatio_instance',
+    `${new URL(url).host} answered ${res.status} where Creatio's OData service should be: it is not a Creatio instance`,
+    'Use the address you open Creatio with, for example https://yourcompany.creatio.com',
+    'instanceUrl',
+  );
+}
+
+async function checkLookups(client: CreatioClient, s: OrgSettings): Promise<void> {
+  const problems: CheckFailure[] = [];
+  const guidCheck = async (
+    id: string | undefined,
+    find: (id: string) => Promise<Entity | undefined>,
+    code: string,
+    what: string,
+    field: string,
+    where: string,
+  ) => {
+    if (id && !(await find(id))) {
+      problems.push(
+        new CheckFailure(
+          code,
+          `${what} ${id} does not exist in Creatio (or the OAuth user cannot read it)`,
+          `Copy the Id of an existing record from ${where}.`,
+          field,
+        ),
+      );
+    }
+  };
+  await guidCheck(
+    s.defaultCaseOwnerId,
+    (id) => client.getContact(id),
+    'default_case_owner_not_found',
+    'Contact',
+    'defaultCaseOwnerId',
+    'the Contacts section (the owner is a Contact)',
+  );
+  await guidCheck(
+    s.defaultCaseGroupId,
+    (id) => client.getSysAdminUnit(id),
+    'default_case_group_not_found',
+    'Group',
+    'defaultCaseGroupId',
+    'Organizational roles / groups (SysAdminUnit)',
+  );
+  await guidCheck(
+    s.resolvedStatusId,
+    (id) => client.getCaseStatus(id),
+    'resolved_status_not_found',
+    'Case status',
+    'resolvedStatusId',
+    'the Case statuses lookup',
+  );
+
+  const statuses = await client.listCaseStatuses();
+  const names = statuses.map((st) => st.Name);
+  s.closureStatusNames.forEach((n, i) => {
+    if (!names.includes(n)) {
+      const near = closestName(n, names);
+      problems.push(
+        new CheckFailure(
+          'closure_status_not_found',
+          `Closure status "${n}" is not a Case status name (names are case-sensitive)${near ? `; Creatio has "${near}"` : ''}`,
+          near ? `Use "${near}" exactly.` : `Use one of: ${names.join(', ')}.`,
+          `closureStatusNames.${i}`,
+        ),
+      );
+    }
+  });
+
+  for (const [kind, set, list] of [
+    ['activity_type', 'ActivityType', s.agentReplyFilter.activityTypes],
+    ['activity_category', 'ActivityCategory', s.agentReplyFilter.activityCategories],
+  ] as const) {
+    if (list.length === 0) continue;
+    const known = (
+      await client.list<Entity & { Name: string }>(set, { select: ['Id', 'Name'], top: 500 })
+    ).map((r) => r.Name);
+    list.forEach((n, i) => {
+      if (!known.includes(n)) {
+        const near = closestName(n, known);
+        problems.push(
+          new CheckFailure(
+            `agent_reply_${kind}_not_found`,
+            `Agent-reply filter: "${n}" is not an ${set} name${near ? `; Creatio has "${near}"` : ''}`,
+            `Use the exact names of the ${set} lookup${near ? `, e.g. "${near}"` : ''}.`,
+            `agentReplyFilter.${kind === 'activity_type' ? 'activityTypes' : 'activityCategories'}.${i}`,
+          ),
+        );
+      }
+    });
+  }
+  if (problems.length > 0) {
+    const [first, ...rest] = problems;
+    throw new CheckFailure(
+      first!.code,
+      first!.message +
+        (rest.length ? ` (and ${rest.length} more: ${rest.map((p) => p.code).join(', ')})` : ''),
+      first!.fix,
+      first!.field,
+    );
+  }
+}
+
+export const PROBE_SUBJECT = '[OpenCX bridge] connection test (safe to delete)';
+
+/**
+ * The only way to know the OAuth user may create and update cases is to do it: a marked case is
+ * created, read back, updated, given an activity, and deleted again.
+ */
+async function probeCasePermissions(client: CreatioClient): Promise<Notice | undefined> {
+  const caseId = randomUUID();
+  const activityId = randomUUID();
+  const step = async (code: string, what: string, fn: () => Promise<unknown>) => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof CreatioError && (err.kind === 'forbidden' || err.kind === 'not_found')) {
+        throw new CheckFailure(
+          code,
+          `The OAuth application's user may not ${what}: ${err.message}`,
+          FIX.caseRights,
+        );
+      }
+      throw err;
+    }
+  };
+  await step('case_create_forbidden', 'create Case records', () =>
+    client.create('Case', {
+      Id: caseId,
+      Subject: PROBE_SUBJECT,
+      Symptoms: 'Created by Test & Save to check permissions.',
+    }),
+  );
+  const readBack = await client.getCase(caseId, ['Id']);
+  if (!readBack) {
+    throw new CheckFailure(
+      'case_read_forbidden',
+      "The OAuth application's user may create cases but cannot read them back",
+      FIX.caseRights,
+    );
+  }
+  await step('case_update_forbidden', 'update Case records', () =>
+    client.update('Case', caseId, { Subject: `${PROBE_SUBJECT} ✓` }),
+  );
+  await step('activity_create_forbidden', 'create Activity records', () =>
+    client.create('Activity', { Id: activityId, Title: PROBE_SUBJECT, CaseId: caseId }),
+  );
+  try {
+    await client.remove('Activity', activityId);
+    await client.remove('Case', caseId);
+    return undefined;
+  } catch {
+    return {
+      code: 'probe_case_left',
+      message: `Could not delete the test case ${caseId} (no delete permission); delete it in Creatio by hand`,
+    };
+  }
+}

@@ -1,0 +1,202 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { randomToken, SecretBox, sha256Hex } from '../crypto';
+import type { Logger } from '../logger';
+import type { OrgSettings } from '../settings/schema';
+import { connectPostgres, openPglite, type Db } from './db';
+import { migrate } from './migrations';
+
+type PlainSettings = Omit<OrgSettings, 'clientSecret' | 'opencx'> & {
+  opencx: { apiBaseUrl: string };
+};
+
+interface SealedSecrets {
+  clientSecret: string;
+  webhookToken: string;
+  opencxApiKey?: string;
+  opencxWebhookSecret?: string;
+}
+
+export interface StoredOrg {
+  orgId: string;
+  settings: OrgSettings;
+  webhookToken: string;
+  updatedAt: Date;
+}
+
+export interface CaseSession {
+  orgId: string;
+  caseId: string;
+  sessionId: string;
+  workflowId: string;
+}
+
+/**
+ * Organization settings and the case ⇄ session map. Secrets are sealed with AES-256-GCM before
+ * they reach the database; the Creatio webhook token is also kept as a SHA-256 hash so that an
+ * incoming call is matched by an indexed lookup rather than by comparing tokens one by one.
+ */
+export class Store {
+  constructor(
+    readonly db: Db,
+    private readonly box: SecretBox,
+  ) {}
+
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  async getOrg(orgId: string): Promise<StoredOrg | undefined> {
+    const rows = await this.db.query<{
+      org_id: string;
+      settings: PlainSettings;
+      secrets: SealedSecrets;
+      updated_at: Date;
+    }>('SELECT org_id, settings, secrets, updated_at FROM org_settings WHERE org_id = $1', [orgId]);
+    const row = rows[0];
+    return row && this.unseal(row.org_id, row.settings, row.secrets, row.updated_at);
+  }
+
+  async findOrgByWebhookToken(token: string): Promise<string | undefined> {
+    const rows = await this.db.query<{ org_id: string }>(
+      'SELECT org_id FROM org_settings WHERE webhook_token_hash = $1',
+      [sha256Hex(token)],
+    );
+    return rows[0]?.org_id;
+  }
+
+  /** Inserts or replaces an organization's settings; a new organization gets a webhook token. */
+  async saveOrg(orgId: string, settings: OrgSettings): Promise<StoredOrg> {
+    const existing = await this.getOrg(orgId);
+    const webhookToken = existing?.webhookToken ?? randomToken();
+    const { clientSecret, opencx, ...rest } = settings;
+    const plain: PlainSettings = { ...rest, opencx: { apiBaseUrl: opencx.apiBaseUrl } };
+    const secrets: SealedSecrets = {
+      clientSecret: this.box.seal(clientSecret, `${orgId}:clientSecret`),
+      webhookToken: this.box.seal(webhookToken, `${orgId}:webhookToken`),
+      ...(opencx.apiKey && { opencxApiKey: this.box.seal(opencx.apiKey, `${orgId}:opencxApiKey`) }),
+      ...(opencx.webhookSecret && {
+        opencxWebhookSecret: this.box.seal(opencx.webhookSecret, `${orgId}:opencxWebhookSecret`),
+      }),
+    };
+    const rows = await this.db.query<{ updated_at: Date }>(
+      `INSERT INTO org_settings (org_id, settings, secrets, webhook_token_hash)
+       VALUES ($1, $2, $3, $4)
+       ON CONFLICT (org_id) DO UPDATE
+         SET settings = EXCLUDED.settings, secrets = EXCLUDED.secrets,
+             webhook_token_hash = EXCLUDED.webhook_token_hash, updated_at = now()
+       RETURNING updated_at`,
+      [orgId, JSON.stringify(plain), JSON.stringify(secrets), sha256Hex(webhookToken)],
+    );
+    return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at };
+  }
+
+  /** Replaces the webhook token; the old one stops matching as soon as this returns. */
+  async rotateWebhookToken(orgId: string): Promise<string | undefined> {
+    const token = randomToken();
+    const rows = await this.db.query<{ org_id: string }>(
+      `UPDATE org_settings
+         SET secrets = jsonb_set(secrets, '{webhookToken}', to_jsonb($2::text)),
+             webhook_token_hash = $3, updated_at = now()
+       WHERE org_id = $1 RETURNING org_id`,
+      [orgId, this.box.seal(token, `${orgId}:webhookToken`), sha256Hex(token)],
+    );
+    return rows.length > 0 ? token : undefined;
+  }
+
+  async putCaseSession(m: CaseSession): Promise<void> {
+    await this.db.query(
+      `INSERT INTO case_sessions (org_id, case_id, session_id, workflow_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (org_id, case_id) DO NOTHING`,
+      [m.orgId, m.caseId, m.sessionId, m.workflowId],
+    );
+  }
+
+  async findSessionByCase(orgId: string, caseId: string): Promise<CaseSession | undefined> {
+    const rows = await this.db.query<{ case_id: string; session_id: string; workflow_id: string }>(
+      'SELECT case_id, session_id, workflow_id FROM case_sessions WHERE org_id = $1 AND case_id = $2',
+      [orgId, caseId.toLowerCase()],
+    );
+    const r = rows[0];
+    return r && { orgId, caseId: r.case_id, sessionId: r.session_id, workflowId: r.workflow_id };
+  }
+
+  private unseal(orgId: string, plain: PlainSettings, secrets: SealedSecrets, updatedAt: Date): StoredOrg {
+    const open = (value: string | undefined, field: string) =>
+      value === undefined ? undefined : this.box.open(value, `${orgId}:${field}`);
+    return {
+      orgId,
+      updatedAt,
+      webhookToken: open(secrets.webhookToken, 'webhookToken')!,
+      settings: {
+        instanceUrl: plain.instanceUrl,
+        identityServiceUrl: plain.identityServiceUrl ?? undefined,
+        clientId: plain.clientId,
+        defaultCaseOwnerId: plain.defaultCaseOwnerId ?? undefined,
+        defaultCaseGroupId: plain.defaultCaseGroupId ?? undefined,
+        resolvedStatusId: plain.resolvedStatusId ?? undefined,
+        createCaseOnlyOnHandoff: plain.createCaseOnlyOnHandoff,
+        agentReplyFilter: plain.agentReplyFilter,
+        closureStatusNames: plain.closureStatusNames,
+        aiFields: plain.aiFields,
+        clientSecret: open(secrets.clientSecret, 'clientSecret')!,
+        opencx: {
+          apiBaseUrl: plain.opencx.apiBaseUrl,
+          apiKey: open(secrets.opencxApiKey, 'opencxApiKey'),
+          webhookSecret: open(secrets.opencxWebhookSecret, 'opencxWebhookSecret'),
+        },
+      },
+    };
+  }
+}
+
+/**
+ * The encryption key: from config when given; otherwise (development only) a key generated once
+ * and kept beside the data, with a warning, so that restarts can still read what was stored.
+ */
+export async function resolveEncryptionKey(
+  configured: Buffer | undefined,
+  dataDir: string,
+  log: Logger,
+): Promise<Buffer> {
+  if (configured) return configured;
+  const file = path.join(dataDir, 'encryption.key');
+  try {
+    const key = Buffer.from((await readFile(file, 'utf8')).trim(), 'base64');
+    if (key.length === 32) return key;
+  } catch {
+    // not created yet
+  }
+  await mkdir(dataDir, { recursive: true });
+  const key = randomBytes(32);
+  await writeFile(file, key.toString('base64'), { mode: 0o600 });
+  log.warn(
+    { file },
+    'ENCRYPTION_KEY is not set: generated a development key and stored it beside the data; set ENCRYPTION_KEY in production',
+  );
+  return key;
+}
+
+export async function openStore(opts: {
+  databaseUrl: string | undefined;
+  dataDir: string | undefined;
+  key: Buffer;
+  log: Logger;
+}): Promise<Store> {
+  let db: Db;
+  if (opts.databaseUrl) {
+    db = await connectPostgres(opts.databaseUrl);
+  } else {
+    const dir = opts.dataDir && path.join(opts.dataDir, 'pglite');
+    if (dir) await mkdir(dir, { recursive: true });
+    db = await openPglite(dir);
+  }
+  const applied = await migrate(db);
+  opts.log.info({ store: db.kind, migrationsApplied: applied }, 'store ready');
+  return new Store(db, new SecretBox(opts.key));
+}

@@ -1,0 +1,50 @@
+import type { Db } from './db';
+
+/** Append-only: never edit a migration that has shipped; add a new one. */
+export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
+  {
+    id: 1,
+    name: 'org settings and case map',
+    sql: [
+      `CREATE TABLE org_settings (
+         org_id text PRIMARY KEY,
+         settings jsonb NOT NULL,
+         secrets jsonb NOT NULL,
+         webhook_token_hash text NOT NULL UNIQUE,
+         created_at timestamptz NOT NULL DEFAULT now(),
+         updated_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE TABLE case_sessions (
+         org_id text NOT NULL,
+         case_id uuid NOT NULL,
+         session_id text NOT NULL,
+         workflow_id text NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (org_id, case_id)
+       )`,
+      `CREATE UNIQUE INDEX case_sessions_session ON case_sessions (org_id, session_id)`,
+    ],
+  },
+];
+
+const LOCK_ID = 727_274_001;
+
+export async function migrate(db: Db): Promise<number[]> {
+  return db.transaction(async (tx) => {
+    // Serialises concurrent starts (api and worker processes) on one database.
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [LOCK_ID]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      id integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const done = new Set(
+      (await tx.query<{ id: number }>('SELECT id FROM schema_migrations')).map((r) => Number(r.id)),
+    );
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.id)) continue;
+      for (const stmt of m.sql) await tx.query(stmt);
+      await tx.query('INSERT INTO schema_migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+      applied.push(m.id);
+    }
+    return applied;
+  });
+}

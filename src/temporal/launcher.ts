@@ -1,0 +1,292 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, constants, mkdir } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Connection } from '@temporalio/client';
+import type { Logger } from '../logger';
+import { SEARCH_ATTRIBUTE_TYPES } from './search-attributes';
+
+/** The only Temporal CLI version that `go install` can build (later tags carry a replace directive). */
+export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+
+export interface TemporalServer {
+  address: string;
+  namespace: string;
+  /** Web UI, when this process started the dev server with one. */
+  uiUrl: string | undefined;
+  /** How the server was found: an existing address, a binary we started, or the SDK's download. */
+  source: 'address' | 'binary' | 'sdk-download';
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Use this running server (TEMPORAL_ADDRESS) instead of starting one. */
+  address?: string;
+  namespace?: string;
+  cliPath?: string;
+  /** Where a built CLI is cached (default <project>/.cache/temporal). */
+  cacheDir?: string;
+  /** SQLite file for the dev server; omitted → in memory. */
+  dbFile?: string;
+  port?: number;
+  /** Web UI port; omitted → headless. */
+  uiPort?: number;
+  extraArgs?: string[];
+  log: Logger;
+  readyTimeoutMs?: number;
+}
+
+export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const DEFAULT_CACHE_DIR = path.join(PROJECT_ROOT, '.cache', 'temporal');
+
+async function isExecutable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function onPath(name: string): Promise<string | undefined> {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (dir && (await isExecutable(path.join(dir, name)))) return path.join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * Finds the Temporal CLI: TEMPORAL_CLI_PATH, `temporal` on PATH, the project's cached build, or a
+ * fresh build with the local Go toolchain. `undefined` when none of these is possible.
+ */
+export async function resolveTemporalCli(opts: {
+  cliPath?: string;
+  cacheDir?: string;
+  log: Logger;
+  build?: boolean;
+}): Promise<string | undefined> {
+  if (opts.cliPath) {
+    if (await isExecutable(opts.cliPath)) return opts.cliPath;
+    throw new Error(`TEMPORAL_CLI_PATH=${opts.cliPath} is not an executable file`);
+  }
+  const found = await onPath('temporal');
+  if (found) return found;
+  const cacheDir = opts.cacheDir ?? DEFAULT_CACHE_DIR;
+  const cached = path.join(cacheDir, 'bin', 'temporal');
+  if (await isExecutable(cached)) return cached;
+  if (opts.build === false) return undefined;
+  const go =
+    (await onPath('go')) ??
+    ((await isExecutable('/usr/local/go/bin/go')) ? '/usr/local/go/bin/go' : undefined);
+  if (!go) return undefined;
+  await buildTemporalCli(go, cacheDir, opts.log);
+  return cached;
+}
+
+export async function buildTemporalCli(go: string, cacheDir: string, log: Logger): Promise<void> {
+  await mkdir(path.join(cacheDir, 'bin'), { recursive: true });
+  log.info(
+    { module: TEMPORAL_CLI_MODULE, into: path.join(cacheDir, 'bin') },
+    'building the Temporal CLI with Go (several minutes the first time, seconds once Go has cached it)',
+  );
+  const started = Date.now();
+  const child = spawn(go, ['install', '-v', TEMPORAL_CLI_MODULE], {
+    env: { ...process.env, GOBIN: path.join(cacheDir, 'bin'), GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let lines = 0;
+  const tail: string[] = [];
+  const progress = setInterval(() => {
+    log.info(
+      { packages: lines, seconds: Math.round((Date.now() - started) / 1000) },
+      'still building the Temporal CLI',
+    );
+  }, 15_000);
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      lines++;
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+    });
+  }
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearInterval(progress);
+  if (code !== 0) {
+    throw new Error(`go install ${TEMPORAL_CLI_MODULE} failed (exit ${code}):\n${tail.join('\n')}`);
+  }
+  log.info({ seconds: Math.round((Date.now() - started) / 1000) }, 'Temporal CLI built');
+}
+
+async function portInUse(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Waits until the frontend answers GetSystemInfo. */
+export async function waitForTemporal(
+  address: string,
+  timeoutMs: number,
+  exited?: () => string | undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    const why = exited?.();
+    if (why) throw new Error(why);
+    try {
+      const conn = await Connection.connect({ address, connectTimeout: 2_000 });
+      try {
+        await conn.workflowService.getSystemInfo({});
+        return;
+      } finally {
+        await conn.close();
+      }
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  throw new Error(`Temporal at ${address} was not ready after ${timeoutMs} ms: ${String(lastError)}`);
+}
+
+/**
+ * Brings up the Temporal server the service uses: the one at `address` if given; else the CLI dev
+ * server (SQLite file, Web UI, the bridge's search attributes); else the SDK's downloaded one.
+ */
+export async function startTemporal(opts: StartOptions): Promise<TemporalServer> {
+  const namespace = opts.namespace ?? 'default';
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
+  if (opts.address) {
+    await waitForTemporal(opts.address, readyTimeoutMs);
+    return {
+      address: opts.address,
+      namespace,
+      uiUrl: undefined,
+      source: 'address',
+      stop: () => Promise.resolve(),
+    };
+  }
+  const port = opts.port ?? (await freePort());
+  if (await portInUse(port)) {
+    throw new Error(
+      `port ${port} is already in use: another Temporal server? Set TEMPORAL_ADDRESS=127.0.0.1:${port} to use it, or TEMPORAL_PORT to start ours elsewhere`,
+    );
+  }
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+    '--dynamic-config-value',
+    'frontend.enableServerVersionCheck=false',
+    ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => [
+      '--search-attribute',
+      `${name}=${type}`,
+    ]),
+    ...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
+    ...(opts.extraArgs ?? []),
+  ];
+  if (opts.dbFile) {
+    await mkdir(path.dirname(opts.dbFile), { recursive: true });
+    args.push('--db-filename', opts.dbFile, '--sqlite-pragma', 'journal_mode=WAL');
+  }
+  const address = `127.0.0.1:${port}`;
+  const cli = await resolveTemporalCli({ cliPath: opts.cliPath, cacheDir: opts.cacheDir, log: opts.log });
+  if (!cli) return startWithSdkDownload(opts, port, namespace);
+
+  const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+      if (/"level":"(error|fatal)"/.test(line))
+        opts.log.warn({ temporal: line.slice(0, 2000) }, 'temporal dev server');
+    });
+  }
+  let exitCode: number | null | undefined;
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve();
+    }),
+  );
+  try {
+    await waitForTemporal(address, readyTimeoutMs, () =>
+      exitCode !== undefined ? `temporal dev server exited with ${exitCode}:\n${tail.join('\n')}` : undefined,
+    );
+  } catch (err) {
+    child.kill('SIGKILL');
+    throw err;
+  }
+  opts.log.info(
+    { address, cli, db: opts.dbFile ?? 'in-memory', ui: opts.uiPort ?? 'headless' },
+    'temporal dev server ready',
+  );
+  return {
+    address,
+    namespace,
+    uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : undefined,
+    source: 'binary',
+    async stop() {
+      if (exitCode !== undefined) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+async function startWithSdkDownload(
+  opts: StartOptions,
+  port: number,
+  namespace: string,
+): Promise<TemporalServer> {
+  opts.log.warn('no Temporal CLI and no Go toolchain: letting @temporalio/testing download the dev server');
+  const { TestWorkflowEnvironment } = await import('@temporalio/testing');
+  const { SEARCH_ATTRIBUTE_KEYS } = await import('./search-attributes');
+  const env = await TestWorkflowEnvironment.createLocal({
+    server: {
+      port,
+      namespace,
+      ...(opts.dbFile && { dbFilename: opts.dbFile }),
+      ...(opts.uiPort && { uiPort: opts.uiPort }),
+      searchAttributes: Object.values(SEARCH_ATTRIBUTE_KEYS),
+      extraArgs: opts.extraArgs,
+    },
+  });
+  return {
+    address: env.address,
+    namespace,
+    uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : undefined,
+    source: 'sdk-download',
+    stop: () => env.teardown(),
+  };
+}

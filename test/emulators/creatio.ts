@@ -1,0 +1,630 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { SCHEMAS, seedData, ZERO_GUID, type Column } from './creatio-schema';
+import { checkFilter, edmType, evalFilter, FilterError, parseFilter } from './odata-filter';
+
+/**
+ * An emulator of a Creatio instance and its Identity Service on one origin: OAuth 2.0 client
+ * credentials at /connect/token and OData 4 at /0/odata/, speaking the wire formats documented in
+ * reference/creatio-api.md. It is strict where the real API is (property names, GUID literals,
+ * zone-less dates, lookups that must exist, duplicate keys) and can inject faults.
+ */
+
+export type Permission = 'read' | 'create' | 'update' | 'delete';
+
+export interface EmulatorClient {
+  clientId: string;
+  clientSecret: string;
+  /** An authorization-code application cannot use the client credentials grant. */
+  grantType: 'client_credentials' | 'authorization_code';
+  active: boolean;
+  /** The "Access to OData" system operation (CanUseODataService). */
+  odataAccess: boolean;
+  /** Per entity set; everything is allowed when an entity set is not listed. */
+  denied: Partial<Record<string, Permission[]>>;
+}
+
+export interface CreatioFaults {
+  /** Fraction of OData requests answered with `errorStatus` before doing anything. */
+  errorRate: number;
+  errorStatus: 500 | 502 | 503;
+  /** Fraction of OData writes applied and then answered with 500 (outcome unknown to the caller). */
+  writeThenFailRate: number;
+  /** The next N OData requests are answered 429 with Retry-After. */
+  rateLimitBurst: number;
+  retryAfterSec: number;
+  latencyMs: number;
+  /** Whole-site outage: 503 HTML pages, or connections reset. */
+  outage: false | 'http503' | 'reset';
+  tokenLifetimeSec: number;
+}
+
+const DEFAULT_FAULTS: CreatioFaults = {
+  errorRate: 0,
+  errorStatus: 500,
+  writeThenFailRate: 0,
+  rateLimitBurst: 0,
+  retryAfterSec: 1,
+  latencyMs: 0,
+  outage: false,
+  tokenLifetimeSec: 3600,
+};
+
+export const SANDBOX_CLIENT = { clientId: 'sandbox-client', clientSecret: 'sandbox-secret-change-me' };
+
+type Row = Record<string, unknown> & { Id: string };
+
+const GUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ODATA_NS = 'Terrasoft.Configuration.OData';
+
+/** Deterministic PRNG so a fault test draws the same faults on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class ODataFailure extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly inner?: string,
+  ) {
+    super(message);
+  }
+}
+
+export class CreatioEmulator extends EventEmitter {
+  readonly clients = new Map<string, EmulatorClient>();
+  readonly tables = new Map<string, Map<string, Row>>();
+  faults: CreatioFaults = { ...DEFAULT_FAULTS };
+  /** Requests counted per "METHOD Set" (e.g. "POST Activity") plus "token". */
+  readonly calls = new Map<string, number>();
+  private readonly tokens = new Map<string, { clientId: string; expiresAt: number }>();
+  private caseNumber = 0;
+  private random = prng(42);
+  private server: http.Server | undefined;
+  url = '';
+
+  constructor() {
+    super();
+    this.reset();
+  }
+
+  /** Back to seed data, default faults and no clients but the sandbox one. */
+  reset(): void {
+    this.tables.clear();
+    for (const [set, rows] of Object.entries(seedData())) {
+      const table = new Map<string, Row>();
+      for (const r of rows) table.set(String(r.Id), this.withDefaults(set, r as Row));
+      this.tables.set(set, table);
+    }
+    this.clients.clear();
+    this.addClient(SANDBOX_CLIENT);
+    this.faults = { ...DEFAULT_FAULTS };
+    this.calls.clear();
+    this.tokens.clear();
+    this.random = prng(42);
+  }
+
+  addClient(c: Partial<EmulatorClient> & { clientId: string; clientSecret: string }): EmulatorClient {
+    const client: EmulatorClient = {
+      grantType: 'client_credentials',
+      active: true,
+      odataAccess: true,
+      denied: {},
+      ...c,
+    };
+    this.clients.set(client.clientId, client);
+    return client;
+  }
+
+  setFaults(f: Partial<CreatioFaults>): void {
+    this.faults = { ...this.faults, ...f };
+  }
+
+  /** Expires every token at once (as a token lifetime change or an IS restart would). */
+  revokeTokens(): void {
+    this.tokens.clear();
+  }
+
+  rows(set: string): Row[] {
+    return [...(this.tables.get(set)?.values() ?? [])];
+  }
+
+  count(key: string): number {
+    return this.calls.get(key) ?? 0;
+  }
+
+  odataCalls(): number {
+    let n = 0;
+    for (const [k, v] of this.calls) if (k !== 'token') n += v;
+    return n;
+  }
+
+  /** Inserts a record as a Creatio user would (e.g. an agent adding an email to a case). */
+  insert(set: string, values: Record<string, unknown>): Row {
+    const row = this.withDefaults(set, { Id: randomUUID(), ...values });
+    this.tables.get(set)!.set(row.Id, row);
+    this.emit('added', set, row);
+    return row;
+  }
+
+  modify(set: string, id: string, values: Record<string, unknown>): Row {
+    const row = this.tables.get(set)?.get(id);
+    if (!row) throw new Error(`${set}(${id}) does not exist`);
+    Object.assign(row, values, { ModifiedOn: new Date().toISOString() });
+    this.emit('modified', set, row, Object.keys(values));
+    return row;
+  }
+
+  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    this.server = http.createServer((req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        if (!res.headersSent) this.json(res, 500, { error: { code: '', message: String(err) } });
+        else res.destroy();
+      });
+    });
+    this.server.keepAliveTimeout = 5_000;
+    await new Promise<void>((resolve) => this.server!.listen(port, host, resolve));
+    const addr = this.server.address() as AddressInfo;
+    this.url = `http://${host}:${addr.port}`;
+    return this.url;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    this.server = undefined;
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const body = await readBody(req);
+    const url = new URL(req.url ?? '/', 'http://emulator');
+    const f = this.faults;
+    if (f.latencyMs > 0) await new Promise((r) => setTimeout(r, f.latencyMs));
+    if (f.outage === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (f.outage === 'http503') {
+      this.html(res, 503, 'Service Unavailable', 'The service is temporarily unavailable.');
+      return;
+    }
+    if (url.pathname === '/connect/token') return this.token(req, res, body);
+    if (url.pathname === '/.well-known/openid-configuration') {
+      this.json(res, 200, {
+        issuer: 'creatio.com',
+        token_endpoint: `${this.url}/connect/token`,
+        grant_types_supported: ['authorization_code', 'client_credentials', 'refresh_token'],
+        token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
+      });
+      return;
+    }
+    if (url.pathname.startsWith('/0/odata')) return this.odata(req, res, url, body);
+    this.html(
+      res,
+      404,
+      '404 - File or directory not found.',
+      'The resource you are looking for has been removed.',
+    );
+  }
+
+  private token(req: IncomingMessage, res: ServerResponse, body: string): void {
+    this.bump('token');
+    const ct = req.headers['content-type'] ?? '';
+    if (req.method !== 'POST' || !ct.startsWith('application/x-www-form-urlencoded')) {
+      this.json(res, 400, { error: 'invalid_request' });
+      return;
+    }
+    const form = new URLSearchParams(body);
+    const grant = form.get('grant_type');
+    if (grant !== 'client_credentials' && grant !== 'authorization_code') {
+      this.json(res, 400, { error: 'unsupported_grant_type' });
+      return;
+    }
+    const client = this.clients.get(form.get('client_id') ?? '');
+    if (!client || !client.active || client.clientSecret !== form.get('client_secret')) {
+      this.json(res, 400, { error: 'invalid_client' });
+      return;
+    }
+    if (client.grantType !== grant) {
+      this.json(res, 400, { error: 'unauthorized_client' });
+      return;
+    }
+    const token = `emu.${randomBytes(24).toString('base64url')}`;
+    const lifetime = this.faults.tokenLifetimeSec;
+    this.tokens.set(token, { clientId: client.clientId, expiresAt: Date.now() + lifetime * 1000 });
+    res.setHeader('cache-control', 'no-store, no-cache, max-age=0');
+    this.json(res, 200, {
+      access_token: token,
+      expires_in: lifetime,
+      token_type: 'Bearer',
+      scope: `ApplicationAccess_${client.clientId.replace(/[^0-9a-z]/gi, '').slice(0, 32)}`,
+    });
+  }
+
+  private async odata(req: IncomingMessage, res: ServerResponse, url: URL, body: string): Promise<void> {
+    const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const session = auth ? this.tokens.get(auth) : undefined;
+    if (!session || session.expiresAt <= Date.now()) {
+      if (auth) this.tokens.delete(auth);
+      res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"', 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const client = this.clients.get(session.clientId)!;
+    const rest = decodeURIComponent(url.pathname.slice('/0/odata'.length).replace(/^\//, ''));
+    const m = /^([A-Za-z]\w*)(?:\(([^)]*)\))?$/.exec(rest);
+    const set = m?.[1];
+    this.bump(`${req.method} ${rest === '$metadata' ? '$metadata' : (set ?? rest)}`);
+
+    const f = this.faults;
+    if (f.rateLimitBurst > 0) {
+      f.rateLimitBurst--;
+      res.writeHead(429, { 'retry-after': String(f.retryAfterSec), 'content-type': 'text/plain' });
+      res.end('Too Many Requests');
+      return;
+    }
+    if (f.errorRate > 0 && this.random() < f.errorRate) {
+      if (f.errorStatus === 500)
+        this.odataError(res, new ODataFailure(500, 'An error has occurred.', 'Injected fault'));
+      else
+        this.html(
+          res,
+          f.errorStatus,
+          `${f.errorStatus} - Bad Gateway`,
+          'The server is temporarily unavailable.',
+        );
+      return;
+    }
+    if (!client.odataAccess) {
+      this.odataError(
+        res,
+        new ODataFailure(403, 'Current user does not have sufficient permissions to use OData'),
+      );
+      return;
+    }
+    try {
+      if (rest === '$metadata') {
+        res.writeHead(200, { 'content-type': 'application/xml', 'odata-version': '4.0' });
+        res.end(this.metadataXml());
+        return;
+      }
+      if (rest === '') {
+        this.json(res, 200, {
+          '@odata.context': `${this.url}/0/odata/$metadata`,
+          value: Object.keys(SCHEMAS).map((name) => ({ name, kind: 'EntitySet', url: name })),
+        });
+        return;
+      }
+      if (!set || !SCHEMAS[set]) {
+        this.json(res, 404, {
+          Message: `No HTTP resource was found that matches the request URI '${this.url}/0/odata/${rest}'.`,
+          MessageDetail: `No type was found that matches the controller named '${set ?? rest}'.`,
+        });
+        return;
+      }
+      const key = m?.[2];
+      if (key !== undefined && !GUID_RE.test(key)) {
+        throw new ODataFailure(400, `The key value '${key}' is not a valid Edm.Guid literal.`);
+      }
+      const allowed = (p: Permission) => !(client.denied[set] ?? []).includes(p);
+      switch (req.method) {
+        case 'GET':
+          return key
+            ? this.getOne(res, set, key, url, allowed('read'))
+            : this.getMany(res, set, url, allowed('read'));
+        case 'POST':
+          if (key) throw new ODataFailure(400, 'The request is invalid.');
+          if (!allowed('create')) throw this.denied(set, 'add');
+          return this.create(res, set, body);
+        case 'PATCH':
+          if (!key) throw new ODataFailure(400, 'The request is invalid.');
+          if (!allowed('update')) throw this.denied(set, 'edit');
+          return this.patch(res, set, key.toLowerCase(), body, allowed('read'));
+        case 'DELETE':
+          if (!key) throw new ODataFailure(400, 'The request is invalid.');
+          if (!allowed('delete')) throw this.denied(set, 'delete');
+          return this.remove(res, set, key.toLowerCase(), allowed('read'));
+        default:
+          throw new ODataFailure(405, `The requested resource does not support http method '${req.method}'.`);
+      }
+    } catch (err) {
+      if (err instanceof ODataFailure) this.odataError(res, err);
+      else if (err instanceof FilterError)
+        this.odataError(res, new ODataFailure(400, err.message, err.message));
+      else throw err;
+    }
+  }
+
+  private denied(set: string, op: string): ODataFailure {
+    return new ODataFailure(403, `Insufficient permissions to ${op} records in the "${set}" object.`);
+  }
+
+  private getOne(res: ServerResponse, set: string, key: string, url: URL, canRead: boolean): void {
+    const row = canRead ? this.tables.get(set)!.get(key.toLowerCase()) : undefined;
+    if (!row) {
+      res.writeHead(404, { 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const select = this.select(set, url.searchParams.get('$select'));
+    this.json(res, 200, {
+      '@odata.context': `${this.url}/0/odata/$metadata#${set}/$entity`,
+      ...project(row, select),
+    });
+  }
+
+  private getMany(res: ServerResponse, set: string, url: URL, canRead: boolean): void {
+    const schema = SCHEMAS[set]!;
+    const select = this.select(set, url.searchParams.get('$select'));
+    let rows = canRead ? [...this.tables.get(set)!.values()] : [];
+    const filter = url.searchParams.get('$filter');
+    if (filter) {
+      const tree = parseFilter(filter);
+      checkFilter(tree, schema, set);
+      rows = rows.filter((r) => evalFilter(tree, r, schema));
+    }
+    const orderby = url.searchParams.get('$orderby');
+    if (orderby) {
+      const keys = orderby.split(',').map((part) => {
+        const [prop = '', dir = 'asc'] = part.trim().split(/\s+/);
+        if (!schema[prop])
+          throw new FilterError(`Could not find a property named '${prop}' on type '${ODATA_NS}.${set}'.`);
+        return { prop, sign: dir.toLowerCase() === 'desc' ? -1 : 1, date: schema[prop].type === 'datetime' };
+      });
+      rows.sort((a, b) => {
+        for (const k of keys) {
+          const av = k.date ? Date.parse(String(a[k.prop])) : (a[k.prop] as string | number);
+          const bv = k.date ? Date.parse(String(b[k.prop])) : (b[k.prop] as string | number);
+          if (av !== bv) return (av < bv ? -1 : 1) * k.sign;
+        }
+        return 0;
+      });
+    }
+    const total = rows.length;
+    const skip = Number(url.searchParams.get('$skip') ?? 0);
+    const top = Math.min(Number(url.searchParams.get('$top') ?? 20_000), 20_000);
+    rows = rows.slice(skip, skip + top);
+    this.json(res, 200, {
+      '@odata.context': `${this.url}/0/odata/$metadata#${set}`,
+      ...(url.searchParams.get('$count') === 'true' && { '@odata.count': total }),
+      value: rows.map((r) => project(r, select)),
+    });
+  }
+
+  private create(res: ServerResponse, set: string, body: string): void {
+    const values = this.parseBody(set, body);
+    const id = values.Id === undefined ? randomUUID() : (values.Id as string).toLowerCase();
+    const table = this.tables.get(set)!;
+    if (table.has(id)) {
+      throw new ODataFailure(
+        500,
+        'An error has occurred.',
+        `23505: duplicate key value violates unique constraint "PK${set}Id"`,
+      );
+    }
+    const row = this.withDefaults(set, { ...values, Id: id });
+    table.set(id, row);
+    this.emit('added', set, row);
+    if (this.faults.writeThenFailRate > 0 && this.random() < this.faults.writeThenFailRate) {
+      throw new ODataFailure(500, 'An error has occurred.', 'Injected fault after commit');
+    }
+    const location = `${this.url}/0/odata/${set}(${id})`;
+    res.setHeader('location', location);
+    this.json(res, 201, { '@odata.context': `${this.url}/0/odata/$metadata#${set}/$entity`, ...row });
+  }
+
+  private patch(res: ServerResponse, set: string, id: string, body: string, canRead: boolean): void {
+    const row = this.tables.get(set)!.get(id);
+    if (!row || !canRead) {
+      res.writeHead(404, { 'content-length': '0' });
+      res.end();
+      return;
+    }
+    const values = this.parseBody(set, body);
+    if ('Id' in values && String(values.Id).toLowerCase() !== id) {
+      throw new ODataFailure(400, 'The request is invalid.', 'The key cannot be changed.');
+    }
+    Object.assign(row, values, { ModifiedOn: new Date().toISOString() });
+    this.emit('modified', set, row, Object.keys(values));
+    if (this.faults.writeThenFailRate > 0 && this.random() < this.faults.writeThenFailRate) {
+      throw new ODataFailure(500, 'An error has occurred.', 'Injected fault after commit');
+    }
+    res.writeHead(204, { 'odata-version': '4.0' });
+    res.end();
+  }
+
+  private remove(res: ServerResponse, set: string, id: string, canRead: boolean): void {
+    if (!canRead || !this.tables.get(set)!.delete(id)) {
+      res.writeHead(404, { 'content-length': '0' });
+      res.end();
+      return;
+    }
+    this.emit('deleted', set, id);
+    res.writeHead(204, { 'odata-version': '4.0' });
+    res.end();
+  }
+
+  /** Validates a POST/PATCH body as Creatio does: known properties, typed values, existing lookups. */
+  private parseBody(set: string, body: string): Record<string, unknown> {
+    let values: unknown;
+    try {
+      values = JSON.parse(body);
+    } catch {
+      throw new ODataFailure(400, 'The request is invalid.', 'item : The body is not valid JSON.');
+    }
+    if (!values || typeof values !== 'object' || Array.isArray(values)) {
+      throw new ODataFailure(400, 'The request is invalid.', 'item : An object was expected.');
+    }
+    const schema = SCHEMAS[set]!;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(values as Record<string, unknown>)) {
+      const col = schema[k];
+      if (!col) {
+        throw new ODataFailure(
+          400,
+          'The request is invalid.',
+          `item : The property '${k}' does not exist on type '${ODATA_NS}.${set}'. Make sure to only use property names that are defined by the type.`,
+        );
+      }
+      out[k] = this.coerce(set, k, col, v);
+    }
+    return out;
+  }
+
+  private coerce(set: string, name: string, col: Column, v: unknown): unknown {
+    const invalid = (why: string) =>
+      new ODataFailure(400, 'The request is invalid.', `item : ${name}: ${why}`);
+    if (v === null) {
+      if (typeof col.type === 'object') return ZERO_GUID;
+      return null;
+    }
+    if (typeof col.type === 'object' || col.type === 'guid') {
+      if (typeof v !== 'string' || !GUID_RE.test(v)) throw invalid('not a valid Edm.Guid');
+      const id = v.toLowerCase();
+      if (typeof col.type === 'object' && id !== ZERO_GUID) {
+        const target = this.tables.get(col.type.lookup);
+        if (target && !target.has(id)) {
+          throw new ODataFailure(
+            500,
+            'An error has occurred.',
+            `23503: insert or update on table "${set}" violates foreign key constraint "FK${set}${name}"`,
+          );
+        }
+      }
+      return id;
+    }
+    switch (col.type) {
+      case 'datetime':
+        if (typeof v !== 'string' || !/T.*(Z|[+-]\d{2}:\d{2})$/.test(v) || Number.isNaN(Date.parse(v))) {
+          throw invalid('not a DateTimeOffset with a time zone');
+        }
+        return new Date(v).toISOString();
+      case 'bool':
+        if (typeof v !== 'boolean') throw invalid('not an Edm.Boolean');
+        return v;
+      case 'int':
+        if (typeof v !== 'number' || !Number.isInteger(v)) throw invalid('not an Edm.Int32');
+        return v;
+      default:
+        if (typeof v !== 'string') throw invalid('not an Edm.String');
+        if (col.maxLength && v.length > col.maxLength) {
+          throw new ODataFailure(
+            500,
+            'An error has occurred.',
+            `22001: value too long for type character varying(${col.maxLength})`,
+          );
+        }
+        return v;
+    }
+  }
+
+  private withDefaults(set: string, row: Row): Row {
+    const schema = SCHEMAS[set]!;
+    const out: Row = { Id: String(row.Id).toLowerCase() };
+    for (const [name, col] of Object.entries(schema)) {
+      if (name === 'Id') continue;
+      out[name] = row[name] !== undefined ? row[name] : col.default ? col.default() : null;
+    }
+    if (set === 'Case' && !row.Number) out.Number = `SR${String(++this.caseNumber).padStart(8, '0')}`;
+    if (set === 'Case' && (!row.RegisteredOn || row.RegisteredOn === '0001-01-01T00:00:00Z')) {
+      out.RegisteredOn = new Date().toISOString();
+    }
+    return out;
+  }
+
+  private select(set: string, param: string | null): string[] | undefined {
+    if (!param) return undefined;
+    const names = param.split(',').map((s) => s.trim());
+    for (const n of names) {
+      if (!SCHEMAS[set]![n]) {
+        throw new FilterError(
+          `The query specified in the URI is not valid. Could not find a property named '${n}' on type '${ODATA_NS}.${set}'.`,
+        );
+      }
+    }
+    return names;
+  }
+
+  private metadataXml(): string {
+    const types = Object.entries(SCHEMAS).map(([set, schema]) => {
+      const props = Object.entries(schema).map(([name, col]) => {
+        const len = col.maxLength ? ` MaxLength="${col.maxLength}"` : '';
+        return `<Property Name="${name}" Type="${edmType(col)}"${name === 'Id' ? ' Nullable="false"' : ''}${len} />`;
+      });
+      const navs = Object.entries(schema)
+        .filter(([, col]) => typeof col.type === 'object')
+        .map(([name, col]) => {
+          const nav = name.replace(/Id$/, '');
+          const target = (col.type as { lookup: string }).lookup;
+          return `<NavigationProperty Name="${nav}" Type="${ODATA_NS}.${target}"><ReferentialConstraint Property="${name}" ReferencedProperty="Id" /></NavigationProperty>`;
+        });
+      return `<EntityType Name="${set}" BaseType="${ODATA_NS}.BaseEntity"><Key><PropertyRef Name="Id" /></Key>${props.join('')}${navs.join('')}</EntityType>`;
+    });
+    const sets = Object.keys(SCHEMAS).map((s) => `<EntitySet Name="${s}" EntityType="${ODATA_NS}.${s}" />`);
+    return `<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="${ODATA_NS}" xmlns="http://docs.oasis-open.org/odata/ns/edm"><EntityType Name="BaseEntity" Abstract="true" />${types.join('')}<EntityContainer Name="Default">${sets.join('')}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`;
+  }
+
+  private bump(key: string): void {
+    this.calls.set(key, (this.calls.get(key) ?? 0) + 1);
+  }
+
+  private json(res: ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json; odata.metadata=minimal; charset=utf-8',
+      'odata-version': '4.0',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  }
+
+  private html(res: ServerResponse, status: number, title: string, text: string): void {
+    res.writeHead(status, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(
+      `<!DOCTYPE html><html><head><title>${title}</title></head><body><h1>${title}</h1><p>${text}</p></body></html>`,
+    );
+  }
+
+  private odataError(res: ServerResponse, e: ODataFailure): void {
+    this.json(res, e.status, {
+      error: {
+        code: '',
+        message: e.message,
+        innererror: { message: e.inner ?? e.message, type: '', stacktrace: '' },
+      },
+    });
+  }
+}
+
+function project(row: Row, select: string[] | undefined): Record<string, unknown> {
+  if (!select) return { ...row };
+  return Object.fromEntries(select.map((k) => [k, row[k]]));
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+export async function startCreatioEmulator(port = 0): Promise<CreatioEmulator> {
+  const emu = new CreatioEmulator();
+  await emu.listen(port);
+  return emu;
+}

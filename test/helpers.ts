@@ -1,0 +1,109 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import http from 'node:http';
+import { Writable } from 'node:stream';
+import { Metrics } from '../src/api/metrics';
+import { createApp, type AppDeps } from '../src/api/app';
+import { createLogger, type Logger } from '../src/logger';
+import { openStore, type Store } from '../src/store';
+import { SANDBOX_CLIENT, type CreatioEmulator } from './emulators/creatio';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+/** A logger whose every line is kept, to assert what reaches the logs (and what never does). */
+export function capturingLogger(level = 'debug'): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(chunk.toString('utf8'));
+      cb();
+    },
+  });
+  return { log: createLogger(level, stream), lines };
+}
+
+export function testDatabaseUrl(): string {
+  return process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+}
+
+export async function openTestStore(log: Logger, kind: 'postgres' | 'pglite' = 'postgres'): Promise<Store> {
+  return openStore({
+    databaseUrl: kind === 'postgres' ? testDatabaseUrl() : undefined,
+    dataDir: undefined,
+    key: randomBytes(32),
+    log,
+  });
+}
+
+export function uniqueOrg(prefix = 'org'): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export interface RunningApi {
+  url: string;
+  close(): Promise<void>;
+  request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; text: string }>;
+}
+
+export async function startApi(
+  deps: Omit<AppDeps, 'metrics' | 'config' | 'readiness'> & Partial<AppDeps>,
+): Promise<RunningApi> {
+  const app = createApp({
+    metrics: new Metrics(),
+    readiness: async () => ({ ready: true, checks: {} }),
+    ...deps,
+    config: {
+      publicBaseUrl: 'https://bridge.example.com',
+      adminApiToken: ADMIN_TOKEN,
+      creatioRequestTimeoutMs: 3_000,
+      ...deps.config,
+    },
+  });
+  const server = http.createServer(app);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    async request(method, path, body, headers = {}) {
+      const res = await fetch(url + path, {
+        method,
+        headers: {
+          authorization: `Bearer ${ADMIN_TOKEN}`,
+          ...(body !== undefined && { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, body: parsed, text };
+    },
+  };
+}
+
+/** Settings that pass Test & Save against the emulator. */
+export function validSettings(
+  emu: CreatioEmulator,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    instanceUrl: emu.url,
+    clientId: SANDBOX_CLIENT.clientId,
+    clientSecret: SANDBOX_CLIENT.clientSecret,
+    ...overrides,
+  };
+}
