@@ -7,6 +7,11 @@ const bool = z
 
 const port = z.coerce.number().int().min(1).max(65535);
 
+/** A Temporal duration: a number and a unit, e.g. 90s, 15m, 24h, 7d. */
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a number and a unit: ms, s, m, h or d (e.g. 24h)');
+
 /** Every environment variable the service reads. `.env.example` documents each one. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -38,6 +43,14 @@ const envSchema = z.object({
   SANDBOX: z.enum(['auto', 'on', 'off']).default('auto'),
   SANDBOX_PORT: port.default(8300),
   CREATIO_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
+  CREATIO_RETRY_FOR: duration.default('24h'),
+  CREATIO_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
+  CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
+  PARKED_STEP_RETRY_EVERY: duration.default('1h'),
+  OPENCX_SESSION_URL_TEMPLATE: z
+    .string()
+    .regex(/^https?:\/\/\S*\{sessionId\}/, 'must be an http(s) URL containing {sessionId}')
+    .default('https://platform.open.cx/inbox/{sessionId}'),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -65,6 +78,11 @@ export interface Config {
   sandbox: boolean;
   sandboxPort: number;
   creatioRequestTimeoutMs: number;
+  creatioRetryFor: string;
+  creatioActivitiesPerSecond: number;
+  conversationIdleTimeout: string;
+  parkedStepRetryEvery: string;
+  opencxSessionUrlTemplate: string;
 }
 
 export class ConfigError extends Error {
@@ -125,6 +143,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sandbox: e.SANDBOX === 'on' || (e.SANDBOX === 'auto' && e.NODE_ENV !== 'production'),
     sandboxPort: e.SANDBOX_PORT,
     creatioRequestTimeoutMs: e.CREATIO_REQUEST_TIMEOUT_MS,
+    creatioRetryFor: e.CREATIO_RETRY_FOR,
+    creatioActivitiesPerSecond: e.CREATIO_ACTIVITIES_PER_SECOND,
+    conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
+    parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
+    opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,
   };
 }
 

@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
 import { createApp, type Readiness } from './api/app';
 import { Metrics } from './api/metrics';
 import { ConfigError, loadConfig, type Config } from './config';
@@ -9,6 +10,8 @@ import { randomToken } from './crypto';
 import { createLogger, type Logger } from './logger';
 import { openStore, resolveEncryptionKey } from './store';
 import { startTemporal } from './temporal/launcher';
+import { BridgeWorkers, installRuntime } from './worker';
+import type { ConversationOptions } from './workflows/conversation';
 
 /** Closers run in reverse order of registration, each at most once. */
 class Shutdown {
@@ -99,6 +102,38 @@ async function main(): Promise<void> {
     shutdown.add('temporal client', () => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace });
 
+    let workers: BridgeWorkers | undefined;
+    if (config.runWorker) {
+      installRuntime(log);
+      const native = await NativeConnection.connect({ address: temporal.address });
+      shutdown.add('worker connection', () => native.close());
+      workers = new BridgeWorkers({
+        connection: native,
+        namespace: config.temporal.namespace,
+        taskQueue: config.temporal.taskQueue,
+        store,
+        log,
+        activityDeps: {
+          creatioTimeoutMs: config.creatioRequestTimeoutMs,
+          opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
+        },
+        creatioActivitiesPerSecond: config.creatioActivitiesPerSecond,
+        orgRefreshMs: 10_000,
+      });
+      await workers.start();
+      const w = workers;
+      shutdown.add('workers (drained)', () => w.shutdown());
+      log.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
+    }
+
+    const conversationOptions: ConversationOptions = {
+      taskQueue: config.temporal.taskQueue,
+      creatioRetryFor: config.creatioRetryFor as ConversationOptions['creatioRetryFor'],
+      parkedRetryEvery: config.parkedStepRetryEvery as ConversationOptions['parkedRetryEvery'],
+      maxHistoryEvents: 8_000,
+      idleTimeout: config.conversationIdleTimeout as ConversationOptions['idleTimeout'],
+    };
+
     const readiness = async (): Promise<Readiness> => {
       const checks: Readiness['checks'] = {};
       const probe = async (name: string, fn: () => Promise<unknown>) => {
@@ -112,6 +147,11 @@ async function main(): Promise<void> {
       await Promise.all([
         probe('temporal', () => client.workflowService.getSystemInfo({})),
         probe('store', () => store.ping()),
+        probe('worker', () =>
+          !workers || workers.state === 'RUNNING'
+            ? Promise.resolve()
+            : Promise.reject(new Error(`worker is ${workers.state}`)),
+        ),
       ]);
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };
@@ -123,6 +163,7 @@ async function main(): Promise<void> {
         log,
         metrics: new Metrics(),
         readiness,
+        conversations: { client, taskQueue: config.temporal.taskQueue, options: conversationOptions },
       });
       const server = http.createServer(app);
       await new Promise<void>((resolve, reject) => {

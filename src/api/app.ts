@@ -6,9 +6,13 @@ import { secretEquals } from '../crypto';
 import { ApiError } from '../errors';
 import { redactUrl, type Logger } from '../logger';
 import type { TestOptions } from '../settings/test-and-save';
+import type { Client } from '@temporalio/client';
+import type { ConversationOptions } from '../workflows/conversation';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from './metrics';
+import { opencxWebhookRouter } from './opencx-webhook';
+import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
 
 export interface Readiness {
@@ -23,6 +27,8 @@ export interface AppDeps {
   metrics: Metrics;
   readiness: () => Promise<Readiness>;
   testOptions?: Partial<TestOptions>;
+  /** Temporal client and the options new conversations start with; absent → conversation routes answer 503. */
+  conversations?: { client: Client; taskQueue: string; options: ConversationOptions };
 }
 
 function adminAuth(token: string | undefined): RequestHandler {
@@ -86,8 +92,10 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('text/plain; version=0.0.4').send(deps.metrics.render());
   });
 
+  app.use(opencxWebhookRouter(deps));
   app.use('/v1', adminAuth(deps.config.adminApiToken), express.json({ limit: '1mb' }));
   app.use(settingsRouter(deps));
+  app.use(sessionsRouter(deps));
 
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);

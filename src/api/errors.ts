@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { ApiError } from '../errors';
 
 /** Parses with a zod schema; the first problem becomes a 400 that names the field. */
-export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+export function parseBody<S extends z.ZodType>(schema: S, body: unknown, prefix = ''): z.infer<S> {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new ApiError(400, 'invalid_body', 'The request body must be a JSON object', {
       fix: 'Send Content-Type: application/json with a JSON object',
@@ -13,7 +13,7 @@ export function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.infe
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues;
   const first = issues[0]!;
-  let field = first.path.join('.');
+  let field = [prefix, ...first.path].filter((p) => p !== '').join('.');
   let code = 'invalid_field';
   let message = `${field}: ${first.message}`;
   if (first.code === 'unrecognized_keys') {

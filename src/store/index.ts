@@ -62,6 +62,11 @@ export class Store {
     return row && this.unseal(row.org_id, row.settings, row.secrets, row.updated_at);
   }
 
+  async listOrgIds(): Promise<string[]> {
+    const rows = await this.db.query<{ org_id: string }>('SELECT org_id FROM org_settings ORDER BY org_id');
+    return rows.map((r) => r.org_id);
+  }
+
   async findOrgByWebhookToken(token: string): Promise<string | undefined> {
     const rows = await this.db.query<{ org_id: string }>(
       'SELECT org_id FROM org_settings WHERE webhook_token_hash = $1',
@@ -107,6 +112,30 @@ export class Store {
       [orgId, this.box.seal(token, `${orgId}:webhookToken`), sha256Hex(token)],
     );
     return rows.length > 0 ? token : undefined;
+  }
+
+  /**
+   * Records a webhook delivery id; false when it was seen before (a redelivery). Ids older than
+   * a week are forgotten, well past any sender's retry window.
+   */
+  async claimDelivery(orgId: string, source: string, deliveryId: string): Promise<boolean> {
+    const rows = await this.db.query(
+      `INSERT INTO webhook_deliveries (org_id, source, delivery_id) VALUES ($1, $2, $3)
+       ON CONFLICT DO NOTHING RETURNING delivery_id`,
+      [orgId, source, deliveryId],
+    );
+    if (Math.random() < 0.001) {
+      await this.db.query(`DELETE FROM webhook_deliveries WHERE received_at < now() - interval '7 days'`);
+    }
+    return rows.length > 0;
+  }
+
+  /** Forgets a delivery whose processing failed, so that the sender's retry is accepted. */
+  async releaseDelivery(orgId: string, source: string, deliveryId: string): Promise<void> {
+    await this.db.query(
+      'DELETE FROM webhook_deliveries WHERE org_id = $1 AND source = $2 AND delivery_id = $3',
+      [orgId, source, deliveryId],
+    );
   }
 
   async putCaseSession(m: CaseSession): Promise<void> {

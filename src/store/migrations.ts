@@ -25,6 +25,20 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
       `CREATE UNIQUE INDEX case_sessions_session ON case_sessions (org_id, session_id)`,
     ],
   },
+  {
+    id: 2,
+    name: 'webhook deliveries seen',
+    sql: [
+      `CREATE TABLE webhook_deliveries (
+         org_id text NOT NULL,
+         source text NOT NULL,
+         delivery_id text NOT NULL,
+         received_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (org_id, source, delivery_id)
+       )`,
+      `CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at)`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -1,0 +1,39 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { CreatioError } from '../creatio/errors';
+
+/** An organization that has no (or no longer any) settings: retrying cannot fix it. */
+export class OrgNotConnectedError extends Error {
+  constructor(orgId: string) {
+    super(`Organization ${orgId} has no Creatio integration`);
+    this.name = 'OrgNotConnectedError';
+  }
+}
+
+/**
+ * Turns a typed client error into the ApplicationFailure Temporal acts on: the type names the
+ * cause (and is matched by the retry policies), non-retryable kinds stop retrying at once, and a
+ * Retry-After becomes the delay before the next attempt.
+ */
+export function toFailure(err: unknown): unknown {
+  if (err instanceof CreatioError) {
+    return ApplicationFailure.create({
+      type: err.name,
+      message: err.message,
+      nonRetryable: !err.retryable,
+      ...(err.retryAfterMs !== undefined && { nextRetryDelay: Math.max(err.retryAfterMs, 100) }),
+      details: [{ kind: err.kind, status: err.status ?? null, entity: err.entity ?? null }],
+    });
+  }
+  if (err instanceof OrgNotConnectedError) {
+    return ApplicationFailure.create({ type: err.name, message: err.message, nonRetryable: true });
+  }
+  return err;
+}
+
+export async function withFailures<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toFailure(err);
+  }
+}

@@ -1,0 +1,295 @@
+import { Context } from '@temporalio/activity';
+import { CreatioClient, identityServiceUrlFor, odataString, type Entity } from '../creatio/client';
+import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
+import type { OrgSettings } from '../settings/schema';
+import type { Store } from '../store';
+import { conversationWorkflowId, type Attachment, type Author, type Contact } from '../workflows/messages';
+import { withFailures, OrgNotConnectedError } from './failures';
+import {
+  BRIDGE_MARKER,
+  caseSubject,
+  handoffDescription,
+  messageBody,
+  messageTitle,
+  sessionLinkBody,
+} from './format';
+
+export interface ActivityDeps {
+  store: Store;
+  creatioTimeoutMs: number;
+  /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
+  opencxSessionUrlTemplate: string;
+  onCreatioRequest?: (orgId: string) => void;
+}
+
+/** What the workflow needs to know of the settings at each step (no secrets). */
+export interface ConversationSettings {
+  createCaseOnlyOnHandoff: boolean;
+}
+
+export type LogEntry =
+  | { kind: 'session_link'; contact: Contact; channel: string; timestamp: string }
+  | {
+      kind: 'message';
+      messageId: string;
+      author: Author;
+      text: string;
+      attachments: Attachment[];
+      agentName?: string;
+      timestamp: string;
+    }
+  | {
+      kind: 'handoff_note';
+      reason: string;
+      summary: string;
+      language: string;
+      sentiment: string;
+      timestamp: string;
+    }
+  | { kind: 'note'; key: string; title: string; text: string; timestamp: string };
+
+export interface EnsureCaseInput {
+  orgId: string;
+  sessionId: string;
+  contact: Contact;
+  channel: string;
+  description: string;
+  registeredOn: string;
+}
+
+/** Out-of-the-box lookup ids, used when a tenant's lookup cannot be found by name. */
+const DEFAULT_IDS = {
+  activityTypeTask: 'fbe0acdc-cfc0-df11-b00f-001d60e938c6',
+  activityCategoryToDo: 'f51c4643-58e6-df11-971b-001d60e938c6',
+  activityStatusCompleted: '4bdbb88f-58e6-df11-971b-001d60e938c6',
+};
+
+const isRetry = () => Context.current().info.attempt > 1;
+
+/**
+ * The bridge's side effects, built with their dependencies (the worker wires real ones). Every
+ * Creatio write uses a deterministic id; on a retry it first reads that id, so a write whose first
+ * attempt did land (but whose answer was lost) is never made twice.
+ */
+export function createActivities(deps: ActivityDeps) {
+  const clients = new Map<
+    string,
+    { version: string; client: CreatioClient; lookups: Map<string, Promise<string | undefined>> }
+  >();
+
+  async function org(orgId: string): Promise<{
+    settings: OrgSettings;
+    client: CreatioClient;
+    lookup: (set: string, name: string) => Promise<string | undefined>;
+  }> {
+    const stored = await deps.store.getOrg(orgId);
+    if (!stored) throw new OrgNotConnectedError(orgId);
+    const s = stored.settings;
+    const version = `${stored.updatedAt.toISOString()}`;
+    let entry = clients.get(orgId);
+    if (!entry || entry.version !== version) {
+      entry = {
+        version,
+        client: new CreatioClient(
+          {
+            instanceUrl: s.instanceUrl,
+            identityServiceUrl: identityServiceUrlFor(s.instanceUrl, s.identityServiceUrl),
+            clientId: s.clientId,
+            clientSecret: s.clientSecret,
+          },
+          { timeoutMs: deps.creatioTimeoutMs, onRequest: () => deps.onCreatioRequest?.(orgId) },
+        ),
+        lookups: new Map(),
+      };
+      clients.set(orgId, entry);
+    }
+    const { client, lookups } = entry;
+    const lookup = (set: string, name: string) => {
+      const key = `${set}:${name}`;
+      let p = lookups.get(key);
+      if (!p) {
+        p = client.findByName(set, name).then((rows) => rows[0]?.Id);
+        p.catch(() => lookups.delete(key));
+        lookups.set(key, p);
+      }
+      return p;
+    };
+    return { settings: s, client, lookup };
+  }
+
+  /** Creates a record under a known id; on a retry, finds it first. */
+  async function createOnce(
+    client: CreatioClient,
+    set: string,
+    id: string,
+    body: Record<string, unknown>,
+  ): Promise<Entity> {
+    if (isRetry()) {
+      const existing = await client.find(set, id, ['Id']);
+      if (existing) return existing;
+    }
+    return client.create(set, { Id: id, ...body });
+  }
+
+  async function linkContact(client: CreatioClient, orgId: string, c: Contact): Promise<string | undefined> {
+    const filters: string[] = [];
+    if (c.email) filters.push(`Email eq ${odataString(c.email)}`);
+    if (c.phone) filters.push(`Phone eq ${odataString(c.phone)}`, `MobilePhone eq ${odataString(c.phone)}`);
+    if (filters.length === 0) return undefined;
+    const found = await client.list('Contact', { select: ['Id'], filter: filters.join(' or '), top: 1 });
+    if (found[0]) return found[0].Id;
+    const id = contactIdFor(orgId, c.email ?? c.phone!);
+    await createOnce(client, 'Contact', id, {
+      Name: (c.name || c.email || c.phone)!.slice(0, 250),
+      ...(c.email && { Email: c.email }),
+      ...(c.phone && { Phone: c.phone }),
+    });
+    return id;
+  }
+
+  return {
+    /** Local activity: the settings the workflow decides by, read fresh at every step. */
+    async getConversationSettings(orgId: string): Promise<ConversationSettings> {
+      return withFailures(async () => {
+        const stored = await deps.store.getOrg(orgId);
+        if (!stored) throw new OrgNotConnectedError(orgId);
+        return { createCaseOnlyOnHandoff: stored.settings.createCaseOnlyOnHandoff };
+      });
+    },
+
+    /** Creates the case of a conversation (at most once, ever) and records the case ⇄ session map. */
+    async ensureCase(input: EnsureCaseInput): Promise<{ caseId: string; caseNumber: string | null }> {
+      return withFailures(async () => {
+        const { settings, client, lookup } = await org(input.orgId);
+        const caseId = caseIdFor(input.orgId, input.sessionId);
+        let existing: Entity | undefined;
+        if (isRetry() || (await deps.store.findSessionByCase(input.orgId, caseId))) {
+          existing = await client.getCase(caseId, ['Id', 'Number']);
+        }
+        let number = typeof existing?.Number === 'string' ? existing.Number : '';
+        if (!existing) {
+          const contactId = await linkContact(client, input.orgId, input.contact);
+          const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
+          const created = await client.create('Case', {
+            Id: caseId,
+            Subject: caseSubject(input.channel, input.contact, input.sessionId),
+            Symptoms: input.description,
+            Notes: `OpenCX session: ${input.sessionId}`,
+            RegisteredOn: new Date(input.registeredOn).toISOString(),
+            ...(contactId && { ContactId: contactId }),
+            ...(originId && { OriginId: originId }),
+            ...(settings.defaultCaseOwnerId && { OwnerId: settings.defaultCaseOwnerId }),
+            ...(settings.defaultCaseGroupId && { GroupId: settings.defaultCaseGroupId }),
+          });
+          number = typeof created.Number === 'string' ? created.Number : '';
+        }
+        await deps.store.putCaseSession({
+          orgId: input.orgId,
+          caseId,
+          sessionId: input.sessionId,
+          workflowId: conversationWorkflowId(input.orgId, input.sessionId),
+        });
+        return { caseId, caseNumber: number || null };
+      });
+    },
+
+    /** Writes one activity on the case, exactly once (deterministic id per entry). */
+    async logEntry(input: {
+      orgId: string;
+      sessionId: string;
+      caseId: string;
+      entry: LogEntry;
+    }): Promise<string> {
+      return withFailures(async () => {
+        const { client, lookup } = await org(input.orgId);
+        const e = input.entry;
+        const key =
+          e.kind === 'message' ? `message:${e.messageId}` : e.kind === 'note' ? `note:${e.key}` : e.kind;
+        const id = activityIdFor(input.orgId, input.sessionId, key);
+        let title: string;
+        let body: string;
+        switch (e.kind) {
+          case 'session_link':
+            title = `${BRIDGE_MARKER} Conversation started: View session in OpenCX`;
+            body = sessionLinkBody(
+              deps.opencxSessionUrlTemplate.replace('{sessionId}', encodeURIComponent(input.sessionId)),
+              input.sessionId,
+              e.contact,
+              e.channel,
+            );
+            break;
+          case 'message':
+            title = messageTitle(e.author, e.text, e.agentName);
+            body = messageBody(e);
+            break;
+          case 'handoff_note':
+            title = `${BRIDGE_MARKER} Handed off to a human agent${e.reason ? `: ${e.reason}` : ''}`.slice(
+              0,
+              250,
+            );
+            body = handoffDescription(e).replace(/\n/g, '<br>');
+            break;
+          case 'note':
+            title = `${BRIDGE_MARKER} ${e.title}`.slice(0, 250);
+            body = e.text;
+            break;
+        }
+        const [typeId, categoryId, statusId] = await Promise.all([
+          lookup('ActivityType', 'Task'),
+          lookup('ActivityCategory', 'To do'),
+          lookup('ActivityStatus', 'Completed'),
+        ]);
+        const at = new Date(e.timestamp).toISOString();
+        await createOnce(client, 'Activity', id, {
+          CaseId: input.caseId,
+          Title: title,
+          Body: body,
+          TypeId: typeId ?? DEFAULT_IDS.activityTypeTask,
+          ActivityCategoryId: categoryId ?? DEFAULT_IDS.activityCategoryToDo,
+          StatusId: statusId ?? DEFAULT_IDS.activityStatusCompleted,
+          StartDate: at,
+          DueDate: at,
+        });
+        return id;
+      });
+    },
+
+    /** Writes the handoff summary, language, sentiment and reason into the case description. */
+    async applyHandoff(input: {
+      orgId: string;
+      caseId: string;
+      summary: string;
+      language: string;
+      sentiment: string;
+      reason: string;
+    }): Promise<void> {
+      return withFailures(async () => {
+        const { client } = await org(input.orgId);
+        await client.update('Case', input.caseId, { Symptoms: handoffDescription(input) });
+      });
+    },
+
+    /**
+     * OpenCX resolved the conversation: set the Resolved Status ID. Skipped (with the reason) when
+     * none is configured, or when the case already has a final status.
+     */
+    async resolveCase(input: { orgId: string; caseId: string }): Promise<{ done: boolean; reason?: string }> {
+      return withFailures(async () => {
+        const { settings, client } = await org(input.orgId);
+        if (!settings.resolvedStatusId) {
+          return { done: false, reason: 'no Resolved Status ID is configured for this organization' };
+        }
+        const current = await client.getCase<Entity & { StatusId: string }>(input.caseId, ['Id', 'StatusId']);
+        if (current?.StatusId === settings.resolvedStatusId) return { done: true };
+        const status = current && (await client.getCaseStatus(current.StatusId));
+        if (status?.IsFinal) {
+          return { done: false, reason: `the case already has the final status "${status.Name}"` };
+        }
+        await client.update('Case', input.caseId, { StatusId: settings.resolvedStatusId });
+        return { done: true };
+      });
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

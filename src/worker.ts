@@ -1,0 +1,140 @@
+import {
+  DefaultLogger,
+  makeTelemetryFilterString,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type NativeConnection,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { createActivities, type ActivityDeps } from './activities';
+import type { Logger } from './logger';
+import type { Store } from './store';
+import { creatioTaskQueue } from './workflows/task-queues';
+
+let runtimeInstalled = false;
+
+/**
+ * Routes the SDK's (and the Rust core's) logs into pino; the service owns signal handling.
+ * Must run before the first NativeConnection or Worker of the process.
+ */
+export function installRuntime(log: Logger): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
+  Runtime.install({
+    shutdownSignals: [],
+    logger: new DefaultLogger('INFO', (entry) => {
+      log[levels[entry.level]]({ ...entry.meta, temporal: true }, entry.message);
+    }),
+    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+  });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflow code, bundled once per process. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: require.resolve('./workflows'),
+    logger: {
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: console.error,
+      log: () => undefined,
+    },
+  });
+  return bundle;
+}
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  store: Store;
+  log: Logger;
+  activityDeps: Omit<ActivityDeps, 'store'>;
+  /** Server-side cap on Creatio activities per second, per organization. */
+  creatioActivitiesPerSecond: number;
+  /** How often the pool looks for newly connected organizations. */
+  orgRefreshMs: number;
+  maxCachedWorkflows?: number;
+}
+
+/**
+ * The bridge's workers: one for conversation workflows (and the local store reads), and one
+ * activity worker per connected organization on that organization's Creatio task queue.
+ */
+export class BridgeWorkers {
+  private readonly activities;
+  private workflowWorker: Worker | undefined;
+  private readonly orgWorkers = new Map<string, { worker: Worker; running: Promise<void> }>();
+  private readonly runs: Promise<void>[] = [];
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private stopping = false;
+
+  constructor(private readonly o: WorkerOptions) {
+    this.activities = createActivities({ ...o.activityDeps, store: o.store });
+  }
+
+  get state(): string {
+    return this.workflowWorker?.getState() ?? 'NOT_STARTED';
+  }
+
+  async start(): Promise<void> {
+    this.workflowWorker = await Worker.create({
+      connection: this.o.connection,
+      namespace: this.o.namespace,
+      taskQueue: this.o.taskQueue,
+      workflowBundle: await workflowBundle(),
+      activities: this.activities,
+      maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
+      shutdownGraceTime: '10 seconds',
+    });
+    this.runs.push(this.track(this.workflowWorker, 'workflow worker'));
+    await this.refreshOrgs();
+    this.refreshTimer = setInterval(() => {
+      this.refreshOrgs().catch((err: unknown) =>
+        this.o.log.error({ err }, 'could not refresh organization workers'),
+      );
+    }, this.o.orgRefreshMs);
+  }
+
+  /** Starts an activity worker for every organization that does not have one yet. */
+  async refreshOrgs(): Promise<void> {
+    if (this.stopping) return;
+    for (const orgId of await this.o.store.listOrgIds()) {
+      if (this.orgWorkers.has(orgId)) continue;
+      const worker = await Worker.create({
+        connection: this.o.connection,
+        namespace: this.o.namespace,
+        taskQueue: creatioTaskQueue(this.o.taskQueue, orgId),
+        activities: this.activities,
+        maxTaskQueueActivitiesPerSecond: this.o.creatioActivitiesPerSecond,
+        maxConcurrentActivityTaskExecutions: 20,
+        shutdownGraceTime: '10 seconds',
+      });
+      this.orgWorkers.set(orgId, { worker, running: this.track(worker, `creatio worker ${orgId}`) });
+    }
+  }
+
+  private track(worker: Worker, name: string): Promise<void> {
+    return worker.run().catch((err: unknown) => {
+      this.o.log.fatal({ err, worker: name }, 'worker stopped with an error');
+      throw err;
+    });
+  }
+
+  /** Stops polling, lets running tasks finish (grace time), then resolves. */
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    const all = [this.workflowWorker, ...[...this.orgWorkers.values()].map((w) => w.worker)];
+    for (const w of all) {
+      if (w && w.getState() === 'RUNNING') w.shutdown();
+    }
+    await Promise.allSettled([...this.runs, ...[...this.orgWorkers.values()].map((w) => w.running)]);
+  }
+}

@@ -1,0 +1,331 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  log,
+  proxyActivities,
+  proxyLocalActivities,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
+import type { Activities, LogEntry } from '../activities';
+import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
+import {
+  conversationEventSignal,
+  conversationWorkflowId,
+  resumeSignal,
+  stateQuery,
+  type ConversationEvent,
+  type ConversationState,
+} from './messages';
+import { creatioActivityOptions, localActivityOptions } from './retry-policies';
+import { creatioTaskQueue } from './task-queues';
+
+export interface ConversationOptions {
+  /** Base task queue; Creatio activities run on creatioTaskQueue(taskQueue, orgId). */
+  taskQueue: string;
+  /** How long a Creatio write keeps retrying through an outage before the step is parked. */
+  creatioRetryFor: Duration;
+  /** How often a parked step (a failure retrying cannot fix) is tried again without a resume signal. */
+  parkedRetryEvery: Duration;
+  /** Continue-as-new at this history length at the latest (the server may suggest it earlier). */
+  maxHistoryEvents: number;
+  /** A conversation with no event for this long is finished. */
+  idleTimeout: Duration;
+}
+
+/** Everything a run hands to the next one on continue-as-new. */
+export interface CarriedState {
+  state: ConversationState;
+  queue: ConversationEvent[];
+  seenEvents: string[];
+  seenMessages: string[];
+  unlogged: LogEntry[];
+}
+
+export interface ConversationInput {
+  orgId: string;
+  sessionId: string;
+  options: ConversationOptions;
+  carried?: CarriedState;
+}
+
+/** Dedupe keys kept across continue-as-new: enough for any redelivery window. */
+const MAX_SEEN = 20_000;
+
+const IN_PROGRESS_DESCRIPTION =
+  'Conversation in progress in OpenCX. The AI summary is written here when the conversation is handed off.';
+
+/**
+ * One OpenCX conversation, from its first event to its close. Events arrive through one signal
+ * and are handled strictly in arrival order by the main loop; every Creatio write is an activity
+ * with a deterministic id, so nothing is written twice and nothing is skipped.
+ */
+export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
+  const { orgId, sessionId, options } = input;
+  const carried = input.carried;
+
+  // State first; handlers after it, so buffered signals always find it initialised.
+  const state: ConversationState = carried?.state ?? {
+    orgId,
+    sessionId,
+    workflowId: conversationWorkflowId(orgId, sessionId),
+    mode: 'every_conversation',
+    status: 'open',
+    caseId: null,
+    caseNumber: null,
+    contact: {},
+    channel: null,
+    messages: { received: 0, logged: 0, pending: 0 },
+    handedOffAt: null,
+    resolution: null,
+    agentRepliesDelivered: 0,
+    lastError: null,
+    notes: [],
+    runs: 0,
+  };
+  state.runs += 1;
+  const queue: ConversationEvent[] = carried?.queue ?? [];
+  const seenEvents = new Set(carried?.seenEvents);
+  const seenMessages = new Set(carried?.seenMessages);
+  const unlogged: LogEntry[] = carried?.unlogged ?? [];
+  let resumeRequested = false;
+
+  const view = (): ConversationState => ({
+    ...state,
+    messages: { ...state.messages, pending: unlogged.filter((e) => e.kind === 'message').length },
+  });
+
+  setHandler(stateQuery, view);
+  setHandler(conversationEventSignal, (event) => {
+    if (seenEvents.has(event.eventId)) return;
+    seenEvents.add(event.eventId);
+    queue.push(event);
+  });
+  setHandler(resumeSignal, () => {
+    resumeRequested = true;
+  });
+
+  const creatio = proxyActivities<Activities>(
+    creatioActivityOptions(creatioTaskQueue(options.taskQueue, orgId), options.creatioRetryFor),
+  );
+  const local = proxyLocalActivities<Activities>(localActivityOptions);
+
+  const note = (message: string) => {
+    state.notes.push({ at: new Date().toISOString(), message });
+    if (state.notes.length > 50) state.notes.shift();
+    log.info(message, { orgId, sessionId });
+  };
+
+  /**
+   * Runs an activity until it succeeds. Transient failures are retried by Temporal (retry
+   * policy); a failure it will not retry parks the step, visible in the state query, until a
+   * resume signal or the next periodic try. The conversation waits rather than skipping data.
+   */
+  async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        const result = await fn();
+        if (state.lastError?.step === name) state.lastError = null;
+        return result;
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        const cause = err.cause;
+        const type =
+          cause instanceof ApplicationFailure
+            ? (cause.type ?? 'ApplicationFailure')
+            : (cause?.name ?? 'Error');
+        state.lastError = {
+          step: name,
+          type,
+          message: cause?.message ?? err.message,
+          at: new Date().toISOString(),
+          parked: true,
+        };
+        log.warn('conversation step failed; parked until fixed', { orgId, sessionId, step: name, type });
+        resumeRequested = false;
+        await condition(() => resumeRequested, options.parkedRetryEvery);
+        state.lastError.parked = false;
+      }
+    }
+  }
+
+  const logEntry = (entry: LogEntry) =>
+    step(`log ${entry.kind === 'message' ? `message ${entry.messageId}` : entry.kind}`, () =>
+      creatio.logEntry({ orgId, sessionId, caseId: state.caseId!, entry }),
+    );
+
+  async function createCase(description: string, registeredOn: string): Promise<void> {
+    const created = await step('create case', () =>
+      creatio.ensureCase({
+        orgId,
+        sessionId,
+        contact: state.contact,
+        channel: state.channel ?? 'web',
+        description,
+        registeredOn,
+      }),
+    );
+    state.caseId = created.caseId;
+    state.caseNumber = created.caseNumber;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.CreatioCaseId, value: created.caseId }]);
+    upsertMemo({ caseId: created.caseId, caseNumber: created.caseNumber });
+    await logEntry({
+      kind: 'session_link',
+      contact: state.contact,
+      channel: state.channel ?? 'web',
+      timestamp: registeredOn,
+    });
+  }
+
+  /** Logs every buffered message, oldest first; each leaves the buffer only once it is written. */
+  async function drain(): Promise<void> {
+    while (state.caseId && unlogged.length > 0) {
+      const entry = unlogged[0]!;
+      await logEntry(entry);
+      unlogged.shift();
+      if (entry.kind === 'message') state.messages.logged++;
+    }
+  }
+
+  async function readMode(): Promise<boolean> {
+    const s = await step('read settings', () => local.getConversationSettings(orgId));
+    state.mode = s.createCaseOnlyOnHandoff ? 'handoff_only' : 'every_conversation';
+    return s.createCaseOnlyOnHandoff;
+  }
+
+  async function onMessage(m: Extract<LogEntry, { kind: 'message' }>): Promise<void> {
+    if (seenMessages.has(m.messageId)) return;
+    seenMessages.add(m.messageId);
+    state.messages.received++;
+    unlogged.push(m);
+    if (!state.caseId) {
+      // The mode is read when it matters: before the case exists.
+      if (await readMode()) return;
+      const firstCustomer = unlogged.find((e) => e.kind === 'message' && e.author === 'customer');
+      if (!firstCustomer) return;
+      await createCase(IN_PROGRESS_DESCRIPTION, firstCustomer.timestamp);
+    }
+    await drain();
+  }
+
+  async function onHandoff(ev: Extract<ConversationEvent, { kind: 'handoff' }>): Promise<void> {
+    state.handedOffAt = ev.timestamp;
+    const handoff = {
+      summary: ev.summary,
+      language: ev.language,
+      sentiment: ev.sentiment,
+      reason: ev.reason,
+    };
+    if (!state.caseId) {
+      await readMode();
+      const first = unlogged[0]?.timestamp ?? ev.timestamp;
+      await createCase(
+        [
+          ev.summary,
+          '',
+          `Language: ${ev.language || 'unknown'}`,
+          `Sentiment: ${ev.sentiment || 'unknown'}`,
+          `Handoff reason: ${ev.reason || 'unknown'}`,
+        ].join('\n'),
+        first,
+      );
+      await drain();
+    } else {
+      await drain();
+      await step('write handoff summary', () =>
+        creatio.applyHandoff({ orgId, caseId: state.caseId!, ...handoff }),
+      );
+    }
+    // AI fields are evaluated here, from the transcript, and written in their own PATCH.
+    await logEntry({ kind: 'handoff_note', ...handoff, timestamp: ev.timestamp });
+  }
+
+  async function onClosed(ev: Extract<ConversationEvent, { kind: 'closed' }>): Promise<void> {
+    state.resolution = ev.resolution;
+    if (state.caseId) {
+      await drain();
+      if (ev.resolution === 'resolved') {
+        const r = await step('resolve case', () => creatio.resolveCase({ orgId, caseId: state.caseId! }));
+        if (!r.done) note(`case status not changed: ${r.reason}`);
+      }
+    } else {
+      note(
+        state.mode === 'handoff_only'
+          ? 'closed without handoff in handoff-only mode: no case was created'
+          : 'closed before any customer message: no case was created',
+      );
+    }
+    state.status = 'closed';
+  }
+
+  async function handle(ev: ConversationEvent): Promise<void> {
+    switch (ev.kind) {
+      case 'started':
+        state.contact = { ...state.contact, ...ev.contact };
+        state.channel = ev.channel;
+        if (ev.firstMessage) {
+          await onMessage({
+            kind: 'message',
+            messageId: ev.firstMessage.id,
+            author: 'customer',
+            text: ev.firstMessage.text,
+            attachments: [],
+            timestamp: ev.timestamp,
+          });
+        }
+        return;
+      case 'message':
+        return onMessage({
+          kind: 'message',
+          messageId: ev.messageId,
+          author: ev.author,
+          text: ev.text,
+          attachments: ev.attachments,
+          timestamp: ev.timestamp,
+          ...(ev.agentName && { agentName: ev.agentName }),
+        });
+      case 'handoff':
+        return onHandoff(ev);
+      case 'closed':
+        return onClosed(ev);
+    }
+  }
+
+  const shouldContinueAsNew = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
+
+  while (state.status === 'open') {
+    const active = await condition(() => queue.length > 0 || shouldContinueAsNew(), options.idleTimeout);
+    if (!active) {
+      note('no event for the idle timeout: conversation finished');
+      state.status = 'closed';
+      break;
+    }
+    if (queue.length > 0) {
+      await handle(queue.shift()!);
+      continue;
+    }
+    await condition(allHandlersFinished);
+    const next: ConversationInput = {
+      orgId,
+      sessionId,
+      options,
+      carried: {
+        state,
+        queue,
+        seenEvents: [...seenEvents].slice(-MAX_SEEN),
+        seenMessages: [...seenMessages].slice(-MAX_SEEN),
+        unlogged,
+      },
+    };
+    await continueAsNew<typeof conversationWorkflow>(next);
+  }
+  if (queue.length > 0) note(`${queue.length} event(s) after the close were ignored`);
+  return view();
+}

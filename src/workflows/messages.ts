@@ -1,0 +1,97 @@
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+
+/** Who wrote a message in the OpenCX conversation. */
+export type Author = 'customer' | 'ai' | 'agent';
+
+export interface Attachment {
+  name: string;
+  url: string;
+  mimeType?: string;
+}
+
+export interface Contact {
+  id?: string;
+  name?: string;
+  email?: string;
+  phone?: string;
+}
+
+/** One OpenCX webhook delivery, as the workflow sees it. `eventId` is the `webhook-id`. */
+export type ConversationEvent =
+  | {
+      kind: 'started';
+      eventId: string;
+      timestamp: string;
+      contact: Contact;
+      channel: string;
+      firstMessage?: { id: string; text: string };
+    }
+  | {
+      kind: 'message';
+      eventId: string;
+      timestamp: string;
+      messageId: string;
+      author: Author;
+      text: string;
+      attachments: Attachment[];
+      agentName?: string;
+    }
+  | {
+      kind: 'handoff';
+      eventId: string;
+      timestamp: string;
+      reason: string;
+      summary: string;
+      language: string;
+      sentiment: string;
+    }
+  | {
+      kind: 'closed';
+      eventId: string;
+      timestamp: string;
+      resolution: 'resolved' | 'not_resolved';
+      summary: string;
+      language: string;
+      sentiment: string;
+    };
+
+/** Every event reaches the workflow through this one signal, so their order is the order received. */
+export const conversationEventSignal = defineSignal<[ConversationEvent]>('conversationEvent');
+
+/** Retry a step that failed with an error retrying could not fix (after the cause was fixed). */
+export const resumeSignal = defineSignal('resume');
+
+export interface StepError {
+  step: string;
+  type: string;
+  message: string;
+  at: string;
+  /** True while the workflow waits for a fix (resume signal or the next periodic try). */
+  parked: boolean;
+}
+
+export interface ConversationState {
+  orgId: string;
+  sessionId: string;
+  workflowId: string;
+  mode: 'every_conversation' | 'handoff_only';
+  status: 'open' | 'closed';
+  caseId: string | null;
+  caseNumber: string | null;
+  contact: Contact;
+  channel: string | null;
+  messages: { received: number; logged: number; pending: number };
+  handedOffAt: string | null;
+  resolution: 'resolved' | 'not_resolved' | null;
+  agentRepliesDelivered: number;
+  lastError: StepError | null;
+  /** Things skipped on purpose, with the reason (e.g. no Resolved Status ID configured). */
+  notes: { at: string; message: string }[];
+  runs: number;
+}
+
+export const stateQuery = defineQuery<ConversationState>('state');
+
+export function conversationWorkflowId(orgId: string, sessionId: string): string {
+  return `conversation:${orgId}:${sessionId}`;
+}

@@ -1,0 +1,45 @@
+import type { Duration } from '@temporalio/common';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+
+/**
+ * Every retry decision of the bridge, in one place. Activities throw ApplicationFailures whose
+ * type names the cause (src/activities/failures.ts); the types below are the ones retrying cannot
+ * fix. Rate limits carry Retry-After as the failure's nextRetryDelay.
+ */
+export const NON_RETRYABLE = [
+  'CreatioBadCredentialsError',
+  'CreatioGrantTypeError',
+  'CreatioUnauthorizedError',
+  'CreatioForbiddenError',
+  'CreatioNotFoundError',
+  'CreatioValidationError',
+  'OrgNotConnectedError',
+  'OpenCXUnauthorizedError',
+  'OpenCXValidationError',
+];
+
+/** Creatio writes: back off up to 5 minutes between tries, for as long as `retryFor` (hours by default). */
+export function creatioActivityOptions(taskQueue: string, retryFor: Duration): ActivityOptions {
+  return {
+    taskQueue,
+    startToCloseTimeout: '2 minutes',
+    scheduleToCloseTimeout: retryFor,
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '5 minutes',
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
+  };
+}
+
+/** Reads of the bridge's own store: fast, local, a few quick retries. */
+export const localActivityOptions: LocalActivityOptions = {
+  startToCloseTimeout: '10 seconds',
+  retry: {
+    initialInterval: '200 milliseconds',
+    maximumInterval: '5 seconds',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: NON_RETRYABLE,
+  },
+};

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { createLogger, type Logger } from '../src/logger';
+import { sign } from '../src/opencx/signature';
+import type { Store } from '../src/store';
+import { BridgeWorkers, installRuntime } from '../src/worker';
+import type { ConversationOptions } from '../src/workflows/conversation';
+import { conversationWorkflowId } from '../src/workflows/messages';
+import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
+import { openTestStore, startApi, uniqueOrg, validSettings, type RunningApi } from './helpers';
+
+export const WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-signing-key-0123456789').toString('base64')}`;
+
+export interface BridgeOptions {
+  temporalAddress?: string;
+  conversation?: Partial<ConversationOptions>;
+  log?: Logger;
+}
+
+/**
+ * The whole bridge in one test process: the Creatio emulator, the real store (PostgreSQL), real
+ * workers on a unique task queue, and the real HTTP API with a real Temporal client.
+ */
+export class Bridge {
+  emu!: CreatioEmulator;
+  store!: Store;
+  api!: RunningApi;
+  client!: Client;
+  workers: BridgeWorkers | undefined;
+  private connection!: Connection;
+  private native: NativeConnection | undefined;
+  readonly taskQueue = `bridge-test-${randomUUID().slice(0, 8)}`;
+  log: Logger;
+  address: string;
+
+  constructor(private readonly opts: BridgeOptions = {}) {
+    this.log = opts.log ?? createLogger(process.env.TEST_LOG_LEVEL ?? 'warn');
+    this.address = opts.temporalAddress ?? process.env.TEMPORAL_ADDRESS!;
+  }
+
+  get options(): ConversationOptions {
+    return {
+      taskQueue: this.taskQueue,
+      creatioRetryFor: '10m',
+      parkedRetryEvery: '1h',
+      maxHistoryEvents: 10_000,
+      idleTimeout: '1d',
+      ...this.opts.conversation,
+    };
+  }
+
+  async start(): Promise<this> {
+    this.emu = await startCreatioEmulator();
+    this.store = await openTestStore(this.log);
+    this.connection = await Connection.connect({ address: this.address });
+    this.client = new Client({ connection: this.connection });
+    await this.startWorkers();
+    this.api = await startApi({
+      store: this.store,
+      log: this.log,
+      conversations: { client: this.client, taskQueue: this.taskQueue, options: this.options },
+    });
+    return this;
+  }
+
+  async startWorkers(): Promise<void> {
+    installRuntime(this.log);
+    this.native = await NativeConnection.connect({ address: this.address });
+    this.workers = new BridgeWorkers({
+      connection: this.native,
+      namespace: 'default',
+      taskQueue: this.taskQueue,
+      store: this.store,
+      log: this.log,
+      activityDeps: {
+        creatioTimeoutMs: 2_000,
+        opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
+      },
+      creatioActivitiesPerSecond: 1_000,
+      orgRefreshMs: 200,
+      maxCachedWorkflows: 100,
+    });
+    await this.workers.start();
+  }
+
+  async stopWorkers(): Promise<void> {
+    await this.workers?.shutdown();
+    this.workers = undefined;
+    await this.native?.close();
+    this.native = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.api?.close();
+    await this.stopWorkers();
+    await this.connection?.close();
+    await this.store?.close();
+    await this.emu?.close();
+  }
+
+  /** Connects a new organization through Test & Save; returns its id. */
+  async connectOrg(overrides: Record<string, unknown> = {}): Promise<string> {
+    const orgId = uniqueOrg();
+    const res = await this.api.request(
+      'PUT',
+      `/v1/orgs/${orgId}/integrations/creatio`,
+      validSettings(this.emu, {
+        opencx: { apiKey: 'ocx_test_key', webhookSecret: WEBHOOK_SECRET },
+        ...overrides,
+      }),
+    );
+    if (res.status !== 201) throw new Error(`connect failed: ${res.text}`);
+    // The worker pool picks the organization up on its next refresh.
+    await this.workers?.refreshOrgs();
+    this.emu.calls.clear();
+    return orgId;
+  }
+
+  /** Sends one signed OpenCX event; returns the HTTP status and body. */
+  async send(
+    orgId: string,
+    event: string,
+    data: Record<string, unknown>,
+    o: { id?: string; timestamp?: number; secret?: string; headers?: Record<string, string> } = {},
+  ): Promise<{ status: number; body: any }> {
+    const body = JSON.stringify({ event, organization_id: orgId, data });
+    const id = o.id ?? `msg_${randomUUID()}`;
+    const ts = o.timestamp ?? Math.floor(Date.now() / 1000);
+    const res = await fetch(`${this.api.url}/webhooks/opencx`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'webhook-id': id,
+        'webhook-timestamp': String(ts),
+        'webhook-signature': sign(o.secret ?? WEBHOOK_SECRET, id, ts, body),
+        ...o.headers,
+      },
+      body,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  }
+
+  async session(orgId: string, sessionId: string): Promise<{ status: number; body: any }> {
+    return this.api.request('GET', `/v1/orgs/${orgId}/sessions/${sessionId}`);
+  }
+
+  handle(orgId: string, sessionId: string) {
+    return this.client.workflow.getHandle(conversationWorkflowId(orgId, sessionId));
+  }
+
+  /** Activities of a case as the emulator stored them, in the order they were written. */
+  activitiesOf(caseId: string) {
+    return this.emu.rows('Activity').filter((a) => a.CaseId === caseId);
+  }
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | Promise<T>,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+let clock = Date.parse('2026-11-20T10:00:00Z');
+/** Increasing event timestamps, one second apart. */
+export function nextTimestamp(): string {
+  clock += 1000;
+  return new Date(clock).toISOString();
+}
+
+export const ev = {
+  started: (
+    sessionId: string,
+    contact: Record<string, unknown> = { name: 'Jane Doe', email: 'jane@example.com' },
+    channel = 'web',
+  ) => ({
+    conversation_id: sessionId,
+    contact,
+    channel,
+    timestamp: nextTimestamp(),
+  }),
+  message: (sessionId: string, id: string, text: string, agent?: string) => ({
+    conversation_id: sessionId,
+    message: { id, text },
+    ...(agent && { agent: { id: 7, name: agent } }),
+    timestamp: nextTimestamp(),
+  }),
+  handoff: (sessionId: string) => ({
+    conversation_id: sessionId,
+    reason: 'user_requested_human',
+    summary: 'Customer cannot log in after the password reset.',
+    language: 'en',
+    sentiment: 'angry',
+    timestamp: nextTimestamp(),
+  }),
+  closed: (sessionId: string, resolution: 'resolved' | 'not_resolved' = 'resolved') => ({
+    conversation_id: sessionId,
+    resolution_status: resolution,
+    summary: 'Password reset link resent.',
+    language: 'en',
+    user_sentiment: 'neutral',
+    timestamp: nextTimestamp(),
+  }),
+};
