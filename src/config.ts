@@ -44,6 +44,7 @@ const envSchema = z.object({
   SANDBOX_PORT: port.default(8300),
   CREATIO_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
   CREATIO_RETRY_FOR: duration.default('24h'),
+  CREATIO_RETRY_MAX_INTERVAL: duration.default('5m'),
   CREATIO_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
@@ -79,6 +80,7 @@ export interface Config {
   sandboxPort: number;
   creatioRequestTimeoutMs: number;
   creatioRetryFor: string;
+  creatioRetryMaxInterval: string;
   creatioActivitiesPerSecond: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
@@ -144,6 +146,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     sandboxPort: e.SANDBOX_PORT,
     creatioRequestTimeoutMs: e.CREATIO_REQUEST_TIMEOUT_MS,
     creatioRetryFor: e.CREATIO_RETRY_FOR,
+    creatioRetryMaxInterval: e.CREATIO_RETRY_MAX_INTERVAL,
     creatioActivitiesPerSecond: e.CREATIO_ACTIVITIES_PER_SECOND,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,

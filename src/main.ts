@@ -129,6 +129,8 @@ async function main(): Promise<void> {
     const conversationOptions: ConversationOptions = {
       taskQueue: config.temporal.taskQueue,
       creatioRetryFor: config.creatioRetryFor as ConversationOptions['creatioRetryFor'],
+      creatioRetryMaxInterval:
+        config.creatioRetryMaxInterval as ConversationOptions['creatioRetryMaxInterval'],
       parkedRetryEvery: config.parkedStepRetryEvery as ConversationOptions['parkedRetryEvery'],
       maxHistoryEvents: 8_000,
       idleTimeout: config.conversationIdleTimeout as ConversationOptions['idleTimeout'],

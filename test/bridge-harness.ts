@@ -43,6 +43,7 @@ export class Bridge {
     return {
       taskQueue: this.taskQueue,
       creatioRetryFor: '10m',
+      creatioRetryMaxInterval: '2s',
       parkedRetryEvery: '1h',
       maxHistoryEvents: 10_000,
       idleTimeout: '1d',

@@ -26,9 +26,27 @@ export function testDatabaseUrl(): string {
   return process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 }
 
+export const TEST_SCHEMA_PREFIX = 'bridge_test_';
+
+/**
+ * A store of its own: on PostgreSQL a fresh schema (npm test drops the old ones at start), so
+ * tests running side by side never see each other's organizations.
+ */
 export async function openTestStore(log: Logger, kind: 'postgres' | 'pglite' = 'postgres'): Promise<Store> {
+  let databaseUrl: string | undefined;
+  if (kind === 'postgres') {
+    const schema = `${TEST_SCHEMA_PREFIX}${randomUUID().replace(/-/g, '').slice(0, 16)}`;
+    const { Client } = await import('pg');
+    const admin = new Client({ connectionString: testDatabaseUrl() });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await admin.end();
+    const url = new URL(testDatabaseUrl());
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    databaseUrl = url.toString();
+  }
   return openStore({
-    databaseUrl: kind === 'postgres' ? testDatabaseUrl() : undefined,
+    databaseUrl,
     dataDir: undefined,
     key: randomBytes(32),
     log,

@@ -5,7 +5,9 @@
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { Client } from 'pg';
 import { createLogger } from '../src/logger';
+import { TEST_SCHEMA_PREFIX } from './helpers';
 import { startTemporal } from '../src/temporal/launcher';
 
 async function testFiles(dir: string): Promise<string[]> {
@@ -16,11 +18,27 @@ async function testFiles(dir: string): Promise<string[]> {
     .sort();
 }
 
+/** Each test store lives in its own schema; the previous run's are dropped here. */
+async function dropTestSchemas(url: string): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ nspname: string }>(
+      `SELECT nspname FROM pg_namespace WHERE nspname LIKE '${TEST_SCHEMA_PREFIX}%'`,
+    );
+    for (const r of rows) await client.query(`DROP SCHEMA ${r.nspname} CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
 async function main(): Promise<number> {
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'info');
   const root = path.resolve(__dirname);
   const only = process.argv.slice(2);
   const files = only.length > 0 ? only.map((f) => path.resolve(f)) : await testFiles(root);
+  const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  await dropTestSchemas(databaseUrl);
   const started = Date.now();
   const temporal = await startTemporal({
     address: process.env.TEMPORAL_ADDRESS,
@@ -36,7 +54,7 @@ async function main(): Promise<number> {
   const env = {
     ...process.env,
     TEMPORAL_ADDRESS: temporal.address,
-    TEST_DATABASE_URL: process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    TEST_DATABASE_URL: databaseUrl,
   };
   const child = spawn(
     process.execPath,

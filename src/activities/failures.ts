@@ -10,6 +10,14 @@ export class OrgNotConnectedError extends Error {
 }
 
 /**
+ * Retry-After plus up to 50 %: callers told to come back at the same second would otherwise all
+ * come back together and meet the same limit again.
+ */
+export function withJitter(retryAfterMs: number): number {
+  return Math.round(Math.max(retryAfterMs, 100) * (1 + Math.random() * 0.5));
+}
+
+/**
  * Turns a typed client error into the ApplicationFailure Temporal acts on: the type names the
  * cause (and is matched by the retry policies), non-retryable kinds stop retrying at once, and a
  * Retry-After becomes the delay before the next attempt.
@@ -20,7 +28,7 @@ export function toFailure(err: unknown): unknown {
       type: err.name,
       message: err.message,
       nonRetryable: !err.retryable,
-      ...(err.retryAfterMs !== undefined && { nextRetryDelay: Math.max(err.retryAfterMs, 100) }),
+      ...(err.retryAfterMs !== undefined && { nextRetryDelay: withJitter(err.retryAfterMs) }),
       details: [{ kind: err.kind, status: err.status ?? null, entity: err.entity ?? null }],
     });
   }

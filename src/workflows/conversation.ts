@@ -31,6 +31,8 @@ export interface ConversationOptions {
   taskQueue: string;
   /** How long a Creatio write keeps retrying through an outage before the step is parked. */
   creatioRetryFor: Duration;
+  /** Longest pause between two tries of a failing Creatio call. */
+  creatioRetryMaxInterval: Duration;
   /** How often a parked step (a failure retrying cannot fix) is tried again without a resume signal. */
   parkedRetryEvery: Duration;
   /** Continue-as-new at this history length at the latest (the server may suggest it earlier). */
@@ -112,7 +114,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   });
 
   const creatio = proxyActivities<Activities>(
-    creatioActivityOptions(creatioTaskQueue(options.taskQueue, orgId), options.creatioRetryFor),
+    creatioActivityOptions(
+      creatioTaskQueue(options.taskQueue, orgId),
+      options.creatioRetryFor,
+      options.creatioRetryMaxInterval,
+    ),
   );
   const local = proxyLocalActivities<Activities>(localActivityOptions);
 

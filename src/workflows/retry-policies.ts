@@ -18,8 +18,15 @@ export const NON_RETRYABLE = [
   'OpenCXValidationError',
 ];
 
-/** Creatio writes: back off up to 5 minutes between tries, for as long as `retryFor` (hours by default). */
-export function creatioActivityOptions(taskQueue: string, retryFor: Duration): ActivityOptions {
+/**
+ * Creatio writes: exponential backoff up to `maxInterval` between tries (5 minutes by default),
+ * for as long as `retryFor` (24 hours by default), then the step is parked.
+ */
+export function creatioActivityOptions(
+  taskQueue: string,
+  retryFor: Duration,
+  maxInterval: Duration,
+): ActivityOptions {
   return {
     taskQueue,
     startToCloseTimeout: '2 minutes',
@@ -27,7 +34,7 @@ export function creatioActivityOptions(taskQueue: string, retryFor: Duration): A
     retry: {
       initialInterval: '1 second',
       backoffCoefficient: 2,
-      maximumInterval: '5 minutes',
+      maximumInterval: maxInterval,
       nonRetryableErrorTypes: NON_RETRYABLE,
     },
   };
