@@ -120,6 +120,15 @@ async function main(): Promise<void> {
   } finally {
     await emu.close();
   }
+  const { conversationBench } = await import('./conversations');
+  stats.push(...(await conversationBench()));
+  const bridgeMsg = stats.find((s) => s.name.startsWith('bridge: message'));
+  const naiveMsg = stats.find((s) => s.name.startsWith('naive'));
+  if (bridgeMsg && naiveMsg) {
+    console.log(
+      `\nbridge / naive: p50 latency ×${(bridgeMsg.p50Ms / naiveMsg.p50Ms).toFixed(2)}, p99 ×${(bridgeMsg.p99Ms / naiveMsg.p99Ms).toFixed(2)}, throughput ×${((bridgeMsg.perSecond ?? 0) / (naiveMsg.perSecond ?? 1)).toFixed(2)}`,
+    );
+  }
   const result = {
     date: new Date().toISOString(),
     machine: {
@@ -129,13 +138,18 @@ async function main(): Promise<void> {
       node: process.version,
     },
     stats,
+    settings: {
+      conversations: Number(process.env.BENCH_CONVERSATIONS ?? 20),
+      messagesEach: Number(process.env.BENCH_MESSAGES ?? 10),
+      creatioLatencyMs: Number(process.env.BENCH_CREATIO_LATENCY_MS ?? 20),
+    },
   };
   console.log(
     '\nbenchmark                                              n     p50 ms   p99 ms   max ms     per s',
   );
   for (const s of stats) {
     console.log(
-      `${s.name.padEnd(52)} ${String(s.n).padStart(5)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)} ${String(s.maxMs).padStart(8)} ${String(s.perSecond ?? '').padStart(9)}  ${s.notes ?? ''}`,
+      `${s.name.padEnd(56)} ${String(s.n).padStart(5)} ${String(s.p50Ms).padStart(9)} ${String(s.p99Ms).padStart(8)} ${String(s.maxMs).padStart(8)} ${String(s.perSecond ?? '').padStart(9)}  ${s.notes ?? ''}`,
     );
   }
   const dir = path.join(__dirname, 'results');

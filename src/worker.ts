@@ -102,8 +102,19 @@ export class BridgeWorkers {
     }, this.o.orgRefreshMs);
   }
 
-  /** Starts an activity worker for every organization that does not have one yet. */
-  async refreshOrgs(): Promise<void> {
+  private refreshChain: Promise<void> = Promise.resolve();
+
+  /**
+   * Starts an activity worker for every organization that does not have one yet. Calls are
+   * serialised: two overlapping refreshes would both see a new organization as missing.
+   */
+  refreshOrgs(): Promise<void> {
+    const next = this.refreshChain.then(() => this.startMissingOrgWorkers());
+    this.refreshChain = next.catch(() => undefined);
+    return next;
+  }
+
+  private async startMissingOrgWorkers(): Promise<void> {
     if (this.stopping) return;
     for (const orgId of await this.o.store.listOrgIds()) {
       if (this.orgWorkers.has(orgId)) continue;

@@ -16,6 +16,7 @@ export interface BridgeOptions {
   temporalAddress?: string;
   conversation?: Partial<ConversationOptions>;
   log?: Logger;
+  store?: 'postgres' | 'pglite';
 }
 
 /**
@@ -53,7 +54,7 @@ export class Bridge {
 
   async start(): Promise<this> {
     this.emu = await startCreatioEmulator();
-    this.store = await openTestStore(this.log);
+    this.store = await openTestStore(this.log, this.opts.store ?? 'postgres');
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
     await this.startWorkers();

@@ -117,18 +117,17 @@ export function createActivities(deps: ActivityDeps) {
     return { settings: s, client, lookup };
   }
 
-  /** Creates a record under a known id; on a retry, finds it first. */
+  /** Creates a record under a known id; with `verify` (a retry), finds it first. True if it existed. */
   async function createOnce(
     client: CreatioClient,
     set: string,
     id: string,
+    verify: boolean,
     body: Record<string, unknown>,
-  ): Promise<Entity> {
-    if (isRetry()) {
-      const existing = await client.find(set, id, ['Id']);
-      if (existing) return existing;
-    }
-    return client.create(set, { Id: id, ...body });
+  ): Promise<boolean> {
+    if (verify && (await client.find(set, id, ['Id']))) return true;
+    await client.create(set, { Id: id, ...body });
+    return false;
   }
 
   async function linkContact(client: CreatioClient, orgId: string, c: Contact): Promise<string | undefined> {
@@ -139,12 +138,69 @@ export function createActivities(deps: ActivityDeps) {
     const found = await client.list('Contact', { select: ['Id'], filter: filters.join(' or '), top: 1 });
     if (found[0]) return found[0].Id;
     const id = contactIdFor(orgId, c.email ?? c.phone!);
-    await createOnce(client, 'Contact', id, {
+    await createOnce(client, 'Contact', id, isRetry(), {
       Name: (c.name || c.email || c.phone)!.slice(0, 250),
       ...(c.email && { Email: c.email }),
       ...(c.phone && { Phone: c.phone }),
     });
     return id;
+  }
+
+  /** Formats one entry and writes it under its deterministic id; with `verify`, looks for it first. */
+  async function writeEntry(
+    o: Awaited<ReturnType<typeof org>>,
+    at: { orgId: string; sessionId: string; caseId: string },
+    e: LogEntry,
+    verify: boolean,
+  ): Promise<{ id: string; existed: boolean }> {
+    const key =
+      e.kind === 'message' ? `message:${e.messageId}` : e.kind === 'note' ? `note:${e.key}` : e.kind;
+    const id = activityIdFor(at.orgId, at.sessionId, key);
+    let title: string;
+    let body: string;
+    switch (e.kind) {
+      case 'session_link':
+        title = `${BRIDGE_MARKER} Conversation started: View session in OpenCX`;
+        body = sessionLinkBody(
+          deps.opencxSessionUrlTemplate.replace('{sessionId}', encodeURIComponent(at.sessionId)),
+          at.sessionId,
+          e.contact,
+          e.channel,
+        );
+        break;
+      case 'message':
+        title = messageTitle(e.author, e.text, e.agentName);
+        body = messageBody(e);
+        break;
+      case 'handoff_note':
+        title = `${BRIDGE_MARKER} Handed off to a human agent${e.reason ? `: ${e.reason}` : ''}`.slice(
+          0,
+          250,
+        );
+        body = handoffDescription(e).replace(/\n/g, '<br>');
+        break;
+      case 'note':
+        title = `${BRIDGE_MARKER} ${e.title}`.slice(0, 250);
+        body = e.text;
+        break;
+    }
+    const [typeId, categoryId, statusId] = await Promise.all([
+      o.lookup('ActivityType', 'Task'),
+      o.lookup('ActivityCategory', 'To do'),
+      o.lookup('ActivityStatus', 'Completed'),
+    ]);
+    const when = new Date(e.timestamp).toISOString();
+    const existed = await createOnce(o.client, 'Activity', id, verify, {
+      CaseId: at.caseId,
+      Title: title,
+      Body: body,
+      TypeId: typeId ?? DEFAULT_IDS.activityTypeTask,
+      ActivityCategoryId: categoryId ?? DEFAULT_IDS.activityCategoryToDo,
+      StatusId: statusId ?? DEFAULT_IDS.activityStatusCompleted,
+      StartDate: when,
+      DueDate: when,
+    });
+    return { id, existed };
   }
 
   return {
@@ -201,56 +257,33 @@ export function createActivities(deps: ActivityDeps) {
       entry: LogEntry;
     }): Promise<string> {
       return withFailures(async () => {
-        const { client, lookup } = await org(input.orgId);
-        const e = input.entry;
-        const key =
-          e.kind === 'message' ? `message:${e.messageId}` : e.kind === 'note' ? `note:${e.key}` : e.kind;
-        const id = activityIdFor(input.orgId, input.sessionId, key);
-        let title: string;
-        let body: string;
-        switch (e.kind) {
-          case 'session_link':
-            title = `${BRIDGE_MARKER} Conversation started: View session in OpenCX`;
-            body = sessionLinkBody(
-              deps.opencxSessionUrlTemplate.replace('{sessionId}', encodeURIComponent(input.sessionId)),
-              input.sessionId,
-              e.contact,
-              e.channel,
-            );
-            break;
-          case 'message':
-            title = messageTitle(e.author, e.text, e.agentName);
-            body = messageBody(e);
-            break;
-          case 'handoff_note':
-            title = `${BRIDGE_MARKER} Handed off to a human agent${e.reason ? `: ${e.reason}` : ''}`.slice(
-              0,
-              250,
-            );
-            body = handoffDescription(e).replace(/\n/g, '<br>');
-            break;
-          case 'note':
-            title = `${BRIDGE_MARKER} ${e.title}`.slice(0, 250);
-            body = e.text;
-            break;
+        const written = await writeEntry(await org(input.orgId), input, input.entry, isRetry());
+        return written.id;
+      });
+    },
+
+    /**
+     * Writes several entries in order, in one activity. Progress is heartbeated; a retry first
+     * finds where the previous attempt stopped (entries are written strictly in order, so the
+     * first one missing in Creatio is where to resume) and writes the rest without reads.
+     */
+    async logEntries(input: {
+      orgId: string;
+      sessionId: string;
+      caseId: string;
+      entries: LogEntry[];
+    }): Promise<number> {
+      return withFailures(async () => {
+        const o = await org(input.orgId);
+        const ctx = Context.current();
+        let done = Number(ctx.info.heartbeatDetails ?? 0) || 0;
+        let verify = isRetry();
+        for (; done < input.entries.length; done++) {
+          const written = await writeEntry(o, input, input.entries[done]!, verify);
+          if (verify && !written.existed) verify = false;
+          ctx.heartbeat(done + 1);
         }
-        const [typeId, categoryId, statusId] = await Promise.all([
-          lookup('ActivityType', 'Task'),
-          lookup('ActivityCategory', 'To do'),
-          lookup('ActivityStatus', 'Completed'),
-        ]);
-        const at = new Date(e.timestamp).toISOString();
-        await createOnce(client, 'Activity', id, {
-          CaseId: input.caseId,
-          Title: title,
-          Body: body,
-          TypeId: typeId ?? DEFAULT_IDS.activityTypeTask,
-          ActivityCategoryId: categoryId ?? DEFAULT_IDS.activityCategoryToDo,
-          StatusId: statusId ?? DEFAULT_IDS.activityStatusCompleted,
-          StartDate: at,
-          DueDate: at,
-        });
-        return id;
+        return done;
       });
     },
 

@@ -57,6 +57,9 @@ export interface ConversationInput {
   carried?: CarriedState;
 }
 
+/** Most messages written by one activity when a burst is waiting. */
+const BATCH = 25;
+
 /** Dedupe keys kept across continue-as-new: enough for any redelivery window. */
 const MAX_SEEN = 20_000;
 
@@ -189,13 +192,24 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     });
   }
 
-  /** Logs every buffered message, oldest first; each leaves the buffer only once it is written. */
+  /**
+   * Logs every buffered message, oldest first, up to BATCH per activity (one activity per message
+   * when they come one by one, fewer under a burst). Entries leave the buffer once written.
+   */
   async function drain(): Promise<void> {
     while (state.caseId && unlogged.length > 0) {
-      const entry = unlogged[0]!;
-      await logEntry(entry);
-      unlogged.shift();
-      if (entry.kind === 'message') state.messages.logged++;
+      const batch = unlogged.slice(0, BATCH);
+      const first = batch[0]!;
+      const label = first.kind === 'message' ? `message ${first.messageId}` : first.kind;
+      await step(
+        `log ${batch.length > 1 ? `${batch.length} messages from ${label}` : label}`,
+        (): Promise<unknown> =>
+          batch.length === 1
+            ? creatio.logEntry({ orgId, sessionId, caseId: state.caseId!, entry: first })
+            : creatio.logEntries({ orgId, sessionId, caseId: state.caseId!, entries: batch }),
+      );
+      unlogged.splice(0, batch.length);
+      state.messages.logged += batch.filter((e) => e.kind === 'message').length;
     }
   }
 
