@@ -46,6 +46,7 @@ const envSchema = z.object({
   CREATIO_RETRY_FOR: duration.default('24h'),
   CREATIO_RETRY_MAX_INTERVAL: duration.default('5m'),
   CREATIO_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
+  OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
   OPENCX_SESSION_URL_TEMPLATE: z
@@ -82,6 +83,7 @@ export interface Config {
   creatioRetryFor: string;
   creatioRetryMaxInterval: string;
   creatioActivitiesPerSecond: number;
+  opencxActivitiesPerSecond: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   opencxSessionUrlTemplate: string;
@@ -148,6 +150,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     creatioRetryFor: e.CREATIO_RETRY_FOR,
     creatioRetryMaxInterval: e.CREATIO_RETRY_MAX_INTERVAL,
     creatioActivitiesPerSecond: e.CREATIO_ACTIVITIES_PER_SECOND,
+    opencxActivitiesPerSecond: e.OPENCX_ACTIVITIES_PER_SECOND,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,

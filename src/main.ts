@@ -118,6 +118,7 @@ async function main(): Promise<void> {
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
         },
         creatioActivitiesPerSecond: config.creatioActivitiesPerSecond,
+        opencxActivitiesPerSecond: config.opencxActivitiesPerSecond,
         orgRefreshMs: 10_000,
       });
       await workers.start();

@@ -10,7 +10,7 @@ import {
 import { createActivities, type ActivityDeps } from './activities';
 import type { Logger } from './logger';
 import type { Store } from './store';
-import { creatioTaskQueue } from './workflows/task-queues';
+import { creatioTaskQueue, opencxTaskQueue } from './workflows/task-queues';
 
 let runtimeInstalled = false;
 
@@ -58,6 +58,8 @@ export interface WorkerOptions {
   activityDeps: Omit<ActivityDeps, 'store'>;
   /** Server-side cap on Creatio activities per second, per organization. */
   creatioActivitiesPerSecond: number;
+  /** Server-side cap on OpenCX calls per second, per organization (OpenCX allows 100 per minute). */
+  opencxActivitiesPerSecond: number;
   /** How often the pool looks for newly connected organizations. */
   orgRefreshMs: number;
   maxCachedWorkflows?: number;
@@ -70,7 +72,7 @@ export interface WorkerOptions {
 export class BridgeWorkers {
   private readonly activities;
   private workflowWorker: Worker | undefined;
-  private readonly orgWorkers = new Map<string, { worker: Worker; running: Promise<void> }>();
+  private readonly orgWorkers = new Map<string, { worker: Worker; running: Promise<void> }[]>();
   private readonly runs: Promise<void>[] = [];
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
@@ -118,16 +120,23 @@ export class BridgeWorkers {
     if (this.stopping) return;
     for (const orgId of await this.o.store.listOrgIds()) {
       if (this.orgWorkers.has(orgId)) continue;
-      const worker = await Worker.create({
-        connection: this.o.connection,
-        namespace: this.o.namespace,
-        taskQueue: creatioTaskQueue(this.o.taskQueue, orgId),
-        activities: this.activities,
-        maxTaskQueueActivitiesPerSecond: this.o.creatioActivitiesPerSecond,
-        maxConcurrentActivityTaskExecutions: 20,
-        shutdownGraceTime: '10 seconds',
-      });
-      this.orgWorkers.set(orgId, { worker, running: this.track(worker, `creatio worker ${orgId}`) });
+      const started: { worker: Worker; running: Promise<void> }[] = [];
+      for (const [taskQueue, perSecond] of [
+        [creatioTaskQueue(this.o.taskQueue, orgId), this.o.creatioActivitiesPerSecond],
+        [opencxTaskQueue(this.o.taskQueue, orgId), this.o.opencxActivitiesPerSecond],
+      ] as const) {
+        const worker = await Worker.create({
+          connection: this.o.connection,
+          namespace: this.o.namespace,
+          taskQueue,
+          activities: this.activities,
+          maxTaskQueueActivitiesPerSecond: perSecond,
+          maxConcurrentActivityTaskExecutions: 20,
+          shutdownGraceTime: '10 seconds',
+        });
+        started.push({ worker, running: this.track(worker, taskQueue) });
+      }
+      this.orgWorkers.set(orgId, started);
     }
   }
 
@@ -142,10 +151,10 @@ export class BridgeWorkers {
   async shutdown(): Promise<void> {
     this.stopping = true;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
-    const all = [this.workflowWorker, ...[...this.orgWorkers.values()].map((w) => w.worker)];
-    for (const w of all) {
+    const orgWorkers = [...this.orgWorkers.values()].flat();
+    for (const w of [this.workflowWorker, ...orgWorkers.map((o) => o.worker)]) {
       if (w && w.getState() === 'RUNNING') w.shutdown();
     }
-    await Promise.allSettled([...this.runs, ...[...this.orgWorkers.values()].map((w) => w.running)]);
+    await Promise.allSettled([...this.runs, ...orgWorkers.map((o) => o.running)]);
   }
 }

@@ -8,6 +8,7 @@ import { BridgeWorkers, installRuntime } from '../src/worker';
 import type { ConversationOptions } from '../src/workflows/conversation';
 import { conversationWorkflowId } from '../src/workflows/messages';
 import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
+import { startOpenCXEmulator, type OpenCXEmulator } from './emulators/opencx';
 import { openTestStore, startApi, uniqueOrg, validSettings, type RunningApi } from './helpers';
 
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-signing-key-0123456789').toString('base64')}`;
@@ -25,6 +26,7 @@ export interface BridgeOptions {
  */
 export class Bridge {
   emu!: CreatioEmulator;
+  opencx!: OpenCXEmulator;
   store!: Store;
   api!: RunningApi;
   client!: Client;
@@ -54,6 +56,7 @@ export class Bridge {
 
   async start(): Promise<this> {
     this.emu = await startCreatioEmulator();
+    this.opencx = await startOpenCXEmulator();
     this.store = await openTestStore(this.log, this.opts.store ?? 'postgres');
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
@@ -80,6 +83,7 @@ export class Bridge {
         opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
       },
       creatioActivitiesPerSecond: 1_000,
+      opencxActivitiesPerSecond: 100,
       orgRefreshMs: 200,
       maxCachedWorkflows: 100,
     });
@@ -98,7 +102,9 @@ export class Bridge {
     await this.stopWorkers();
     await this.connection?.close();
     await this.store?.close();
+    await this.emu?.processesIdle();
     await this.emu?.close();
+    await this.opencx?.close();
   }
 
   /** Connects a new organization through Test & Save; returns its id. */
@@ -108,7 +114,7 @@ export class Bridge {
       'PUT',
       `/v1/orgs/${orgId}/integrations/creatio`,
       validSettings(this.emu, {
-        opencx: { apiKey: 'ocx_test_key', webhookSecret: WEBHOOK_SECRET },
+        opencx: { apiBaseUrl: this.opencx.url, apiKey: 'ocx_test_key', webhookSecret: WEBHOOK_SECRET },
         ...overrides,
       }),
     );
@@ -144,8 +150,30 @@ export class Bridge {
     return { status: res.status, body: text ? JSON.parse(text) : undefined };
   }
 
+  /** The organization's Creatio webhook URL, on this test API's real address. */
+  async creatioWebhookUrl(orgId: string): Promise<string> {
+    const res = await this.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`);
+    return `${this.api.url}/webhooks/creatio/${String(res.body.webhookUrl).split('/').pop()}`;
+  }
+
   async session(orgId: string, sessionId: string): Promise<{ status: number; body: any }> {
     return this.api.request('GET', `/v1/orgs/${orgId}/sessions/${sessionId}`);
+  }
+
+  /** The workflow's result, or a failure after `ms` (a test never hangs on a conversation that stays open). */
+  async result(orgId: string, sessionId: string, ms = 60_000) {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`conversation ${sessionId} did not finish within ${ms} ms`)),
+        ms,
+      );
+    });
+    try {
+      return await Promise.race([this.handle(orgId, sessionId).result(), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   handle(orgId: string, sessionId: string) {

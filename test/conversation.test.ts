@@ -136,7 +136,7 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const s = sid();
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'thanks, solved'));
     await bridge.send(orgId, 'conversation.closed', ev.closed(s));
-    const result = await bridge.handle(orgId, s).result();
+    const result = await bridge.result(orgId, s);
     assert.equal(result.caseId, null);
     assert.ok(result.notes.some((n: { message: string }) => /no case was created/.test(n.message)));
     assert.equal(bridge.emu.count('POST Case'), 0);
@@ -185,7 +185,7 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const s = sid();
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'help'));
     await bridge.send(orgId, 'conversation.closed', ev.closed(s, 'resolved'));
-    const result = await bridge.handle(orgId, s).result();
+    const result = await bridge.result(orgId, s);
     assert.equal(result.status, 'closed');
     assert.equal(bridge.emu.tables.get('Case')!.get(result.caseId)!.StatusId, IDS.caseStatus.Resolved);
     // A late event for the finished conversation is acknowledged and ignored.
@@ -199,7 +199,7 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const s = sid();
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'help'));
     await bridge.send(orgId, 'conversation.closed', ev.closed(s, 'resolved'));
-    const result = await bridge.handle(orgId, s).result();
+    const result = await bridge.result(orgId, s);
     assert.equal(bridge.emu.tables.get('Case')!.get(result.caseId)!.StatusId, IDS.caseStatus.New);
     assert.ok(result.notes.some((n: { message: string }) => /no Resolved Status ID/.test(n.message)));
   });

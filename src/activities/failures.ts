@@ -1,10 +1,11 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { CreatioError } from '../creatio/errors';
+import { OpenCXError } from '../opencx/client';
 
 /** An organization that has no (or no longer any) settings: retrying cannot fix it. */
 export class OrgNotConnectedError extends Error {
-  constructor(orgId: string) {
-    super(`Organization ${orgId} has no Creatio integration`);
+  constructor(orgId: string, what = 'has no Creatio integration') {
+    super(`Organization ${orgId} ${what}`);
     this.name = 'OrgNotConnectedError';
   }
 }
@@ -23,13 +24,13 @@ export function withJitter(retryAfterMs: number): number {
  * Retry-After becomes the delay before the next attempt.
  */
 export function toFailure(err: unknown): unknown {
-  if (err instanceof CreatioError) {
+  if (err instanceof CreatioError || err instanceof OpenCXError) {
     return ApplicationFailure.create({
       type: err.name,
       message: err.message,
       nonRetryable: !err.retryable,
       ...(err.retryAfterMs !== undefined && { nextRetryDelay: withJitter(err.retryAfterMs) }),
-      details: [{ kind: err.kind, status: err.status ?? null, entity: err.entity ?? null }],
+      details: [{ kind: err.kind, status: err.status ?? null }],
     });
   }
   if (err instanceof OrgNotConnectedError) {

@@ -4,6 +4,7 @@ import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
 import type { OrgSettings } from '../settings/schema';
 import type { Store } from '../store';
 import { conversationWorkflowId, type Attachment, type Author, type Contact } from '../workflows/messages';
+import { OpenCXClient } from '../opencx/client';
 import { withFailures, OrgNotConnectedError } from './failures';
 import {
   BRIDGE_MARKER,
@@ -23,6 +24,13 @@ export interface ActivityDeps {
 }
 
 /** What the workflow needs to know of the settings at each step (no secrets). */
+export interface AgentReply {
+  id: string;
+  createdOn: string;
+  text: string;
+  authorName: string;
+}
+
 export interface ConversationSettings {
   createCaseOnlyOnHandoff: boolean;
 }
@@ -65,6 +73,23 @@ const DEFAULT_IDS = {
 };
 
 const isRetry = () => Context.current().info.attempt > 1;
+
+/** Text of an activity body for the customer: tags removed, entities decoded, whitespace tidied. */
+export function plainText(html: string): string {
+  return html
+    .replace(/<br\s*\/?>/gi, '\n')
+    .replace(/<\/(p|div|li)>/gi, '\n')
+    .replace(/<[^>]+>/g, '')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&amp;/g, '&')
+    .replace(/[ \t]+\n/g, '\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
 
 /**
  * The bridge's side effects, built with their dependencies (the worker wires real ones). Every
@@ -115,6 +140,14 @@ export function createActivities(deps: ActivityDeps) {
       return p;
     };
     return { settings: s, client, lookup };
+  }
+
+  async function opencx(orgId: string): Promise<OpenCXClient> {
+    const stored = await deps.store.getOrg(orgId);
+    if (!stored) throw new OrgNotConnectedError(orgId);
+    const { apiBaseUrl, apiKey } = stored.settings.opencx;
+    if (!apiKey) throw new OrgNotConnectedError(orgId, 'has no OpenCX API key');
+    return new OpenCXClient(apiBaseUrl, apiKey, deps.creatioTimeoutMs);
   }
 
   /** Creates a record under a known id; with `verify` (a retry), finds it first. True if it existed. */
@@ -284,6 +317,96 @@ export function createActivities(deps: ActivityDeps) {
           ctx.heartbeat(done + 1);
         }
         return done;
+      });
+    },
+
+    /**
+     * The case's activities created since `since` that match the organization's agent-reply
+     * filter and were not written by the bridge, oldest first.
+     */
+    async fetchAgentReplies(input: {
+      orgId: string;
+      caseId: string;
+      since: string | null;
+    }): Promise<AgentReply[]> {
+      return withFailures(async () => {
+        const { settings, client, lookup } = await org(input.orgId);
+        const f = settings.agentReplyFilter;
+        const typeIds = new Set(
+          (await Promise.all(f.activityTypes.map((n) => lookup('ActivityType', n)))).filter(Boolean),
+        );
+        const categoryIds = new Set(
+          (await Promise.all(f.activityCategories.map((n) => lookup('ActivityCategory', n)))).filter(Boolean),
+        );
+        const filter = [
+          `CaseId eq ${input.caseId}`,
+          ...(input.since ? [`CreatedOn ge ${input.since}`] : []),
+        ].join(' and ');
+        const rows = await client.list<Entity & Record<string, string>>('Activity', {
+          select: [
+            'Id',
+            'Title',
+            'Body',
+            'Notes',
+            'DetailedResult',
+            'TypeId',
+            'ActivityCategoryId',
+            'OwnerId',
+            'CreatedOn',
+          ],
+          filter,
+          orderby: 'CreatedOn asc',
+          top: 200,
+        });
+        const replies: AgentReply[] = [];
+        for (const a of rows) {
+          if (String(a.Title ?? '').startsWith(BRIDGE_MARKER)) continue;
+          if (!typeIds.has(a.TypeId)) continue;
+          if (categoryIds.size > 0 && !categoryIds.has(a.ActivityCategoryId)) continue;
+          const text = plainText(a.Body || a.Notes || a.DetailedResult || a.Title || '');
+          if (!text) continue;
+          const owner = a.OwnerId ? await client.getContact(a.OwnerId) : undefined;
+          replies.push({
+            id: a.Id,
+            createdOn: String(a.CreatedOn),
+            text,
+            authorName: owner?.Name || 'Support agent',
+          });
+        }
+        return replies;
+      });
+    },
+
+    /** Delivers an agent reply to the customer through OpenCX, taking the session over from the AI. */
+    async deliverReply(input: { orgId: string; sessionId: string; reply: AgentReply }): Promise<void> {
+      return withFailures(async () => {
+        const client = await opencx(input.orgId);
+        await client.sendAgentMessage(input.sessionId, input.reply.text, input.reply.authorName);
+      });
+    },
+
+    /** The case's status name, and whether it is one of the organization's closure statuses (exact match). */
+    async readCaseStatus(input: {
+      orgId: string;
+      caseId: string;
+    }): Promise<{ name: string; closes: boolean; closureStatusNames: string[] }> {
+      return withFailures(async () => {
+        const { settings, client } = await org(input.orgId);
+        const c = await client.getCase<Entity & { StatusId: string }>(input.caseId, ['Id', 'StatusId']);
+        const status = c && (await client.getCaseStatus(c.StatusId));
+        const name = status?.Name ?? '';
+        return {
+          name,
+          closes: settings.closureStatusNames.includes(name),
+          closureStatusNames: settings.closureStatusNames,
+        };
+      });
+    },
+
+    /** Resolves the OpenCX session (closed_resolved). */
+    async resolveSession(input: { orgId: string; sessionId: string }): Promise<void> {
+      return withFailures(async () => {
+        await (await opencx(input.orgId)).resolveSession(input.sessionId);
       });
     },
 

@@ -11,6 +11,7 @@ import type { ConversationOptions } from '../workflows/conversation';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from './metrics';
+import { creatioWebhookRouter } from './creatio-webhook';
 import { opencxWebhookRouter } from './opencx-webhook';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
@@ -93,6 +94,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(opencxWebhookRouter(deps));
+  app.use(creatioWebhookRouter(deps));
   app.use('/v1', adminAuth(deps.config.adminApiToken), express.json({ limit: '1mb' }));
   app.use(settingsRouter(deps));
   app.use(sessionsRouter(deps));

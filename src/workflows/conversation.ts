@@ -24,7 +24,7 @@ import {
   type ConversationState,
 } from './messages';
 import { creatioActivityOptions, localActivityOptions } from './retry-policies';
-import { creatioTaskQueue } from './task-queues';
+import { creatioTaskQueue, opencxTaskQueue } from './task-queues';
 
 export interface ConversationOptions {
   /** Base task queue; Creatio activities run on creatioTaskQueue(taskQueue, orgId). */
@@ -48,6 +48,9 @@ export interface CarriedState {
   seenEvents: string[];
   seenMessages: string[];
   unlogged: LogEntry[];
+  /** CreatedOn of the newest agent reply delivered, and the ids delivered (replies go out once). */
+  replyCursor: string | null;
+  deliveredReplies: string[];
 }
 
 export interface ConversationInput {
@@ -88,6 +91,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     channel: null,
     messages: { received: 0, logged: 0, pending: 0 },
     handedOffAt: null,
+    caseStatus: null,
     resolution: null,
     agentRepliesDelivered: 0,
     lastError: null,
@@ -99,6 +103,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const seenEvents = new Set(carried?.seenEvents);
   const seenMessages = new Set(carried?.seenMessages);
   const unlogged: LogEntry[] = carried?.unlogged ?? [];
+  let replyCursor = carried?.replyCursor ?? null;
+  const deliveredReplies = new Set(carried?.deliveredReplies);
   let resumeRequested = false;
 
   const view = (): ConversationState => ({
@@ -109,6 +115,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   setHandler(stateQuery, view);
   setHandler(conversationEventSignal, (event) => {
     if (seenEvents.has(event.eventId)) return;
+    // One pending "new activity" check covers any number of calls: it reads everything new.
+    if (event.kind === 'creatio_activity' && queue.some((e) => e.kind === 'creatio_activity')) return;
     seenEvents.add(event.eventId);
     queue.push(event);
   });
@@ -119,6 +127,13 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const creatio = proxyActivities<Activities>(
     creatioActivityOptions(
       creatioTaskQueue(options.taskQueue, orgId),
+      options.creatioRetryFor,
+      options.creatioRetryMaxInterval,
+    ),
+  );
+  const opencx = proxyActivities<Activities>(
+    creatioActivityOptions(
+      opencxTaskQueue(options.taskQueue, orgId),
       options.creatioRetryFor,
       options.creatioRetryMaxInterval,
     ),
@@ -284,6 +299,39 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     state.status = 'closed';
   }
 
+  /** Delivers every agent reply written in Creatio since the last one, oldest first, each once. */
+  async function deliverNewReplies(): Promise<void> {
+    if (!state.caseId) return;
+    const replies = await step('fetch agent replies', () =>
+      creatio.fetchAgentReplies({ orgId, caseId: state.caseId!, since: replyCursor }),
+    );
+    for (const reply of replies) {
+      if (deliveredReplies.has(reply.id)) continue;
+      await step(`deliver agent reply ${reply.id}`, () => opencx.deliverReply({ orgId, sessionId, reply }));
+      deliveredReplies.add(reply.id);
+      state.agentRepliesDelivered++;
+      if (!replyCursor || reply.createdOn > replyCursor) replyCursor = reply.createdOn;
+    }
+  }
+
+  async function onCaseStatus(): Promise<void> {
+    if (!state.caseId) return;
+    const st = await step('read case status', () => creatio.readCaseStatus({ orgId, caseId: state.caseId! }));
+    state.caseStatus = st.name;
+    if (!st.closes) {
+      note(
+        `status '${st.name}' is not one of [${st.closureStatusNames.map((n) => `'${n}'`).join(', ')}] (names are case-sensitive): the OpenCX session stays open`,
+      );
+      return;
+    }
+    await drain();
+    await deliverNewReplies();
+    await step('resolve OpenCX session', () => opencx.resolveSession({ orgId, sessionId }));
+    note(`case status '${st.name}': the OpenCX session was resolved`);
+    state.resolution = 'resolved';
+    state.status = 'closed';
+  }
+
   async function handle(ev: ConversationEvent): Promise<void> {
     switch (ev.kind) {
       case 'started':
@@ -314,6 +362,10 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         return onHandoff(ev);
       case 'closed':
         return onClosed(ev);
+      case 'creatio_activity':
+        return deliverNewReplies();
+      case 'creatio_status':
+        return onCaseStatus();
     }
   }
 
@@ -342,6 +394,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         seenEvents: [...seenEvents].slice(-MAX_SEEN),
         seenMessages: [...seenMessages].slice(-MAX_SEEN),
         unlogged,
+        replyCursor,
+        deliveredReplies: [...deliveredReplies].slice(-MAX_SEEN),
       },
     };
     await continueAsNew<typeof conversationWorkflow>(next);

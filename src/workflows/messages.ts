@@ -53,7 +53,11 @@ export type ConversationEvent =
       summary: string;
       language: string;
       sentiment: string;
-    };
+    }
+  /** Creatio's agent-reply process: the case has a new activity (maybe an agent's reply). */
+  | { kind: 'creatio_activity'; eventId: string; timestamp: string; activityId?: string }
+  /** Creatio's closure process: the case status changed. */
+  | { kind: 'creatio_status'; eventId: string; timestamp: string; eventType: string };
 
 /** Every event reaches the workflow through this one signal, so their order is the order received. */
 export const conversationEventSignal = defineSignal<[ConversationEvent]>('conversationEvent');
@@ -82,6 +86,8 @@ export interface ConversationState {
   channel: string | null;
   messages: { received: number; logged: number; pending: number };
   handedOffAt: string | null;
+  /** Status name last read from Creatio after a closure call. */
+  caseStatus: string | null;
   resolution: 'resolved' | 'not_resolved' | null;
   agentRepliesDelivered: number;
   lastError: StepError | null;

@@ -19,7 +19,7 @@ export const NON_RETRYABLE = [
 ];
 
 /**
- * Creatio writes: exponential backoff up to `maxInterval` between tries (5 minutes by default),
+ * Calls to Creatio and to OpenCX: exponential backoff up to `maxInterval` between tries (5 minutes by default),
  * for as long as `retryFor` (24 hours by default), then the step is parked.
  */
 export function creatioActivityOptions(

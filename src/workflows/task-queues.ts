@@ -6,3 +6,8 @@
 export function creatioTaskQueue(base: string, orgId: string): string {
   return `${base}:creatio:${orgId}`;
 }
+
+/** OpenCX calls of each organization: its own queue, paced under OpenCX's 100 requests/minute. */
+export function opencxTaskQueue(base: string, orgId: string): string {
+  return `${base}:opencx:${orgId}`;
+}

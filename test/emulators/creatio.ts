@@ -52,6 +52,33 @@ const DEFAULT_FAULTS: CreatioFaults = {
   tokenLifetimeSec: 3600,
 };
 
+/**
+ * A customer-built business process: a signal start on Activity added (agent replies) or on Case
+ * modified with a status filter (closure), then "Call web service" to the bridge, with Creatio's
+ * default 5 s response timeout and the integration's "Retries on call failure".
+ */
+export interface BusinessProcess {
+  kind: 'agent_reply' | 'case_closure';
+  url: string;
+  active?: boolean;
+  /** agent_reply: ActivityType names that start it (the OpenCX guide: Email or Task). */
+  activityTypes?: string[];
+  /** case_closure: status names of the signal filter (exact, as Creatio compares lookups). */
+  statusNames?: string[];
+  /** The request body; a misconfigured process may send something else. */
+  body?: (ctx: { caseId: string; activityId?: string }) => unknown;
+  contentType?: string;
+  retries?: number;
+  timeoutMs?: number;
+}
+
+export interface ProcessCall {
+  kind: BusinessProcess['kind'];
+  status: number | 'timeout' | 'error';
+  attempts: number;
+  body: unknown;
+}
+
 export const SANDBOX_CLIENT = { clientId: 'sandbox-client', clientSecret: 'sandbox-secret-change-me' };
 
 type Row = Record<string, unknown> & { Id: string };
@@ -92,10 +119,80 @@ export class CreatioEmulator extends EventEmitter {
   private random = prng(42);
   private server: http.Server | undefined;
   url = '';
+  readonly processes: BusinessProcess[] = [];
+  readonly processLog: ProcessCall[] = [];
+  private readonly inflightCalls = new Set<Promise<void>>();
 
   constructor() {
     super();
     this.reset();
+    this.on('added', (set: string, row: Row) => {
+      if (set !== 'Activity' || row.CaseId === ZERO_GUID) return;
+      const typeName = this.nameOf('ActivityType', String(row.TypeId));
+      for (const p of this.processes) {
+        if (
+          p.kind === 'agent_reply' &&
+          p.active !== false &&
+          (p.activityTypes ?? ['Email', 'Task']).includes(typeName)
+        ) {
+          this.callProcess(p, { caseId: String(row.CaseId), activityId: row.Id });
+        }
+      }
+    });
+    this.on('modified', (set: string, row: Row, changed: string[]) => {
+      if (set !== 'Case' || !changed.includes('StatusId')) return;
+      const status = this.nameOf('CaseStatus', String(row.StatusId));
+      for (const p of this.processes) {
+        if (
+          p.kind === 'case_closure' &&
+          p.active !== false &&
+          (p.statusNames ?? ['Resolved']).includes(status)
+        ) {
+          this.callProcess(p, { caseId: row.Id });
+        }
+      }
+    });
+  }
+
+  private nameOf(set: string, id: string): string {
+    const name = this.tables.get(set)?.get(id)?.Name;
+    return typeof name === 'string' ? name : '';
+  }
+
+  /** Resolves when every business-process call started so far has finished (with its retries). */
+  async processesIdle(): Promise<void> {
+    while (this.inflightCalls.size > 0) await Promise.all([...this.inflightCalls]);
+  }
+
+  private callProcess(p: BusinessProcess, ctx: { caseId: string; activityId?: string }): void {
+    const body =
+      p.body?.(ctx) ??
+      (p.kind === 'agent_reply'
+        ? { event_type: 'new_activity', caseId: ctx.caseId, activityId: ctx.activityId }
+        : { event_type: 'case_status_changed', caseId: ctx.caseId });
+    const run = (async () => {
+      let status: ProcessCall['status'] = 'error';
+      let attempts = 0;
+      for (; attempts <= (p.retries ?? 0);) {
+        attempts++;
+        try {
+          const res = await fetch(p.url, {
+            method: 'POST',
+            headers: { 'content-type': p.contentType ?? 'application/json' },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(p.timeoutMs ?? 5_000),
+          });
+          await res.text();
+          status = res.status;
+          if (res.status < 400) break;
+        } catch (err) {
+          status = (err as { name?: string }).name === 'TimeoutError' ? 'timeout' : 'error';
+        }
+      }
+      this.processLog.push({ kind: p.kind, status, attempts, body });
+    })();
+    this.inflightCalls.add(run);
+    void run.finally(() => this.inflightCalls.delete(run));
   }
 
   /** Back to seed data, default faults and no clients but the sandbox one. */
@@ -112,6 +209,7 @@ export class CreatioEmulator extends EventEmitter {
     this.calls.clear();
     this.tokens.clear();
     this.random = prng(42);
+    if (this.processes) this.processes.length = 0;
   }
 
   addClient(c: Partial<EmulatorClient> & { clientId: string; clientSecret: string }): EmulatorClient {

@@ -1,0 +1,119 @@
+import { randomUUID } from 'node:crypto';
+import express, { Router } from 'express';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { ApiError } from '../errors';
+import { GUID_RE } from '../settings/schema';
+import { conversationEventSignal, type ConversationEvent } from '../workflows/messages';
+import type { AppDeps } from './app';
+
+export const AGENT_REPLY_EVENTS = ['new_activity'];
+export const CLOSURE_EVENTS = ['case_closed', 'case_resolved', 'case_status_changed'];
+const ACCEPTED = [...AGENT_REPLY_EVENTS, ...CLOSURE_EVENTS];
+
+const TOKEN_FIX =
+  'Copy the current webhook URL from Settings → Integrations → Creatio (GET /v1/orgs/:orgId/integrations/creatio) into the business process.';
+const BODY_FIX =
+  'Send a JSON body with both "event_type" (string) and "caseId" (string), e.g. {"event_type": "new_activity", "caseId": "[#Case.Id#]"}.';
+
+/**
+ * POST /webhooks/creatio/:token: calls from the customer's Creatio business processes. Answers in
+ * milliseconds; the work happens in the conversation's workflow. Repeated calls change nothing:
+ * the workflow reads what is new in Creatio and delivers each reply once.
+ */
+export function creatioWebhookRouter(deps: AppDeps): Router {
+  const r = Router();
+  // Creatio's "Call web service" sends JSON under various content types: read any as text.
+  r.post('/webhooks/creatio/:token', express.text({ type: () => true, limit: '64kb' }), async (req, res) => {
+    const outcome = (o: string) => deps.metrics.webhookEvents.inc({ source: 'creatio', outcome: o });
+    const orgId = await deps.store.findOrgByWebhookToken(req.params.token ?? '');
+    if (!orgId) {
+      outcome('invalid_token');
+      throw new ApiError(401, 'invalid_token', 'Invalid token', { fix: TOKEN_FIX });
+    }
+    const text = typeof req.body === 'string' ? req.body : '';
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      outcome('bad_request');
+      throw new ApiError(400, 'invalid_json', 'The request body is not valid JSON', { fix: BODY_FIX });
+    }
+    if (!body || typeof body !== 'object' || Array.isArray(body)) {
+      outcome('bad_request');
+      throw new ApiError(400, 'invalid_body', 'The request body must be a JSON object', { fix: BODY_FIX });
+    }
+    const b = body as Record<string, unknown>;
+    for (const field of ['event_type', 'caseId']) {
+      if (b[field] === undefined || b[field] === null || b[field] === '') {
+        outcome('bad_request');
+        throw new ApiError(400, 'missing_field', `${field} is required and must be a string`, {
+          field,
+          fix: BODY_FIX,
+        });
+      }
+      if (typeof b[field] !== 'string') {
+        outcome('bad_request');
+        throw new ApiError(400, 'invalid_field', `${field} must be a string`, { field, fix: BODY_FIX });
+      }
+    }
+    const eventType = b.event_type as string;
+    const caseId = (b.caseId as string).trim().toLowerCase();
+    if (!GUID_RE.test(caseId)) {
+      outcome('bad_request');
+      throw new ApiError(400, 'invalid_field', 'caseId must be a Creatio record Id (a GUID)', {
+        field: 'caseId',
+        fix: 'Map caseId to the Id of the case ([#Case.Id#]), not its number or subject.',
+      });
+    }
+    if (!ACCEPTED.includes(eventType)) {
+      outcome('bad_request');
+      throw new ApiError(
+        400,
+        'unknown_event_type',
+        `event_type "${eventType.slice(0, 100)}" is not one of: ${ACCEPTED.join(', ')}`,
+        {
+          field: 'event_type',
+        },
+      );
+    }
+    const activityId =
+      typeof b.activityId === 'string' && GUID_RE.test(b.activityId) ? b.activityId.toLowerCase() : undefined;
+
+    const owner = await deps.store.findSessionByCase(orgId, caseId);
+    if (!owner) {
+      const reason = `case ${caseId} has no matching OpenCX session (it was not created by the bridge)`;
+      req.log.info({ orgId, caseId, eventType, reason }, 'Creatio webhook ignored');
+      outcome('no_session');
+      res.status(200).json({ status: 'ignored', reason });
+      return;
+    }
+    const conv = deps.conversations;
+    if (!conv)
+      throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+    const now = new Date().toISOString();
+    const event: ConversationEvent = AGENT_REPLY_EVENTS.includes(eventType)
+      ? {
+          kind: 'creatio_activity',
+          eventId: `creatio:${randomUUID()}`,
+          timestamp: now,
+          ...(activityId && { activityId }),
+        }
+      : { kind: 'creatio_status', eventId: `creatio:${randomUUID()}`, timestamp: now, eventType };
+    try {
+      await conv.client.workflow.getHandle(owner.workflowId).signal(conversationEventSignal, event);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        const reason = `the conversation ${owner.sessionId} is already closed`;
+        req.log.info({ orgId, caseId, eventType, reason }, 'Creatio webhook ignored');
+        outcome('conversation_closed');
+        res.status(200).json({ status: 'ignored', reason });
+        return;
+      }
+      req.log.error({ err, orgId, caseId }, 'could not signal the conversation');
+      throw new ApiError(503, 'temporal_unavailable', 'The call could not be recorded; retry later');
+    }
+    outcome('accepted');
+    res.status(202).json({ status: 'accepted', sessionId: owner.sessionId });
+  });
+  return r;
+}
