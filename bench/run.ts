@@ -122,6 +122,8 @@ async function main(): Promise<void> {
   }
   const { conversationBench } = await import('./conversations');
   stats.push(...(await conversationBench()));
+  const { webhookBurstBench } = await import('./webhook-burst');
+  stats.push(...(await webhookBurstBench()));
   const bridgeMsg = stats.find((s) => s.name.startsWith('bridge: message'));
   const naiveMsg = stats.find((s) => s.name.startsWith('naive'));
   if (bridgeMsg && naiveMsg) {

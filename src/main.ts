@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createApp, type Readiness } from './api/app';
+import { CreatioInbox } from './api/creatio-inbox';
 import { Metrics } from './api/metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { randomToken } from './crypto';
@@ -160,13 +161,21 @@ async function main(): Promise<void> {
     };
 
     if (config.runApi) {
+      const creatioInbox = new CreatioInbox(store, client, log);
+      creatioInbox.startSweep();
+      shutdown.add('creatio inbox', () => Promise.resolve(creatioInbox.stop()));
       const app = createApp({
         config: { ...config, adminApiToken: await adminToken(config, log) },
         store,
         log,
         metrics: new Metrics(),
         readiness,
-        conversations: { client, taskQueue: config.temporal.taskQueue, options: conversationOptions },
+        conversations: {
+          client,
+          taskQueue: config.temporal.taskQueue,
+          options: conversationOptions,
+          creatioInbox,
+        },
       });
       const server = http.createServer(app);
       await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../src/logger';
 import { sign } from '../src/opencx/signature';
 import type { Store } from '../src/store';
 import { BridgeWorkers, installRuntime } from '../src/worker';
+import { CreatioInbox } from '../src/api/creatio-inbox';
 import type { ConversationOptions } from '../src/workflows/conversation';
 import { conversationWorkflowId } from '../src/workflows/messages';
 import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
@@ -31,6 +32,7 @@ export class Bridge {
   api!: RunningApi;
   client!: Client;
   workers: BridgeWorkers | undefined;
+  inbox: CreatioInbox | undefined;
   private connection!: Connection;
   private native: NativeConnection | undefined;
   readonly taskQueue = `bridge-test-${randomUUID().slice(0, 8)}`;
@@ -61,10 +63,17 @@ export class Bridge {
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
     await this.startWorkers();
+    this.inbox = new CreatioInbox(this.store, this.client, this.log);
+    this.inbox.startSweep(1_000, 1_000);
     this.api = await startApi({
       store: this.store,
       log: this.log,
-      conversations: { client: this.client, taskQueue: this.taskQueue, options: this.options },
+      conversations: {
+        client: this.client,
+        taskQueue: this.taskQueue,
+        options: this.options,
+        creatioInbox: this.inbox,
+      },
     });
     return this;
   }
@@ -99,6 +108,7 @@ export class Bridge {
 
   async close(): Promise<void> {
     await this.api?.close();
+    this.inbox?.stop();
     await this.stopWorkers();
     await this.connection?.close();
     await this.store?.close();

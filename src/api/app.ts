@@ -7,6 +7,7 @@ import { ApiError } from '../errors';
 import { redactUrl, type Logger } from '../logger';
 import type { TestOptions } from '../settings/test-and-save';
 import type { Client } from '@temporalio/client';
+import type { CreatioInbox } from './creatio-inbox';
 import type { ConversationOptions } from '../workflows/conversation';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
@@ -29,7 +30,12 @@ export interface AppDeps {
   readiness: () => Promise<Readiness>;
   testOptions?: Partial<TestOptions>;
   /** Temporal client and the options new conversations start with; absent → conversation routes answer 503. */
-  conversations?: { client: Client; taskQueue: string; options: ConversationOptions };
+  conversations?: {
+    client: Client;
+    taskQueue: string;
+    options: ConversationOptions;
+    creatioInbox?: CreatioInbox;
+  };
 }
 
 function adminAuth(token: string | undefined): RequestHandler {

@@ -1,9 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import express, { Router } from 'express';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
-import { conversationEventSignal, type ConversationEvent } from '../workflows/messages';
 import type { AppDeps } from './app';
 
 export const AGENT_REPLY_EVENTS = ['new_activity'];
@@ -76,8 +73,17 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
         },
       );
     }
-    const activityId =
-      typeof b.activityId === 'string' && GUID_RE.test(b.activityId) ? b.activityId.toLowerCase() : undefined;
+    // Optional: the workflow reads every new activity of the case anyway; a wrong value is still named.
+    if (
+      b.activityId !== undefined &&
+      b.activityId !== null &&
+      (typeof b.activityId !== 'string' || !GUID_RE.test(b.activityId))
+    ) {
+      outcome('bad_request');
+      throw new ApiError(400, 'invalid_field', 'activityId, when given, must be a GUID string', {
+        field: 'activityId',
+      });
+    }
 
     const owner = await deps.store.findSessionByCase(orgId, caseId);
     if (!owner) {
@@ -87,31 +93,17 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
       res.status(200).json({ status: 'ignored', reason });
       return;
     }
-    const conv = deps.conversations;
-    if (!conv)
+    const inbox = deps.conversations?.creatioInbox;
+    if (!inbox)
       throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
-    const now = new Date().toISOString();
-    const event: ConversationEvent = AGENT_REPLY_EVENTS.includes(eventType)
-      ? {
-          kind: 'creatio_activity',
-          eventId: `creatio:${randomUUID()}`,
-          timestamp: now,
-          ...(activityId && { activityId }),
-        }
-      : { kind: 'creatio_status', eventId: `creatio:${randomUUID()}`, timestamp: now, eventType };
-    try {
-      await conv.client.workflow.getHandle(owner.workflowId).signal(conversationEventSignal, event);
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) {
-        const reason = `the conversation ${owner.sessionId} is already closed`;
-        req.log.info({ orgId, caseId, eventType, reason }, 'Creatio webhook ignored');
-        outcome('conversation_closed');
-        res.status(200).json({ status: 'ignored', reason });
-        return;
-      }
-      req.log.error({ err, orgId, caseId }, 'could not signal the conversation');
-      throw new ApiError(503, 'temporal_unavailable', 'The call could not be recorded; retry later');
-    }
+    // Committed before answering: from here on the call cannot be lost, whatever happens next.
+    await deps.store.addInbox({
+      orgId,
+      workflowId: owner.workflowId,
+      kind: AGENT_REPLY_EVENTS.includes(eventType) ? 'creatio_activity' : 'creatio_status',
+      eventType,
+    });
+    void inbox.kick(owner.workflowId);
     outcome('accepted');
     res.status(202).json({ status: 'accepted', sessionId: owner.sessionId });
   });

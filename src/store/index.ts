@@ -138,6 +138,39 @@ export class Store {
     );
   }
 
+  /** Records a Creatio webhook call for its conversation; committed before the call is answered. */
+  async addInbox(e: { orgId: string; workflowId: string; kind: string; eventType: string }): Promise<void> {
+    await this.db.query(
+      'INSERT INTO creatio_inbox (org_id, workflow_id, kind, event_type) VALUES ($1, $2, $3, $4)',
+      [e.orgId, e.workflowId, e.kind, e.eventType],
+    );
+  }
+
+  /** The calls waiting for a conversation, oldest first. */
+  async inboxFor(workflowId: string): Promise<{ id: string; kind: string; eventType: string }[]> {
+    const rows = await this.db.query<{ id: string; kind: string; event_type: string }>(
+      'SELECT id, kind, event_type FROM creatio_inbox WHERE workflow_id = $1 ORDER BY id LIMIT 1000',
+      [workflowId],
+    );
+    return rows.map((r) => ({ id: String(r.id), kind: r.kind, eventType: r.event_type }));
+  }
+
+  async removeInbox(workflowId: string, upToId: string): Promise<void> {
+    await this.db.query('DELETE FROM creatio_inbox WHERE workflow_id = $1 AND id <= $2', [
+      workflowId,
+      upToId,
+    ]);
+  }
+
+  /** Conversations with calls older than `olderThanMs` still waiting (a crash or an outage left them). */
+  async staleInboxWorkflows(olderThanMs: number): Promise<string[]> {
+    const rows = await this.db.query<{ workflow_id: string }>(
+      `SELECT DISTINCT workflow_id FROM creatio_inbox WHERE received_at < now() - ($1::int * interval '1 millisecond') LIMIT 500`,
+      [olderThanMs],
+    );
+    return rows.map((r) => r.workflow_id);
+  }
+
   async putCaseSession(m: CaseSession): Promise<void> {
     await this.db.query(
       `INSERT INTO case_sessions (org_id, case_id, session_id, workflow_id) VALUES ($1, $2, $3, $4)

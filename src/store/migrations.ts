@@ -39,6 +39,21 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
       `CREATE INDEX webhook_deliveries_received ON webhook_deliveries (received_at)`,
     ],
   },
+  {
+    id: 3,
+    name: 'inbox of Creatio webhook calls',
+    sql: [
+      `CREATE TABLE creatio_inbox (
+         id bigserial PRIMARY KEY,
+         org_id text NOT NULL,
+         workflow_id text NOT NULL,
+         kind text NOT NULL,
+         event_type text NOT NULL,
+         received_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE INDEX creatio_inbox_workflow ON creatio_inbox (workflow_id, id)`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;
