@@ -7,6 +7,7 @@ import { CreatioClient } from '../src/creatio/client';
 import { createLogger } from '../src/logger';
 import { startTemporal } from '../src/temporal/launcher';
 import { SANDBOX_CLIENT } from '../test/emulators/creatio';
+import { startLlmEmulator } from '../test/emulators/llm';
 import { Bridge, ev } from '../test/bridge-harness';
 import { startNaiveBridge } from './naive-direct';
 import { load, summarize, type Stat } from './run';
@@ -14,6 +15,7 @@ import { load, summarize, type Stat } from './run';
 const N = Number(process.env.BENCH_CONVERSATIONS ?? 20);
 const M = Number(process.env.BENCH_MESSAGES ?? 10);
 const LATENCY = Number(process.env.BENCH_CREATIO_LATENCY_MS ?? 20);
+const LLM_LATENCY = Number(process.env.BENCH_LLM_LATENCY_MS ?? 1200);
 
 async function untilIdle(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -30,10 +32,15 @@ export async function conversationBench(): Promise<Stat[]> {
     cliPath: process.env.TEMPORAL_CLI_PATH,
     log,
   });
+  const llm = await startLlmEmulator();
+  llm.faults.latencyMs = LLM_LATENCY;
+  llm.rule = () => ({ UsrProductName: 'Router X200', PriorityId: 'High' });
   const bridge = await new Bridge({
     temporalAddress: temporal.address,
     log,
     store: process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite',
+    llmBaseUrl: llm.url,
+    conversation: { aiFieldsDeadline: '20s' },
   }).start();
   const stats: Stat[] = [];
   try {
@@ -109,6 +116,47 @@ export async function conversationBench(): Promise<Stat[]> {
       ),
     );
 
+    // --- handoff → AI fields written (existing case, LLM answering after LLM_LATENCY ms)
+    const aiOrg = await bridge.connectOrg({
+      aiFields: [
+        { column: 'UsrProductName', title: 'Product', type: 'text', description: 'The product' },
+        {
+          column: 'PriorityId',
+          title: 'Priority',
+          type: 'dropdown',
+          description: '"High", "Medium" or "Low"',
+        },
+      ],
+    });
+    const aiSent = new Map<string, number>();
+    const fieldsAt = new Map<string, number>();
+    emu.on('modified', (set: string, row: Record<string, unknown>, changed: string[]) => {
+      const m =
+        set === 'Case' &&
+        changed.includes('UsrProductName') &&
+        /\(session (ai-\d+)\)/.exec(String(row.Subject));
+      if (m) fieldsAt.set(m[1]!, performance.now());
+    });
+    await Promise.all(
+      Array.from({ length: N }, async (_, c) => {
+        const s = `ai-${c}`;
+        await bridge.send(aiOrg, 'conversation.contact_response', ev.message(s, 'm0', `router down ${c}`));
+        await untilIdle(
+          () => emu.rows('Case').some((r) => String(r.Subject).includes(`(session ${s})`)),
+          60_000,
+        );
+        aiSent.set(s, performance.now());
+        await bridge.send(aiOrg, 'conversation.handoff_to_human', ev.handoff(s));
+      }),
+    );
+    await untilIdle(() => fieldsAt.size === N, 120_000);
+    stats.push(
+      summarize(
+        `bridge: handoff → AI fields written (LLM ${LLM_LATENCY} ms)`,
+        [...aiSent].map(([s, t]) => fieldsAt.get(s)! - t),
+      ),
+    );
+
     // --- the naive direct path, same emulator, same latency
     emu.calls.clear();
     const creatio = new CreatioClient({
@@ -143,6 +191,7 @@ export async function conversationBench(): Promise<Stat[]> {
     }
   } finally {
     await bridge.close();
+    await llm.close();
     await temporal.stop();
   }
   return stats;

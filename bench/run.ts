@@ -144,6 +144,7 @@ async function main(): Promise<void> {
       conversations: Number(process.env.BENCH_CONVERSATIONS ?? 20),
       messagesEach: Number(process.env.BENCH_MESSAGES ?? 10),
       creatioLatencyMs: Number(process.env.BENCH_CREATIO_LATENCY_MS ?? 20),
+      llmLatencyMs: Number(process.env.BENCH_LLM_LATENCY_MS ?? 1200),
     },
   };
   console.log(

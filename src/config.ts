@@ -49,6 +49,11 @@ const envSchema = z.object({
   OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
+  LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  LLM_API_KEY: z.string().min(1).optional(),
+  LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),
+  AI_FIELDS_DEADLINE: duration.default('20s'),
+  AI_TRANSCRIPT_BUDGET_CHARS: z.coerce.number().int().min(500).max(500_000).default(12_000),
   OPENCX_SESSION_URL_TEMPLATE: z
     .string()
     .regex(/^https?:\/\/\S*\{sessionId\}/, 'must be an http(s) URL containing {sessionId}')
@@ -87,6 +92,9 @@ export interface Config {
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   opencxSessionUrlTemplate: string;
+  llm: { baseUrl: string; apiKey: string | undefined; model: string } | undefined;
+  aiFieldsDeadline: string;
+  aiTranscriptBudgetChars: number;
 }
 
 export class ConfigError extends Error {
@@ -154,6 +162,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,
+    llm: e.LLM_BASE_URL ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL } : undefined,
+    aiFieldsDeadline: e.AI_FIELDS_DEADLINE,
+    aiTranscriptBudgetChars: e.AI_TRANSCRIPT_BUDGET_CHARS,
   };
 }
 

@@ -104,6 +104,8 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: config.temporal.namespace });
 
     let workers: BridgeWorkers | undefined;
+    if (!config.llm)
+      log.info('LLM_BASE_URL is not set: AI fields are skipped, with that reason recorded at each handoff');
     if (config.runWorker) {
       installRuntime(log);
       const native = await NativeConnection.connect({ address: temporal.address });
@@ -117,6 +119,8 @@ async function main(): Promise<void> {
         activityDeps: {
           creatioTimeoutMs: config.creatioRequestTimeoutMs,
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
+          llm: config.llm && { ...config.llm, timeoutMs: 15_000 },
+          aiTranscriptBudgetChars: config.aiTranscriptBudgetChars,
         },
         creatioActivitiesPerSecond: config.creatioActivitiesPerSecond,
         opencxActivitiesPerSecond: config.opencxActivitiesPerSecond,
@@ -136,6 +140,7 @@ async function main(): Promise<void> {
       parkedRetryEvery: config.parkedStepRetryEvery as ConversationOptions['parkedRetryEvery'],
       maxHistoryEvents: 8_000,
       idleTimeout: config.conversationIdleTimeout as ConversationOptions['idleTimeout'],
+      aiFieldsDeadline: config.aiFieldsDeadline as ConversationOptions['aiFieldsDeadline'],
     };
 
     const readiness = async (): Promise<Readiness> => {

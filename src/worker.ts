@@ -25,7 +25,9 @@ export function installRuntime(log: Logger): void {
   Runtime.install({
     shutdownSignals: [],
     logger: new DefaultLogger('INFO', (entry) => {
-      log[levels[entry.level]]({ ...entry.meta, temporal: true }, entry.message);
+      // Activity-only workers (one pair per organization) say this at start by design.
+      const level = entry.message.startsWith('No workflows registered') ? 'debug' : levels[entry.level];
+      log[level]({ ...entry.meta, temporal: true }, entry.message);
     }),
     telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) } },
   });

@@ -19,6 +19,8 @@ export interface BridgeOptions {
   conversation?: Partial<ConversationOptions>;
   log?: Logger;
   store?: 'postgres' | 'pglite';
+  /** OpenAI-compatible endpoint for AI fields (e.g. the LLM emulator). */
+  llmBaseUrl?: string;
 }
 
 /**
@@ -52,6 +54,7 @@ export class Bridge {
       parkedRetryEvery: '1h',
       maxHistoryEvents: 10_000,
       idleTimeout: '1d',
+      aiFieldsDeadline: '8s',
       ...this.opts.conversation,
     };
   }
@@ -90,6 +93,9 @@ export class Bridge {
       activityDeps: {
         creatioTimeoutMs: 2_000,
         opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
+        ...(this.opts.llmBaseUrl && {
+          llm: { baseUrl: this.opts.llmBaseUrl, apiKey: 'sk-test', model: 'emu-1', timeoutMs: 3_000 },
+        }),
       },
       creatioActivitiesPerSecond: 1_000,
       opencxActivitiesPerSecond: 100,

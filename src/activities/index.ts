@@ -1,10 +1,13 @@
-import { Context } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CreatioClient, identityServiceUrlFor, odataString, type Entity } from '../creatio/client';
 import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
 import type { OrgSettings } from '../settings/schema';
 import type { Store } from '../store';
 import { conversationWorkflowId, type Attachment, type Author, type Contact } from '../workflows/messages';
 import { OpenCXClient } from '../opencx/client';
+import type { LlmConfig } from '../llm/client';
+import { LlmError } from '../llm/client';
+import { evaluateAiFields, type AiFieldOutcome } from './ai-fields';
 import { withFailures, OrgNotConnectedError } from './failures';
 import {
   BRIDGE_MARKER,
@@ -17,6 +20,10 @@ import {
 
 export interface ActivityDeps {
   store: Store;
+  /** OpenAI-compatible endpoint for AI fields; absent → AI fields are skipped with that reason. */
+  llm?: LlmConfig;
+  /** Characters of transcript sent to the LLM, counted from the most recent end. */
+  aiTranscriptBudgetChars?: number;
   creatioTimeoutMs: number;
   /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
   opencxSessionUrlTemplate: string;
@@ -407,6 +414,47 @@ export function createActivities(deps: ActivityDeps) {
     async resolveSession(input: { orgId: string; sessionId: string }): Promise<void> {
       return withFailures(async () => {
         await (await opencx(input.orgId)).resolveSession(input.sessionId);
+      });
+    },
+
+    /** Evaluates the organization's AI fields from the transcript (one structured LLM call). */
+    async evaluateAiFields(input: {
+      orgId: string;
+      transcript: string;
+    }): Promise<{ outcomes: AiFieldOutcome[]; patch: Record<string, unknown> }> {
+      return withFailures(async () => {
+        const { settings, client } = await org(input.orgId);
+        try {
+          return await evaluateAiFields({
+            client,
+            mappings: settings.aiFields,
+            llm: deps.llm,
+            transcript: input.transcript,
+            budgetChars: deps.aiTranscriptBudgetChars ?? 12_000,
+          });
+        } catch (err) {
+          if (err instanceof LlmError) {
+            throw ApplicationFailure.create({
+              type: err.name,
+              message: err.message,
+              nonRetryable: !err.retryable,
+              ...(err.retryAfterMs !== undefined && { nextRetryDelay: err.retryAfterMs }),
+            });
+          }
+          throw err;
+        }
+      });
+    },
+
+    /** Writes the AI field values in their own PATCH, after the case exists. */
+    async writeAiFields(input: {
+      orgId: string;
+      caseId: string;
+      patch: Record<string, unknown>;
+    }): Promise<void> {
+      return withFailures(async () => {
+        const { client } = await org(input.orgId);
+        await client.update('Case', input.caseId, input.patch);
       });
     },
 

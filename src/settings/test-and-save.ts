@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CreatioClient, identityServiceUrlFor, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
 import { closestName } from '../creatio/metadata';
+import { listedValues } from '../activities/ai-fields';
 import { ApiError } from '../errors';
 import { DEFAULT_OPENCX_API_BASE_URL, type OrgSettings, type SettingsInput } from './schema';
 import { normalizeBaseUrl, type Notice } from './url';
@@ -269,6 +270,25 @@ export async function testSettings(
           : 'Use the exact column name from the Case object in Creatio.',
         `aiFields.${i}.column`,
       );
+    }
+    // Dropdowns on lookup columns: every value the description lists must exist in the lookup.
+    for (const [i, f] of input.aiFields.entries()) {
+      const lookupEntity =
+        f.enabled && f.type === 'dropdown' ? caseType.properties.get(f.column)?.lookupEntity : undefined;
+      const listed = lookupEntity ? listedValues(f.description) : [];
+      if (!lookupEntity || listed.length === 0) continue;
+      const names = (
+        await client.list<Entity & { Name: string }>(lookupEntity, { select: ['Id', 'Name'], top: 500 })
+      ).map((r) => r.Name);
+      const unknown = listed.filter((v) => !names.some((n) => n.toLowerCase() === v.toLowerCase()));
+      if (unknown.length > 0) {
+        throw new CheckFailure(
+          'ai_field_value_not_found',
+          `AI field "${f.title}": ${unknown.map((v) => `"${v}"`).join(', ')} ${unknown.length > 1 ? 'are' : 'is'} not in the ${lookupEntity} lookup (it has ${names.map((n) => `"${n}"`).join(', ')})`,
+          `List only values that exist in ${lookupEntity}, in double quotes.`,
+          `aiFields.${i}.description`,
+        );
+      }
     }
     pass('case_metadata');
   } catch (err) {

@@ -23,7 +23,7 @@ import {
   type ConversationEvent,
   type ConversationState,
 } from './messages';
-import { creatioActivityOptions, localActivityOptions } from './retry-policies';
+import { aiFieldsActivityOptions, creatioActivityOptions, localActivityOptions } from './retry-policies';
 import { creatioTaskQueue, opencxTaskQueue } from './task-queues';
 
 export interface ConversationOptions {
@@ -37,6 +37,8 @@ export interface ConversationOptions {
   parkedRetryEvery: Duration;
   /** Continue-as-new at this history length at the latest (the server may suggest it earlier). */
   maxHistoryEvents: number;
+  /** Longest time AI field evaluation may take at handoff (retries included). */
+  aiFieldsDeadline: Duration;
   /** A conversation with no event for this long is finished. */
   idleTimeout: Duration;
 }
@@ -48,6 +50,8 @@ export interface CarriedState {
   seenEvents: string[];
   seenMessages: string[];
   unlogged: LogEntry[];
+  /** The conversation as text, for AI fields (bounded, most recent kept). */
+  transcript: string[];
   /** CreatedOn of the newest agent reply delivered, and the ids delivered (replies go out once). */
   replyCursor: string | null;
   deliveredReplies: string[];
@@ -59,6 +63,9 @@ export interface ConversationInput {
   options: ConversationOptions;
   carried?: CarriedState;
 }
+
+/** Characters of transcript kept for AI fields. */
+const TRANSCRIPT_CAP = 50_000;
 
 /** Most messages written by one activity when a burst is waiting. */
 const BATCH = 25;
@@ -94,6 +101,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     caseStatus: null,
     resolution: null,
     agentRepliesDelivered: 0,
+    aiFields: null,
     lastError: null,
     notes: [],
     runs: 0,
@@ -103,6 +111,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const seenEvents = new Set(carried?.seenEvents);
   const seenMessages = new Set(carried?.seenMessages);
   const unlogged: LogEntry[] = carried?.unlogged ?? [];
+  const transcript: string[] = carried?.transcript ?? [];
   let replyCursor = carried?.replyCursor ?? null;
   const deliveredReplies = new Set(carried?.deliveredReplies);
   let resumeRequested = false;
@@ -137,6 +146,9 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       options.creatioRetryFor,
       options.creatioRetryMaxInterval,
     ),
+  );
+  const ai = proxyActivities<Activities>(
+    aiFieldsActivityOptions(creatioTaskQueue(options.taskQueue, orgId), options.aiFieldsDeadline),
   );
   const local = proxyLocalActivities<Activities>(localActivityOptions);
 
@@ -239,6 +251,9 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     seenMessages.add(m.messageId);
     state.messages.received++;
     unlogged.push(m);
+    const who = m.author === 'customer' ? 'Customer' : m.author === 'ai' ? 'AI agent' : 'Agent';
+    transcript.push(`${who}: ${m.text}`);
+    while (transcript.length > 1 && transcript.join('\n').length > TRANSCRIPT_CAP) transcript.shift();
     if (!state.caseId) {
       // The mode is read when it matters: before the case exists.
       if (await readMode()) return;
@@ -277,8 +292,31 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         creatio.applyHandoff({ orgId, caseId: state.caseId!, ...handoff }),
       );
     }
-    // AI fields are evaluated here, from the transcript, and written in their own PATCH.
+    await aiFields();
     await logEntry({ kind: 'handoff_note', ...handoff, timestamp: ev.timestamp });
+  }
+
+  /**
+   * AI fields, from the transcript: evaluated with a deadline, then written in their own PATCH so
+   * that a bad value never blocks the case or the transcript. Failures give up the fields only.
+   */
+  async function aiFields(): Promise<void> {
+    let result;
+    try {
+      result = await ai.evaluateAiFields({ orgId, transcript: transcript.join('\n') });
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
+      const reason = `LLM error: ${cause instanceof Error ? cause.message : String(cause)}`;
+      state.aiFields = { status: 'failed', reason, fields: [] };
+      note(`AI fields left blank: ${reason}`);
+      return;
+    }
+    state.aiFields = { status: 'done', fields: result.outcomes };
+    if (Object.keys(result.patch).length > 0) {
+      await step('write AI fields', () =>
+        creatio.writeAiFields({ orgId, caseId: state.caseId!, patch: result.patch }),
+      );
+    }
   }
 
   async function onClosed(ev: Extract<ConversationEvent, { kind: 'closed' }>): Promise<void> {
@@ -394,6 +432,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         seenEvents: [...seenEvents].slice(-MAX_SEEN),
         seenMessages: [...seenMessages].slice(-MAX_SEEN),
         unlogged,
+        transcript,
         replyCursor,
         deliveredReplies: [...deliveredReplies].slice(-MAX_SEEN),
       },

@@ -74,6 +74,18 @@ export interface StepError {
   parked: boolean;
 }
 
+export interface AiFieldsState {
+  status: 'done' | 'failed';
+  reason?: string;
+  fields: {
+    column: string;
+    title: string;
+    outcome: string;
+    value?: string | number | boolean;
+    reason?: string;
+  }[];
+}
+
 export interface ConversationState {
   orgId: string;
   sessionId: string;
@@ -90,6 +102,8 @@ export interface ConversationState {
   caseStatus: string | null;
   resolution: 'resolved' | 'not_resolved' | null;
   agentRepliesDelivered: number;
+  /** What happened to each AI field at handoff, so "AI fields blank" is always explained. */
+  aiFields: AiFieldsState | null;
   lastError: StepError | null;
   /** Things skipped on purpose, with the reason (e.g. no Resolved Status ID configured). */
   notes: { at: string; message: string }[];

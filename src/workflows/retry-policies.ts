@@ -50,3 +50,21 @@ export const localActivityOptions: LocalActivityOptions = {
     nonRetryableErrorTypes: NON_RETRYABLE,
   },
 };
+
+/**
+ * AI field evaluation: LLM 5xx, 429 and timeouts are retried with backoff, but the whole step is
+ * bounded by `deadline` (the seed: evaluation "adds a few seconds"); then only the fields are given up.
+ */
+export function aiFieldsActivityOptions(taskQueue: string, deadline: Duration): ActivityOptions {
+  return {
+    taskQueue,
+    startToCloseTimeout: deadline,
+    scheduleToCloseTimeout: deadline,
+    retry: {
+      initialInterval: '500 milliseconds',
+      backoffCoefficient: 2,
+      maximumInterval: '4 seconds',
+      nonRetryableErrorTypes: [...NON_RETRYABLE, 'LlmRequestError'],
+    },
+  };
+}

@@ -1,0 +1,201 @@
+import type { CreatioClient, Entity } from '../creatio/client';
+import type { PropertyMetadata } from '../creatio/metadata';
+import { closestName } from '../creatio/metadata';
+import { completeJson, type LlmConfig } from '../llm/client';
+import type { AiFieldMapping } from '../settings/schema';
+
+export type AiFieldOutcomeKind =
+  'written' | 'left_blank' | 'rejected_value' | 'column_missing' | 'mapping_disabled' | 'llm_not_configured';
+
+export interface AiFieldOutcome {
+  column: string;
+  title: string;
+  outcome: AiFieldOutcomeKind;
+  value?: string | number | boolean;
+  reason?: string;
+}
+
+/** Values a dropdown description lists, written in double quotes: Pick "High" for outages… */
+export function listedValues(description: string): string[] {
+  return [...description.matchAll(/"([^"]{1,100})"/g)].map((m) => m[1]!);
+}
+
+interface FieldSpec {
+  mapping: AiFieldMapping;
+  prop: PropertyMetadata;
+  /** For dropdowns: allowed names, and the lookup's ids by lower-cased name when the column is a lookup. */
+  allowed?: string[];
+  lookupIds?: Map<string, string>;
+}
+
+const UNKNOWN = new Set(['', 'unknown', 'n/a', 'none', 'null']);
+
+/** Coerces an answer to the column's type; `undefined` with a reason when it cannot be used. */
+function coerce(
+  spec: FieldSpec,
+  raw: unknown,
+): { value?: string | number | boolean; reason?: string; blank?: true } {
+  if (raw === null || raw === undefined || (typeof raw === 'string' && UNKNOWN.has(raw.trim().toLowerCase())))
+    return { blank: true };
+  const text =
+    typeof raw === 'string'
+      ? raw.trim()
+      : typeof raw === 'number' || typeof raw === 'boolean'
+        ? String(raw)
+        : '';
+  if (spec.allowed) {
+    const match = spec.allowed.find((a) => a.toLowerCase() === text.toLowerCase());
+    if (!match)
+      return {
+        reason: `"${text.slice(0, 100)}" is not one of the allowed values (${spec.allowed.join(', ')})`,
+      };
+    if (spec.lookupIds) return { value: spec.lookupIds.get(match.toLowerCase())! };
+    return { value: match };
+  }
+  switch (spec.prop.type) {
+    case 'Edm.Boolean':
+      if (['true', 'yes', '1'].includes(text.toLowerCase())) return { value: true };
+      if (['false', 'no', '0'].includes(text.toLowerCase())) return { value: false };
+      return { reason: `"${text}" is not a yes/no value` };
+    case 'Edm.Int32':
+    case 'Edm.Int64':
+    case 'Edm.Int16':
+    case 'Edm.Decimal':
+    case 'Edm.Double': {
+      const n = Number(text.replace(/,/g, ''));
+      if (!Number.isFinite(n)) return { reason: `"${text}" is not a number` };
+      return { value: spec.prop.type.startsWith('Edm.Int') ? Math.round(n) : n };
+    }
+    case 'Edm.DateTimeOffset': {
+      const t = Date.parse(text);
+      return Number.isNaN(t) ? { reason: `"${text}" is not a date` } : { value: new Date(t).toISOString() };
+    }
+    case 'Edm.Guid':
+      return { reason: 'a lookup column needs type "dropdown" so the answer can be matched to a record' };
+    default: {
+      const max = spec.prop.maxLength;
+      return { value: max && text.length > max ? text.slice(0, max) : text };
+    }
+  }
+}
+
+/**
+ * Evaluates the organization's AI fields from the transcript with one structured-output call.
+ * Returns each field's outcome, and the PATCH for the values that can be written.
+ */
+export async function evaluateAiFields(opts: {
+  client: CreatioClient;
+  mappings: AiFieldMapping[];
+  llm: LlmConfig | undefined;
+  transcript: string;
+  budgetChars: number;
+}): Promise<{ outcomes: AiFieldOutcome[]; patch: Record<string, unknown> }> {
+  const outcomes: AiFieldOutcome[] = [];
+  const enabled = opts.mappings.filter((m) => {
+    if (!m.enabled)
+      outcomes.push({
+        column: m.column,
+        title: m.title,
+        outcome: 'mapping_disabled',
+        reason: 'the mapping is disabled',
+      });
+    return m.enabled;
+  });
+  if (enabled.length === 0) return { outcomes, patch: {} };
+  if (!opts.llm) {
+    for (const m of enabled) {
+      outcomes.push({
+        column: m.column,
+        title: m.title,
+        outcome: 'llm_not_configured',
+        reason: 'no LLM is configured (LLM_BASE_URL)',
+      });
+    }
+    return { outcomes, patch: {} };
+  }
+  const caseType = (await opts.client.metadata()).get('Case');
+  const specs: FieldSpec[] = [];
+  for (const m of enabled) {
+    const prop = caseType?.properties.get(m.column);
+    if (!prop) {
+      const near = caseType && closestName(m.column, caseType.properties.keys());
+      outcomes.push({
+        column: m.column,
+        title: m.title,
+        outcome: 'column_missing',
+        reason: `Case has no column "${m.column}"${near ? `; did you mean "${near}"?` : ''}`,
+      });
+      continue;
+    }
+    const spec: FieldSpec = { mapping: m, prop };
+    if (m.type === 'dropdown') {
+      if (prop.lookupEntity) {
+        const rows = await opts.client.list<Entity & { Name: string }>(prop.lookupEntity, {
+          select: ['Id', 'Name'],
+          top: 200,
+        });
+        const listed = listedValues(m.description);
+        const usable =
+          listed.length > 0
+            ? rows.filter((r) => listed.some((l) => l.toLowerCase() === r.Name.toLowerCase()))
+            : rows;
+        spec.allowed = usable.map((r) => r.Name);
+        spec.lookupIds = new Map(usable.map((r) => [r.Name.toLowerCase(), r.Id]));
+      } else {
+        spec.allowed = listedValues(m.description);
+      }
+    }
+    specs.push(spec);
+  }
+  if (specs.length === 0) return { outcomes, patch: {} };
+
+  const schema = {
+    type: 'object',
+    additionalProperties: false,
+    required: specs.map((s) => s.mapping.column),
+    properties: Object.fromEntries(
+      specs.map((s) => [
+        s.mapping.column,
+        {
+          type: ['string', 'null'],
+          description: `${s.mapping.title}: ${s.mapping.description}`,
+          ...(s.allowed && s.allowed.length > 0 && { enum: [...s.allowed, null] }),
+        },
+      ]),
+    ),
+  };
+  const transcript =
+    opts.transcript.length > opts.budgetChars
+      ? `…${opts.transcript.slice(-opts.budgetChars)}`
+      : opts.transcript;
+  const answer = await completeJson(
+    opts.llm,
+    [
+      {
+        role: 'system',
+        content:
+          "You fill fields of a CRM support case from the conversation below. Follow each field's description. " +
+          'For a field with a list of allowed values, answer exactly one of them. Answer null when the conversation does not tell.',
+      },
+      { role: 'user', content: transcript },
+    ],
+    schema,
+  );
+  const patch: Record<string, unknown> = {};
+  for (const s of specs) {
+    const c = coerce(s, answer[s.mapping.column]);
+    const base = { column: s.mapping.column, title: s.mapping.title };
+    if (c.blank)
+      outcomes.push({
+        ...base,
+        outcome: 'left_blank',
+        reason: 'the model answered that the conversation does not tell',
+      });
+    else if (c.value === undefined) outcomes.push({ ...base, outcome: 'rejected_value', reason: c.reason! });
+    else {
+      patch[s.mapping.column] = c.value;
+      outcomes.push({ ...base, outcome: 'written', value: c.value });
+    }
+  }
+  return { outcomes, patch };
+}
