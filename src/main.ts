@@ -92,6 +92,7 @@ async function main(): Promise<void> {
       const { startSandbox } = await import('./sandbox');
       const sandbox = await startSandbox({
         port: config.sandboxPort,
+        bridgeUrl: `http://127.0.0.1:${config.port}`,
         store,
         log,
         timeoutMs: config.creatioRequestTimeoutMs,

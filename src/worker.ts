@@ -26,7 +26,9 @@ export function installRuntime(log: Logger): void {
     shutdownSignals: [],
     logger: new DefaultLogger('INFO', (entry) => {
       // Activity-only workers (one pair per organization) say this at start by design.
-      const level = entry.message.startsWith('No workflows registered') ? 'debug' : levels[entry.level];
+      const level = /^No (workflows|Nexus services) registered/.test(entry.message)
+        ? 'debug'
+        : levels[entry.level];
       log[level]({ ...entry.meta, temporal: true }, entry.message);
     }),
     telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) } },
