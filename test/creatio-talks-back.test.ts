@@ -86,6 +86,36 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
     assert.equal((await bridge.session(orgId, s)).body.agentRepliesDelivered, 5);
   });
 
+  it('a reply written in Creatio the instant the case is created is delivered', async () => {
+    const orgId = await bridge.connectOrg();
+    const url = await bridge.creatioWebhookUrl(orgId);
+    // Filtered to Email, as recommended: the bridge's own (Task) activities do not call back.
+    bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
+    const s = sid();
+    // An auto-acknowledgement process in Creatio adds an email as soon as a case appears.
+    const auto = (set: string, row: Record<string, unknown>) => {
+      if (set === 'Case' && String(row.Subject).includes(`(session ${s})`)) {
+        bridge.emu.off('added', auto);
+        bridge.emu.insert('Activity', {
+          CaseId: row.Id,
+          Title: 'Auto-ack',
+          Body: 'We got your request.',
+          TypeId: IDS.activityType.Email,
+        });
+      }
+    };
+    bridge.emu.on('added', auto);
+    // Creatio answers the case POST slowly: the process's call arrives before the answer does.
+    bridge.emu.setFaults({ afterWriteLatencyMs: 1_000 });
+    try {
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'Hi'));
+      const sent = await waitFor('delivery', () => bridge.opencx.messagesFor(s)[0], 15_000);
+      assert.equal(sent.text, 'We got your request.');
+    } finally {
+      bridge.emu.setFaults({ afterWriteLatencyMs: 0 });
+    }
+  });
+
   it('only the configured activity types count as replies', async () => {
     const { s, caseId } = await conversation({ agentReplyFilter: { activityTypes: ['Email'] } });
     bridge.emu.insert('Activity', {

@@ -258,10 +258,18 @@ export function createActivities(deps: ActivityDeps) {
       return withFailures(async () => {
         const { settings, client, lookup } = await org(input.orgId);
         const caseId = caseIdFor(input.orgId, input.sessionId);
-        let existing: Entity | undefined;
-        if (isRetry() || (await deps.store.findSessionByCase(input.orgId, caseId))) {
-          existing = await client.getCase(caseId, ['Id', 'Number']);
+        // The map comes first: a Creatio process may call the webhook the moment the case exists.
+        const mapped = await deps.store.findSessionByCase(input.orgId, caseId);
+        if (!mapped) {
+          await deps.store.putCaseSession({
+            orgId: input.orgId,
+            caseId,
+            sessionId: input.sessionId,
+            workflowId: conversationWorkflowId(input.orgId, input.sessionId),
+          });
         }
+        let existing: Entity | undefined;
+        if (isRetry() || mapped) existing = await client.getCase(caseId, ['Id', 'Number']);
         let number = typeof existing?.Number === 'string' ? existing.Number : '';
         if (!existing) {
           const contactId = await linkContact(client, input.orgId, input.contact);
@@ -279,12 +287,6 @@ export function createActivities(deps: ActivityDeps) {
           });
           number = typeof created.Number === 'string' ? created.Number : '';
         }
-        await deps.store.putCaseSession({
-          orgId: input.orgId,
-          caseId,
-          sessionId: input.sessionId,
-          workflowId: conversationWorkflowId(input.orgId, input.sessionId),
-        });
         return { caseId, caseNumber: number || null };
       });
     },

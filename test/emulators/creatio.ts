@@ -36,6 +36,8 @@ export interface CreatioFaults {
   rateLimitBurst: number;
   retryAfterSec: number;
   latencyMs: number;
+  /** Delay between committing a POST and answering it (the record exists meanwhile). */
+  afterWriteLatencyMs: number;
   /** Whole-site outage: 503 HTML pages, or connections reset. */
   outage: false | 'http503' | 'reset';
   tokenLifetimeSec: number;
@@ -48,6 +50,7 @@ const DEFAULT_FAULTS: CreatioFaults = {
   rateLimitBurst: 0,
   retryAfterSec: 1,
   latencyMs: 0,
+  afterWriteLatencyMs: 0,
   outage: false,
   tokenLifetimeSec: 3600,
 };
@@ -426,7 +429,7 @@ export class CreatioEmulator extends EventEmitter {
         case 'POST':
           if (key) throw new ODataFailure(400, 'The request is invalid.');
           if (!allowed('create')) throw this.denied(set, 'add');
-          return this.create(res, set, body);
+          return await this.create(res, set, body);
         case 'PATCH':
           if (!key) throw new ODataFailure(400, 'The request is invalid.');
           if (!allowed('update')) throw this.denied(set, 'edit');
@@ -502,7 +505,7 @@ export class CreatioEmulator extends EventEmitter {
     });
   }
 
-  private create(res: ServerResponse, set: string, body: string): void {
+  private async create(res: ServerResponse, set: string, body: string): Promise<void> {
     const values = this.parseBody(set, body);
     const id = values.Id === undefined ? randomUUID() : (values.Id as string).toLowerCase();
     const table = this.tables.get(set)!;
@@ -519,6 +522,8 @@ export class CreatioEmulator extends EventEmitter {
     if (this.faults.writeThenFailRate > 0 && this.random() < this.faults.writeThenFailRate) {
       throw new ODataFailure(500, 'An error has occurred.', 'Injected fault after commit');
     }
+    if (this.faults.afterWriteLatencyMs > 0)
+      await new Promise((r) => setTimeout(r, this.faults.afterWriteLatencyMs));
     const location = `${this.url}/0/odata/${set}(${id})`;
     res.setHeader('location', location);
     this.json(res, 201, { '@odata.context': `${this.url}/0/odata/$metadata#${set}/$entity`, ...row });
