@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApiError } from '../errors';
-import { dataSchema, envelopeSchema, isHandled, toConversationEvent } from '../opencx/events';
+import { envelopeSchema, isHandled, toConversationEvent } from '../opencx/events';
 import { verify } from '../opencx/signature';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import { conversationWorkflow } from '../workflows/conversation';
@@ -83,8 +83,12 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
         .json({ status: 'ignored', reason: `event ${envelope.event} is not used by the bridge` });
       return;
     }
-    parseBody(dataSchema(envelope.event), envelope.data, 'data');
-    const { sessionId, event } = toConversationEvent(envelope.event, envelope.data, headers.id);
+    const { sessionId, event } = toConversationEvent(
+      envelope.event,
+      envelope.data,
+      headers.id,
+      (schema, data) => parseBody(schema, data, 'data'),
+    );
     const workflowId = conversationWorkflowId(orgId, sessionId);
 
     if (!(await deps.store.claimDelivery(orgId, 'opencx', headers.id))) {

@@ -58,11 +58,6 @@ export class OpenCXClient {
     });
   }
 
-  /** A cheap authenticated read, for Test & Save. */
-  async checkKey(): Promise<void> {
-    await this.call('GET', '/chat/sessions?limit=1');
-  }
-
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const url = `${this.baseUrl.replace(/\/+$/, '')}${path}`;
     let res: Response;

@@ -100,25 +100,27 @@ export function isHandled(event: string): event is HandledEvent {
   return (HANDLED_EVENTS as readonly string[]).includes(event);
 }
 
-export function dataSchema(event: HandledEvent) {
-  return schemas[event];
-}
-
 const AUTHORS = {
   'conversation.contact_response': 'customer',
   'conversation.ai_response': 'ai',
   'conversation.agent_response': 'agent',
 } as const;
 
-/** Maps a validated OpenCX event to the workflow's event; returns the session id with it. */
+type Parse = <S extends z.ZodType>(schema: S, data: unknown) => z.infer<S>;
+
+/**
+ * Validates an OpenCX event's data once (with `parse`, which the ingress makes name the bad
+ * field) and maps it to the workflow's event; returns the session id with it.
+ */
 export function toConversationEvent(
   event: HandledEvent,
   data: unknown,
   eventId: string,
+  parse: Parse = (schema, d) => schema.parse(d),
 ): { sessionId: string; event: ConversationEvent } {
   switch (event) {
     case 'conversation.started': {
-      const d = schemas[event].parse(data);
+      const d = parse(schemas[event], data);
       const c = d.contact ?? {};
       const email = c.email ?? c.enriched_data?.email ?? undefined;
       const phone = c.phone_number ?? c.enriched_data?.phone_number ?? undefined;
@@ -146,7 +148,7 @@ export function toConversationEvent(
     case 'conversation.contact_response':
     case 'conversation.ai_response':
     case 'conversation.agent_response': {
-      const d = schemas[event].parse(data);
+      const d = parse(schemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {
@@ -166,7 +168,7 @@ export function toConversationEvent(
       };
     }
     case 'conversation.handoff_to_human': {
-      const d = schemas[event].parse(data);
+      const d = parse(schemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {
@@ -181,7 +183,7 @@ export function toConversationEvent(
       };
     }
     case 'conversation.closed': {
-      const d = schemas[event].parse(data);
+      const d = parse(schemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {

@@ -55,7 +55,7 @@ export type ConversationEvent =
       sentiment: string;
     }
   /** Creatio's agent-reply process: the case has a new activity (maybe an agent's reply). */
-  | { kind: 'creatio_activity'; eventId: string; timestamp: string; activityId?: string }
+  | { kind: 'creatio_activity'; eventId: string; timestamp: string }
   /** Creatio's closure process: the case status changed. */
   | { kind: 'creatio_status'; eventId: string; timestamp: string; eventType: string };
 
