@@ -49,6 +49,15 @@ const envSchema = z.object({
   OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
+  REPLY_CHECK_EVERY: duration.default('2m'),
+  REPLY_CHECK_MAX_EVERY: duration.default('30m'),
+  REPLY_LOOKBACK: duration.default('10m'),
+  REPLY_ATTACHMENT_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(100 * 1024 * 1024)
+    .default(5 * 1024 * 1024),
   LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
   LLM_MODEL: z.string().min(1).default('gpt-4o-mini'),
@@ -91,6 +100,10 @@ export interface Config {
   opencxActivitiesPerSecond: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
+  replyCheckEvery: string;
+  replyCheckMaxEvery: string;
+  replyLookback: string;
+  replyAttachmentMaxBytes: number;
   opencxSessionUrlTemplate: string;
   llm: { baseUrl: string; apiKey: string | undefined; model: string } | undefined;
   aiFieldsDeadline: string;
@@ -161,6 +174,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     opencxActivitiesPerSecond: e.OPENCX_ACTIVITIES_PER_SECOND,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
+    replyCheckEvery: e.REPLY_CHECK_EVERY,
+    replyCheckMaxEvery: e.REPLY_CHECK_MAX_EVERY,
+    replyLookback: e.REPLY_LOOKBACK,
+    replyAttachmentMaxBytes: e.REPLY_ATTACHMENT_MAX_BYTES,
     opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,
     llm: e.LLM_BASE_URL ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL } : undefined,
     aiFieldsDeadline: e.AI_FIELDS_DEADLINE,

@@ -2,6 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createApp, type Readiness } from './api/app';
 import { CreatioInbox } from './api/creatio-inbox';
@@ -122,6 +123,10 @@ async function main(): Promise<void> {
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
           llm: config.llm && { ...config.llm, timeoutMs: 15_000 },
           aiTranscriptBudgetChars: config.aiTranscriptBudgetChars,
+          replyLimits: {
+            attachmentMaxBytes: config.replyAttachmentMaxBytes,
+            attachmentsTotalMaxBytes: 2 * config.replyAttachmentMaxBytes,
+          },
         },
         creatioActivitiesPerSecond: config.creatioActivitiesPerSecond,
         opencxActivitiesPerSecond: config.opencxActivitiesPerSecond,
@@ -142,6 +147,9 @@ async function main(): Promise<void> {
       maxHistoryEvents: 8_000,
       idleTimeout: config.conversationIdleTimeout as ConversationOptions['idleTimeout'],
       aiFieldsDeadline: config.aiFieldsDeadline as ConversationOptions['aiFieldsDeadline'],
+      replyCheckEvery: config.replyCheckEvery as Duration,
+      replyCheckMaxEvery: config.replyCheckMaxEvery as Duration,
+      replyLookback: config.replyLookback as Duration,
     };
 
     const readiness = async (): Promise<Readiness> => {

@@ -10,7 +10,15 @@ import type { ConversationOptions } from '../src/workflows/conversation';
 import { conversationWorkflowId } from '../src/workflows/messages';
 import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
 import { startOpenCXEmulator, type OpenCXEmulator } from './emulators/opencx';
-import { openTestStore, startApi, uniqueOrg, validSettings, type RunningApi } from './helpers';
+import {
+  newTestStoreConfig,
+  openTestStore,
+  startApi,
+  uniqueOrg,
+  validSettings,
+  type RunningApi,
+  type TestStoreConfig,
+} from './helpers';
 
 export const WEBHOOK_SECRET = `whsec_${Buffer.from('test-webhook-signing-key-0123456789').toString('base64')}`;
 
@@ -21,6 +29,39 @@ export interface BridgeOptions {
   store?: 'postgres' | 'pglite';
   /** OpenAI-compatible endpoint for AI fields (e.g. the LLM emulator). */
   llmBaseUrl?: string;
+  /** False: no worker in this process (a test runs them in child processes). */
+  inProcessWorkers?: boolean;
+  /** Activities per second per organization (tests run uncapped unless they ask for the shipped caps). */
+  rates?: { creatio: number; opencx: number };
+}
+
+/** Worker settings of the test bridge, shared by in-process workers and worker child processes. */
+export function testWorkerOptions(o: {
+  connection: NativeConnection;
+  taskQueue: string;
+  store: Store;
+  log: Logger;
+  llmBaseUrl?: string;
+  rates?: { creatio: number; opencx: number };
+}): ConstructorParameters<typeof BridgeWorkers>[0] {
+  return {
+    connection: o.connection,
+    namespace: 'default',
+    taskQueue: o.taskQueue,
+    store: o.store,
+    log: o.log,
+    activityDeps: {
+      creatioTimeoutMs: 2_000,
+      opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
+      ...(o.llmBaseUrl && {
+        llm: { baseUrl: o.llmBaseUrl, apiKey: 'sk-test', model: 'emu-1', timeoutMs: 3_000 },
+      }),
+    },
+    creatioActivitiesPerSecond: o.rates?.creatio ?? 1_000,
+    opencxActivitiesPerSecond: o.rates?.opencx ?? 100,
+    orgRefreshMs: 200,
+    maxCachedWorkflows: 100,
+  };
 }
 
 /**
@@ -31,6 +72,7 @@ export class Bridge {
   emu!: CreatioEmulator;
   opencx!: OpenCXEmulator;
   store!: Store;
+  storeConfig!: TestStoreConfig;
   api!: RunningApi;
   client!: Client;
   workers: BridgeWorkers | undefined;
@@ -62,10 +104,11 @@ export class Bridge {
   async start(): Promise<this> {
     this.emu = await startCreatioEmulator();
     this.opencx = await startOpenCXEmulator();
-    this.store = await openTestStore(this.log, this.opts.store ?? 'postgres');
+    this.storeConfig = await newTestStoreConfig(this.opts.store ?? 'postgres');
+    this.store = await openTestStore(this.log, this.opts.store ?? 'postgres', this.storeConfig);
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection });
-    await this.startWorkers();
+    if (this.opts.inProcessWorkers !== false) await this.startWorkers();
     this.inbox = new CreatioInbox(this.store, this.client, this.log);
     this.inbox.startSweep(1_000, 1_000);
     this.api = await startApi({
@@ -84,24 +127,16 @@ export class Bridge {
   async startWorkers(): Promise<void> {
     installRuntime(this.log);
     this.native = await NativeConnection.connect({ address: this.address });
-    this.workers = new BridgeWorkers({
-      connection: this.native,
-      namespace: 'default',
-      taskQueue: this.taskQueue,
-      store: this.store,
-      log: this.log,
-      activityDeps: {
-        creatioTimeoutMs: 2_000,
-        opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
-        ...(this.opts.llmBaseUrl && {
-          llm: { baseUrl: this.opts.llmBaseUrl, apiKey: 'sk-test', model: 'emu-1', timeoutMs: 3_000 },
-        }),
-      },
-      creatioActivitiesPerSecond: 1_000,
-      opencxActivitiesPerSecond: 100,
-      orgRefreshMs: 200,
-      maxCachedWorkflows: 100,
-    });
+    this.workers = new BridgeWorkers(
+      testWorkerOptions({
+        connection: this.native,
+        taskQueue: this.taskQueue,
+        store: this.store,
+        log: this.log,
+        ...(this.opts.llmBaseUrl && { llmBaseUrl: this.opts.llmBaseUrl }),
+        ...(this.opts.rates && { rates: this.opts.rates }),
+      }),
+    );
     await this.workers.start();
   }
 
@@ -174,6 +209,15 @@ export class Bridge {
 
   async session(orgId: string, sessionId: string): Promise<{ status: number; body: any }> {
     return this.api.request('GET', `/v1/orgs/${orgId}/sessions/${sessionId}`);
+  }
+
+  /** The conversation's case id, once the workflow has created the case. */
+  caseOf(orgId: string, sessionId: string, ms = 30_000): Promise<string> {
+    return waitFor(
+      `the case of ${sessionId}`,
+      async () => (await this.session(orgId, sessionId)).body?.caseId as string | undefined,
+      ms,
+    );
   }
 
   /** The workflow's result, or a failure after `ms` (a test never hangs on a conversation that stays open). */

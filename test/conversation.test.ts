@@ -212,7 +212,7 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const { clientSecret: _c, ...settings } = {
       ...(await bridge.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body,
     };
-    const { orgId: _o, webhookUrl: _w, opencx: _x, ...input } = settings;
+    const { orgId: _o, webhookUrl: _w, opencx: _x, notices: _n, ...input } = settings;
     const put = await bridge.api.request('PUT', `/v1/orgs/${orgId}/integrations/creatio`, {
       ...input,
       createCaseOnlyOnHandoff: false,

@@ -29,10 +29,7 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
       'conversation.ai_response',
       ev.message(s, 'm2', 'Let me hand you to a colleague.'),
     );
-    const caseId = await waitFor(
-      'case',
-      async () => (await bridge.session(orgId, s)).body?.caseId as string | undefined,
-    );
+    const caseId = await bridge.caseOf(orgId, s);
     await waitFor('2 logged', async () => (await bridge.session(orgId, s)).body.messages.logged === 2);
     return { orgId, s, caseId, url };
   }
@@ -43,6 +40,7 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
       Title: `Re: ${text.slice(0, 20)}`,
       Body: `<p>${text}</p>`,
       TypeId: IDS.activityType.Email,
+      MessageTypeId: IDS.messageType.Outgoing,
       OwnerId: IDS.contact.Supervisor,
     });
 
@@ -92,15 +90,16 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
     // Filtered to Email, as recommended: the bridge's own (Task) activities do not call back.
     bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
     const s = sid();
-    // An auto-acknowledgement process in Creatio adds an email as soon as a case appears.
+    // An agent (or a process acting for one) sends an email as soon as a case appears.
     const auto = (set: string, row: Record<string, unknown>) => {
       if (set === 'Case' && String(row.Subject).includes(`(session ${s})`)) {
         bridge.emu.off('added', auto);
         bridge.emu.insert('Activity', {
           CaseId: row.Id,
-          Title: 'Auto-ack',
+          Title: 'Welcome',
           Body: 'We got your request.',
           TypeId: IDS.activityType.Email,
+          MessageTypeId: IDS.messageType.Outgoing,
         });
       }
     };
@@ -218,12 +217,14 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
         Title: 'r1',
         Body: 'first',
         TypeId: IDS.activityType.Email,
+        MessageTypeId: IDS.messageType.Outgoing,
       });
       bridge.emu.insert('Activity', {
         CaseId: caseId,
         Title: 'r2',
         Body: 'second',
         TypeId: IDS.activityType.Email,
+        MessageTypeId: IDS.messageType.Outgoing,
       });
       assert.equal((await post({ event_type: 'new_activity', caseId, activityId: a.Id })).status, 202);
       bridge.emu.tables.get('Case')!.get(caseId)!.StatusId = IDS.caseStatus.Closed;

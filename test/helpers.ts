@@ -28,11 +28,13 @@ export function testDatabaseUrl(): string {
 
 export const TEST_SCHEMA_PREFIX = 'bridge_test_';
 
-/**
- * A store of its own: on PostgreSQL a fresh schema (npm test drops the old ones at start), so
- * tests running side by side never see each other's organizations.
- */
-export async function openTestStore(log: Logger, kind: 'postgres' | 'pglite' = 'postgres'): Promise<Store> {
+/** Where a test store lives: on PostgreSQL a fresh schema; another process can open the same one. */
+export interface TestStoreConfig {
+  databaseUrl: string | undefined;
+  key: Buffer;
+}
+
+export async function newTestStoreConfig(kind: 'postgres' | 'pglite' = 'postgres'): Promise<TestStoreConfig> {
   let databaseUrl: string | undefined;
   if (kind === 'postgres') {
     const schema = `${TEST_SCHEMA_PREFIX}${randomUUID().replace(/-/g, '').slice(0, 16)}`;
@@ -45,12 +47,20 @@ export async function openTestStore(log: Logger, kind: 'postgres' | 'pglite' = '
     url.searchParams.set('options', `-c search_path=${schema}`);
     databaseUrl = url.toString();
   }
-  return openStore({
-    databaseUrl,
-    dataDir: undefined,
-    key: randomBytes(32),
-    log,
-  });
+  return { databaseUrl, key: randomBytes(32) };
+}
+
+/**
+ * A store of its own: on PostgreSQL a fresh schema (npm test drops the old ones at start), so
+ * tests running side by side never see each other's organizations.
+ */
+export async function openTestStore(
+  log: Logger,
+  kind: 'postgres' | 'pglite' = 'postgres',
+  config?: TestStoreConfig,
+): Promise<Store> {
+  const c = config ?? (await newTestStoreConfig(kind));
+  return openStore({ databaseUrl: c.databaseUrl, dataDir: undefined, key: c.key, log });
 }
 
 export function uniqueOrg(prefix = 'org'): string {

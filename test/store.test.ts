@@ -35,6 +35,35 @@ for (const kind of ['postgres', 'pglite'] as const) {
       assert.deepEqual(await migrate(store.db), []);
     });
 
+    it("migrates the first release's agent-reply default (Email + Task) to outgoing Email, with a notice", async () => {
+      const legacy = uniqueOrg();
+      const custom = uniqueOrg();
+      await store.saveOrg(legacy, {
+        ...settings('x'),
+        agentReplyFilter: { activityTypes: ['Email', 'Task'], activityCategories: [] },
+      });
+      await store.saveOrg(custom, {
+        ...settings('x'),
+        agentReplyFilter: { activityTypes: ['Email', 'Call'], activityCategories: [] },
+      });
+      // Run migration 4 again, as on the first start of the release that adds it.
+      await store.db.query('DELETE FROM schema_migrations WHERE id = 4');
+      assert.deepEqual(await migrate(store.db), [4]);
+      const migrated = await store.getOrg(legacy);
+      assert.deepEqual(migrated?.settings.agentReplyFilter, {
+        activityTypes: ['Email'],
+        activityCategories: [],
+      });
+      assert.equal(migrated?.notices[0]?.code, 'agent_reply_filter_migrated');
+      assert.match(migrated.notices[0].message, /Task activities are internal notes/);
+      const untouched = await store.getOrg(custom);
+      assert.deepEqual(untouched?.settings.agentReplyFilter.activityTypes, ['Email', 'Call']);
+      assert.deepEqual(untouched?.notices, []);
+      // The admin saving the settings again is the acknowledgement: the notice goes.
+      await store.saveOrg(legacy, migrated.settings);
+      assert.deepEqual((await store.getOrg(legacy))?.notices, []);
+    });
+
     it('round-trips settings and keeps secrets sealed at rest', async () => {
       const orgId = uniqueOrg();
       const saved = await store.saveOrg(orgId, settings('s3cret-value'));

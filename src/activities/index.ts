@@ -1,7 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CreatioClient, identityServiceUrlFor, odataString, type Entity } from '../creatio/client';
 import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
-import type { OrgSettings } from '../settings/schema';
 import type { Store } from '../store';
 import { conversationWorkflowId, type Attachment, type Author, type Contact } from '../workflows/messages';
 import { OpenCXClient } from '../opencx/client';
@@ -9,6 +8,17 @@ import type { LlmConfig } from '../llm/client';
 import { LlmError } from '../llm/client';
 import { evaluateAiFields, type AiFieldOutcome } from './ai-fields';
 import { withFailures, OrgNotConnectedError } from './failures';
+import {
+  DEFAULT_REPLY_LIMITS,
+  deliver,
+  fetchReplies,
+  type AgentReply,
+  type OrgContext,
+  type ReplyLimits,
+  type ReplyPage,
+} from './agent-replies';
+
+export type { AgentReply, ReplyPage } from './agent-replies';
 import {
   BRIDGE_MARKER,
   caseSubject,
@@ -28,16 +38,11 @@ export interface ActivityDeps {
   /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
   opencxSessionUrlTemplate: string;
   onCreatioRequest?: (orgId: string) => void;
+  /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
+  replyLimits?: Partial<ReplyLimits>;
 }
 
 /** What the workflow needs to know of the settings at each step (no secrets). */
-export interface AgentReply {
-  id: string;
-  createdOn: string;
-  text: string;
-  authorName: string;
-}
-
 export interface ConversationSettings {
   createCaseOnlyOnHandoff: boolean;
 }
@@ -81,39 +86,19 @@ const DEFAULT_IDS = {
 
 const isRetry = () => Context.current().info.attempt > 1;
 
-/** Text of an activity body for the customer: tags removed, entities decoded, whitespace tidied. */
-export function plainText(html: string): string {
-  return html
-    .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<\/(p|div|li)>/gi, '\n')
-    .replace(/<[^>]+>/g, '')
-    .replace(/&nbsp;/g, ' ')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&')
-    .replace(/[ \t]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
-
 /**
  * The bridge's side effects, built with their dependencies (the worker wires real ones). Every
  * Creatio write uses a deterministic id; on a retry it first reads that id, so a write whose first
  * attempt did land (but whose answer was lost) is never made twice.
  */
 export function createActivities(deps: ActivityDeps) {
+  const replyLimits: ReplyLimits = { ...DEFAULT_REPLY_LIMITS, ...deps.replyLimits };
   const clients = new Map<
     string,
     { version: string; client: CreatioClient; lookups: Map<string, Promise<string | undefined>> }
   >();
 
-  async function org(orgId: string): Promise<{
-    settings: OrgSettings;
-    client: CreatioClient;
-    lookup: (set: string, name: string) => Promise<string | undefined>;
-  }> {
+  async function org(orgId: string): Promise<OrgContext> {
     const stored = await deps.store.getOrg(orgId);
     if (!stored) throw new OrgNotConnectedError(orgId);
     const s = stored.settings;
@@ -330,82 +315,63 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     /**
-     * The case's activities created since `since` that match the organization's agent-reply
-     * filter and were not written by the bridge, oldest first.
+     * Agent replies on the case since the cursor (less the look-back window), oldest first, read
+     * with an OData filter and paged: a case with thousands of activities costs a few requests.
      */
     async fetchAgentReplies(input: {
       orgId: string;
       caseId: string;
       since: string | null;
-    }): Promise<AgentReply[]> {
-      return withFailures(async () => {
-        const { settings, client, lookup } = await org(input.orgId);
-        const f = settings.agentReplyFilter;
-        const typeIds = new Set(
-          (await Promise.all(f.activityTypes.map((n) => lookup('ActivityType', n)))).filter(Boolean),
-        );
-        const categoryIds = new Set(
-          (await Promise.all(f.activityCategories.map((n) => lookup('ActivityCategory', n)))).filter(Boolean),
-        );
-        const filter = [
-          `CaseId eq ${input.caseId}`,
-          ...(input.since ? [`CreatedOn ge ${input.since}`] : []),
-        ].join(' and ');
-        const rows = await client.list<Entity & Record<string, string>>('Activity', {
-          select: [
-            'Id',
-            'Title',
-            'Body',
-            'Notes',
-            'DetailedResult',
-            'TypeId',
-            'ActivityCategoryId',
-            'OwnerId',
-            'CreatedOn',
-          ],
-          filter,
-          orderby: 'CreatedOn asc',
-          top: 200,
-        });
-        const replies: AgentReply[] = [];
-        for (const a of rows) {
-          if (String(a.Title ?? '').startsWith(BRIDGE_MARKER)) continue;
-          if (!typeIds.has(a.TypeId)) continue;
-          if (categoryIds.size > 0 && !categoryIds.has(a.ActivityCategoryId)) continue;
-          const text = plainText(a.Body || a.Notes || a.DetailedResult || a.Title || '');
-          if (!text) continue;
-          const owner = a.OwnerId ? await client.getContact(a.OwnerId) : undefined;
-          replies.push({
-            id: a.Id,
-            createdOn: String(a.CreatedOn),
-            text,
-            authorName: owner?.Name || 'Support agent',
-          });
-        }
-        return replies;
-      });
+      /** Replies already delivered inside the look-back window: not returned again. */
+      delivered?: string[];
+      lookbackMs?: number;
+    }): Promise<ReplyPage> {
+      return withFailures(async () =>
+        fetchReplies(await org(input.orgId), input, {
+          ...replyLimits,
+          lookbackMs: input.lookbackMs ?? replyLimits.lookbackMs,
+        }),
+      );
     },
 
-    /** Delivers an agent reply to the customer through OpenCX, taking the session over from the AI. */
-    async deliverReply(input: { orgId: string; sessionId: string; reply: AgentReply }): Promise<void> {
-      return withFailures(async () => {
-        const client = await opencx(input.orgId);
-        await client.sendAgentMessage(input.sessionId, input.reply.text, input.reply.authorName);
-      });
+    /**
+     * Delivers an agent reply to the customer through OpenCX, taking the session over from the AI.
+     * A retry (or a step tried again) first asks OpenCX whether an earlier attempt got through.
+     */
+    async deliverReply(input: {
+      orgId: string;
+      sessionId: string;
+      reply: AgentReply;
+      verify?: boolean;
+      firstTriedAt: string;
+    }): Promise<{ sent: boolean; omittedAttachments: string[] }> {
+      return withFailures(async () =>
+        deliver(
+          await org(input.orgId),
+          await opencx(input.orgId),
+          { ...input, verify: input.verify === true || isRetry() },
+          replyLimits,
+        ),
+      );
     },
 
     /** The case's status name, and whether it is one of the organization's closure statuses (exact match). */
     async readCaseStatus(input: {
       orgId: string;
       caseId: string;
-    }): Promise<{ name: string; closes: boolean; closureStatusNames: string[] }> {
+    }): Promise<{ name: string; closes: boolean; closureStatusNames: string[]; modifiedOn: string | null }> {
       return withFailures(async () => {
         const { settings, client } = await org(input.orgId);
-        const c = await client.getCase<Entity & { StatusId: string }>(input.caseId, ['Id', 'StatusId']);
+        const c = await client.getCase<Entity & { StatusId: string; ModifiedOn?: string }>(input.caseId, [
+          'Id',
+          'StatusId',
+          'ModifiedOn',
+        ]);
         const status = c && (await client.getCaseStatus(c.StatusId));
         const name = status?.Name ?? '';
         return {
           name,
+          modifiedOn: c?.ModifiedOn ?? null,
           closes: settings.closureStatusNames.includes(name),
           closureStatusNames: settings.closureStatusNames,
         };

@@ -55,7 +55,7 @@ export function settingsRouter(deps: AppDeps): Router {
     const orgId = orgIdParam(req.params.orgId);
     const org = await deps.store.getOrg(orgId);
     if (!org) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
-    res.json(publicView(orgId, org.settings, webhookUrl(org.webhookToken)));
+    res.json({ ...publicView(orgId, org.settings, webhookUrl(org.webhookToken)), notices: org.notices });
   });
 
   r.post('/v1/orgs/:orgId/integrations/creatio/test', async (req, res) => {

@@ -242,6 +242,57 @@ export class CreatioClient {
     await this.odata('DELETE', `${entitySet}(${id})`, undefined, entitySet);
   }
 
+  /**
+   * Reads a binary stream property (e.g. `ActivityFile(<id>)/Data`), refusing more than `maxBytes`:
+   * a larger body is never read into memory.
+   */
+  async download(entitySet: string, id: string, property: string, maxBytes: number): Promise<Buffer> {
+    const url = `${this.odataBase}${entitySet}(${id})/${property}`;
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.token();
+      const res = await this.send(
+        'GET',
+        url,
+        { accept: 'application/octet-stream', authorization: `Bearer ${token}` },
+        undefined,
+        'odata',
+        entitySet,
+      );
+      if (res.status === 401 && attempt === 0) {
+        await res.body?.cancel();
+        this.invalidateToken(token);
+        continue;
+      }
+      if (res.status !== 200) {
+        const text = await res.text();
+        throw classifyFailure(res, text, tryJson(text, res.headers.get('content-type')), {
+          endpoint: 'odata',
+          method: 'GET',
+          url,
+          entity: entitySet,
+        });
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body ?? []) {
+        size += (chunk as Uint8Array).length;
+        if (size > maxBytes) {
+          await res.body?.cancel().catch(() => undefined);
+          throw new CreatioError(
+            'too_large',
+            `${entitySet}(${id})/${property} is larger than ${maxBytes} bytes`,
+            {
+              status: 200,
+              entity: entitySet,
+            },
+          );
+        }
+        chunks.push(Buffer.from(chunk as Uint8Array));
+      }
+      return Buffer.concat(chunks);
+    }
+  }
+
   /** Entity types of `$metadata`, fetched once per client (the document is large). */
   metadata(): Promise<Map<string, EntityMetadata>> {
     this.metadataCache ??= (async () => {

@@ -13,7 +13,8 @@ export type CreatioErrorKind =
   | 'rate_limited' // 429 (with Retry-After when given)
   | 'transient' // 5xx, timeouts, connection resets
   | 'unreachable' // DNS failure, connection refused
-  | 'unexpected_response'; // an answer that is not Creatio's (HTML page, wrong shape)
+  | 'unexpected_response' // an answer that is not Creatio's (HTML page, wrong shape)
+  | 'too_large'; // an answer larger than the caller accepts
 
 const NAMES: Record<CreatioErrorKind, string> = {
   bad_credentials: 'CreatioBadCredentialsError',
@@ -26,6 +27,7 @@ const NAMES: Record<CreatioErrorKind, string> = {
   transient: 'CreatioTransientError',
   unreachable: 'CreatioUnreachableError',
   unexpected_response: 'CreatioUnexpectedResponseError',
+  too_large: 'CreatioResponseTooLargeError',
 };
 
 export const CREATIO_ERROR_NAMES = NAMES;
@@ -38,6 +40,7 @@ export const NON_RETRYABLE_KINDS: readonly CreatioErrorKind[] = [
   'forbidden',
   'not_found',
   'validation',
+  'too_large',
 ];
 
 export class CreatioError extends Error {

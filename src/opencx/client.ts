@@ -26,6 +26,12 @@ export class OpenCXError extends Error {
   }
 }
 
+export interface OutgoingAttachment {
+  name: string;
+  base64: string;
+  mimeType: string;
+}
+
 /**
  * OpenCX's public API, as far as the bridge needs it: deliver an agent reply into a session and
  * resolve a session. Bearer API key; `{ statusCode, message, error }` error bodies.
@@ -37,19 +43,74 @@ export class OpenCXClient {
     private readonly timeoutMs = 15_000,
   ) {}
 
+  /**
+   * Sends an agent message into a session, taking it over from the AI. `marker` is merged into
+   * the session's custom data in the same request, so a later read can tell whether this exact
+   * message was accepted (OpenCX's send has no idempotency key).
+   */
   async sendAgentMessage(
     sessionId: string,
-    text: string,
-    agentName: string,
+    m: {
+      text: string;
+      agentName: string;
+      attachments?: OutgoingAttachment[];
+      marker?: Record<string, string>;
+    },
   ): Promise<{ messageId: string | null }> {
     const res = await this.call('POST', `/chat/sessions/${encodeURIComponent(sessionId)}/send`, {
       sender: 'agent',
-      message: { type: 'text', text },
-      agent: { name: agentName },
+      message: {
+        type: 'text',
+        text: m.text,
+        ...(m.attachments?.length && {
+          attachments: m.attachments.map((a) => ({ name: a.name, base64: a.base64, mime_type: a.mimeType })),
+        }),
+      },
+      agent: { name: m.agentName },
       should_take_over_session_from_ai: true,
+      ...(m.marker && { custom_data: m.marker }),
     });
     const id = (res as { data?: { message?: { id?: unknown } } } | undefined)?.data?.message?.id;
     return { messageId: typeof id === 'string' || typeof id === 'number' ? String(id) : null };
+  }
+
+  /** The session's custom data (`GET /chat/sessions/{id}`); undefined when OpenCX does not know the session. */
+  async sessionCustomData(sessionId: string): Promise<Record<string, unknown> | undefined> {
+    let res: unknown;
+    try {
+      res = await this.call('GET', `/chat/sessions/${encodeURIComponent(sessionId)}`);
+    } catch (err) {
+      if (err instanceof OpenCXError && err.kind === 'not_found') return undefined;
+      throw err;
+    }
+    const body = res as { custom_data?: unknown; data?: { custom_data?: unknown } } | undefined;
+    const custom = body?.custom_data ?? body?.data?.custom_data;
+    return custom && typeof custom === 'object' ? (custom as Record<string, unknown>) : {};
+  }
+
+  /** Agent messages in the session's history (`GET /chat/sessions/{id}/history`), oldest first. */
+  async agentMessages(sessionId: string): Promise<{ text: string; createdAt: number | undefined }[]> {
+    const res = await this.call('GET', `/chat/sessions/${encodeURIComponent(sessionId)}/history`);
+    const body = res as { items?: unknown; data?: unknown } | unknown[] | undefined;
+    const items = Array.isArray(body)
+      ? body
+      : Array.isArray(body?.items)
+        ? body.items
+        : Array.isArray(body?.data)
+          ? body.data
+          : [];
+    const out: { text: string; createdAt: number | undefined }[] = [];
+    for (const raw of items as Record<string, unknown>[]) {
+      if (!raw || (raw.type !== undefined && raw.type !== 'message')) continue;
+      const sender = raw.sender ?? raw.from;
+      if (sender !== 'agent') continue;
+      const text = typeof raw.text === 'string' ? raw.text : (raw.message as { text?: unknown })?.text;
+      if (typeof text !== 'string') continue;
+      const stamp = raw.created_at ?? raw.createdAt;
+      const at = typeof stamp === 'string' || typeof stamp === 'number' ? new Date(stamp).getTime() : NaN;
+      out.push({ text, createdAt: Number.isNaN(at) ? undefined : at });
+    }
+    return out;
   }
 
   async resolveSession(sessionId: string): Promise<void> {

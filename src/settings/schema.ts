@@ -18,7 +18,14 @@ export const aiFieldSchema = z.strictObject({
   enabled: z.boolean().default(true),
 });
 
-export const DEFAULT_AGENT_REPLY_FILTER = { activityTypes: ['Email', 'Task'], activityCategories: [] };
+/**
+ * What counts as an agent reply by default (DESIGN.md §8): outgoing Email activities only. Tasks,
+ * Calls and other types are internal notes and never reach the customer unless listed explicitly.
+ */
+export const DEFAULT_AGENT_REPLY_FILTER = { activityTypes: ['Email'], activityCategories: [] };
+
+/** The first release's default; stored settings equal to it are migrated to the one above. */
+export const LEGACY_AGENT_REPLY_FILTER = { activityTypes: ['Email', 'Task'], activityCategories: [] };
 export const DEFAULT_CLOSURE_STATUS_NAMES = ['Resolved', 'Closed'];
 export const DEFAULT_OPENCX_API_BASE_URL = 'https://api.open.cx';
 

@@ -171,6 +171,15 @@ export async function testSettings(
     });
   }
 
+  const internalTypes = input.agentReplyFilter.activityTypes.filter((t) => t !== 'Email');
+  if (internalTypes.length > 0) {
+    notices.push({
+      code: 'agent_reply_filter_includes_internal_types',
+      field: 'agentReplyFilter.activityTypes',
+      message: `${internalTypes.map((t) => `"${t}"`).join(', ')} activities on a case will be sent to the customer as agent replies (by default only outgoing Emails are); remove them if agents use them for internal notes`,
+    });
+  }
+
   const clientSecret = input.clientSecret ?? existing?.clientSecret;
   if (!clientSecret) {
     throw new ApiError(400, 'missing_field', 'clientSecret is required', { field: 'clientSecret' });

@@ -4,11 +4,14 @@ import { randomBytes } from 'node:crypto';
 import { randomToken, SecretBox, sha256Hex } from '../crypto';
 import type { Logger } from '../logger';
 import type { OrgSettings } from '../settings/schema';
+import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
 import { migrate } from './migrations';
 
 type PlainSettings = Omit<OrgSettings, 'clientSecret' | 'opencx'> & {
   opencx: { apiBaseUrl: string };
+  /** Written by data migrations (e.g. a changed default); cleared by the next save. */
+  notices?: Notice[];
 };
 
 interface SealedSecrets {
@@ -23,6 +26,8 @@ export interface StoredOrg {
   settings: OrgSettings;
   webhookToken: string;
   updatedAt: Date;
+  /** What a migration changed in these settings, until the admin saves them again. */
+  notices: Notice[];
 }
 
 export interface CaseSession {
@@ -98,7 +103,7 @@ export class Store {
        RETURNING updated_at`,
       [orgId, JSON.stringify(plain), JSON.stringify(secrets), sha256Hex(webhookToken)],
     );
-    return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at };
+    return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at, notices: [] };
   }
 
   /** Replaces the webhook token; the old one stops matching as soon as this returns. */
@@ -194,6 +199,7 @@ export class Store {
     return {
       orgId,
       updatedAt,
+      notices: plain.notices ?? [],
       webhookToken: open(secrets.webhookToken, 'webhookToken')!,
       settings: {
         instanceUrl: plain.instanceUrl,

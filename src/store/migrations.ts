@@ -54,6 +54,23 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
       `CREATE INDEX creatio_inbox_workflow ON creatio_inbox (workflow_id, id)`,
     ],
   },
+  {
+    id: 4,
+    name: 'agent-reply filter: outgoing Email only by default',
+    sql: [
+      // The first release's default (Email + Task) sent internal Task notes to customers.
+      `UPDATE org_settings
+          SET settings = jsonb_set(
+                jsonb_set(settings, '{agentReplyFilter}', '{"activityTypes":["Email"],"activityCategories":[]}'::jsonb),
+                '{notices}',
+                COALESCE(settings->'notices', '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+                  'code', 'agent_reply_filter_migrated',
+                  'field', 'agentReplyFilter.activityTypes',
+                  'message', 'The agent-reply filter was the old default (Email and Task) and is now outgoing Email only: Task activities are internal notes and no longer reach customers. To send Tasks as replies, list "Task" explicitly and save.'))),
+              updated_at = now()
+        WHERE settings->'agentReplyFilter' = '{"activityTypes":["Email","Task"],"activityCategories":[]}'::jsonb`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

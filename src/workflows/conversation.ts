@@ -13,17 +13,24 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Duration } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Activities, LogEntry } from '../activities';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import {
   conversationEventSignal,
   conversationWorkflowId,
   resumeSignal,
+  type ProcessEvidence,
   stateQuery,
   type ConversationEvent,
   type ConversationState,
 } from './messages';
-import { aiFieldsActivityOptions, creatioActivityOptions, localActivityOptions } from './retry-policies';
+import {
+  aiFieldsActivityOptions,
+  creatioActivityOptions,
+  localActivityOptions,
+  opencxActivityOptions,
+} from './retry-policies';
 import { creatioTaskQueue, opencxTaskQueue } from './task-queues';
 
 export interface ConversationOptions {
@@ -41,7 +48,27 @@ export interface ConversationOptions {
   aiFieldsDeadline: Duration;
   /** A conversation with no event for this long is finished. */
   idleTimeout: Duration;
+  /**
+   * After handoff, how often the bridge looks for agent replies and closure on its own, in case the
+   * Creatio process is missing, inactive or filtered (doubling while quiet, up to the max).
+   */
+  replyCheckEvery?: Duration;
+  replyCheckMaxEvery?: Duration;
+  /** Each reply read looks this far before the cursor again (late commits, clock skew). */
+  replyLookback?: Duration;
+  /** A process that has not called this long after a reply or status change counts as not calling. */
+  processCallGrace?: Duration;
+  /** Longest single OpenCX call attempt; a worker that died mid-send is retried after this. */
+  opencxAttemptTimeout?: Duration;
 }
+
+export const REPLY_DEFAULTS = {
+  replyCheckEvery: '2 minutes',
+  replyCheckMaxEvery: '30 minutes',
+  replyLookback: '10 minutes',
+  processCallGrace: '15 seconds',
+  opencxAttemptTimeout: '45 seconds',
+} as const;
 
 /** Everything a run hands to the next one on continue-as-new. */
 export interface CarriedState {
@@ -52,9 +79,13 @@ export interface CarriedState {
   unlogged: LogEntry[];
   /** The conversation as text, for AI fields (bounded, most recent kept). */
   transcript: string[];
-  /** CreatedOn of the newest agent reply delivered, and the ids delivered (replies go out once). */
+  /** CreatedOn of the newest reply-like activity seen, and the replies delivered in the look-back window. */
   replyCursor: string | null;
-  deliveredReplies: string[];
+  /** `[activityId, createdOn]` (a bare id from the first release). */
+  deliveredReplies: (string | [string, string])[];
+  /** Workflow time of the last event handled (for the idle timeout), and the reply timer. */
+  lastEventAt?: number;
+  replyCheck?: { nextAt: number | null; delayMs: number };
 }
 
 export interface ConversationInput {
@@ -101,29 +132,47 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     caseStatus: null,
     resolution: null,
     agentRepliesDelivered: 0,
+    processes: { agentReply: noEvidence(), closure: noEvidence() },
+    nextReplyCheckAt: null,
     aiFields: null,
     lastError: null,
     notes: [],
     runs: 0,
   };
   state.runs += 1;
+  state.processes ??= { agentReply: noEvidence(), closure: noEvidence() };
+  const replyCheckEveryMs = msToNumber(options.replyCheckEvery ?? REPLY_DEFAULTS.replyCheckEvery);
+  const replyCheckMaxMs = msToNumber(options.replyCheckMaxEvery ?? REPLY_DEFAULTS.replyCheckMaxEvery);
+  const lookbackMs = msToNumber(options.replyLookback ?? REPLY_DEFAULTS.replyLookback);
+  const graceMs = msToNumber(options.processCallGrace ?? REPLY_DEFAULTS.processCallGrace);
+  const idleMs = msToNumber(options.idleTimeout);
   const queue: ConversationEvent[] = carried?.queue ?? [];
   const seenEvents = new Set(carried?.seenEvents);
   const seenMessages = new Set(carried?.seenMessages);
   const unlogged: LogEntry[] = carried?.unlogged ?? [];
   const transcript: string[] = carried?.transcript ?? [];
   let replyCursor = carried?.replyCursor ?? null;
-  const deliveredReplies = new Set(carried?.deliveredReplies);
+  /** Replies delivered, by activity id, with their CreatedOn; pruned past the look-back window. */
+  const deliveredReplies = new Map<string, string>(
+    (carried?.deliveredReplies ?? []).map((d) =>
+      typeof d === 'string' ? [d, replyCursor ?? new Date(0).toISOString()] : d,
+    ),
+  );
+  let lastEventAt = carried?.lastEventAt ?? Date.now();
+  const replyCheck = carried?.replyCheck ?? { nextAt: null, delayMs: replyCheckEveryMs };
   let resumeRequested = false;
 
   const view = (): ConversationState => ({
     ...state,
+    nextReplyCheckAt: replyCheck.nextAt === null ? null : new Date(replyCheck.nextAt).toISOString(),
     messages: { ...state.messages, pending: unlogged.filter((e) => e.kind === 'message').length },
   });
 
   setHandler(stateQuery, view);
   setHandler(conversationEventSignal, (event) => {
     if (seenEvents.has(event.eventId)) return;
+    if (event.kind === 'creatio_activity') called(state.processes.agentReply);
+    if (event.kind === 'creatio_status') called(state.processes.closure);
     // One pending "new activity" check covers any number of calls: it reads everything new.
     if (event.kind === 'creatio_activity' && queue.some((e) => e.kind === 'creatio_activity')) return;
     seenEvents.add(event.eventId);
@@ -141,10 +190,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     ),
   );
   const opencx = proxyActivities<Activities>(
-    creatioActivityOptions(
+    opencxActivityOptions(
       opencxTaskQueue(options.taskQueue, orgId),
       options.creatioRetryFor,
       options.creatioRetryMaxInterval,
+      options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
     ),
   );
   const ai = proxyActivities<Activities>(
@@ -294,6 +344,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
     await aiFields();
     await logEntry({ kind: 'handoff_note', ...handoff, timestamp: ev.timestamp });
+    replyCheckSoon();
   }
 
   /**
@@ -337,19 +388,63 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     state.status = 'closed';
   }
 
-  /** Delivers every agent reply written in Creatio since the last one, oldest first, each once. */
-  async function deliverNewReplies(): Promise<void> {
-    if (!state.caseId) return;
-    const replies = await step('fetch agent replies', () =>
-      creatio.fetchAgentReplies({ orgId, caseId: state.caseId!, since: replyCursor }),
-    );
-    for (const reply of replies) {
-      if (deliveredReplies.has(reply.id)) continue;
-      await step(`deliver agent reply ${reply.id}`, () => opencx.deliverReply({ orgId, sessionId, reply }));
-      deliveredReplies.add(reply.id);
-      state.agentRepliesDelivered++;
-      if (!replyCursor || reply.createdOn > replyCursor) replyCursor = reply.createdOn;
+  /**
+   * Delivers every agent reply written in Creatio since the last read, oldest first, each once.
+   * `source` says who asked: a process call, the closure, or the bridge's own timer; a reply that
+   * only the timer found, well after it was written, is evidence that the process did not call.
+   */
+  async function deliverNewReplies(source: 'webhook' | 'closure' | 'timer'): Promise<number> {
+    if (!state.caseId) return 0;
+    let delivered = 0;
+    for (;;) {
+      const page = await step('fetch agent replies', () =>
+        creatio.fetchAgentReplies({
+          orgId,
+          caseId: state.caseId!,
+          since: replyCursor,
+          lookbackMs,
+          delivered: [...deliveredReplies.keys()],
+        }),
+      );
+      for (const reply of page.replies) {
+        if (deliveredReplies.has(reply.id)) continue;
+        const firstTriedAt = new Date().toISOString();
+        let tries = 0;
+        const r = await step(`deliver agent reply ${reply.id}`, () =>
+          opencx.deliverReply({ orgId, sessionId, reply, verify: tries++ > 0, firstTriedAt }),
+        );
+        deliveredReplies.set(reply.id, reply.createdOn);
+        state.agentRepliesDelivered++;
+        delivered++;
+        if (r.omittedAttachments.length > 0) {
+          note(`agent reply ${reply.id}: not attached (too large): ${r.omittedAttachments.join(', ')}`);
+        }
+        if (source === 'timer' && Date.now() - Date.parse(reply.createdOn) > graceMs) {
+          missed(
+            state.processes.agentReply,
+            "Agent replies reach the customer only through the bridge's periodic check: the agent-reply business process is missing, inactive or filtered (it did not call the webhook for this case)",
+          );
+        }
+      }
+      if (page.cursor && (!replyCursor || Date.parse(page.cursor) > Date.parse(replyCursor))) {
+        replyCursor = page.cursor;
+      }
+      const windowStart = replyCursor ? Date.parse(replyCursor) - lookbackMs : 0;
+      for (const [id, createdOn] of deliveredReplies) {
+        if (Date.parse(createdOn) < windowStart) deliveredReplies.delete(id);
+      }
+      if (!page.more) return delivered;
     }
+  }
+
+  /** The case is in a closure status: deliver what is left, resolve the session, finish. */
+  async function closeFromCreatio(statusName: string): Promise<void> {
+    await drain();
+    await deliverNewReplies('closure');
+    await step('resolve OpenCX session', () => opencx.resolveSession({ orgId, sessionId }));
+    note(`case status '${statusName}': the OpenCX session was resolved`);
+    state.resolution = 'resolved';
+    state.status = 'closed';
   }
 
   async function onCaseStatus(): Promise<void> {
@@ -362,12 +457,37 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       );
       return;
     }
-    await drain();
-    await deliverNewReplies();
-    await step('resolve OpenCX session', () => opencx.resolveSession({ orgId, sessionId }));
-    note(`case status '${st.name}': the OpenCX session was resolved`);
-    state.resolution = 'resolved';
-    state.status = 'closed';
+    await closeFromCreatio(st.name);
+  }
+
+  /** Wakes the reply timer sooner when something happens (it backs off only while all is quiet). */
+  function replyCheckSoon(): void {
+    if (!state.handedOffAt || !state.caseId) return;
+    replyCheck.delayMs = replyCheckEveryMs;
+    const soon = Date.now() + replyCheckEveryMs;
+    replyCheck.nextAt = replyCheck.nextAt === null ? soon : Math.min(replyCheck.nextAt, soon);
+  }
+
+  /**
+   * The timer's own look at the case, for when a business process never calls: new replies are
+   * delivered, and a case in a closure status resolves the session. Both are recorded as evidence.
+   */
+  async function checkCaseOnTimer(): Promise<void> {
+    const found = await deliverNewReplies('timer');
+    const st = await step('read case status', () => creatio.readCaseStatus({ orgId, caseId: state.caseId! }));
+    state.caseStatus = st.name;
+    if (st.closes) {
+      if (!st.modifiedOn || Date.now() - Date.parse(st.modifiedOn) > graceMs) {
+        missed(
+          state.processes.closure,
+          `The case is in the closure status '${st.name}' but the case-closure business process did not call the webhook: it is missing, inactive or its status filter does not match`,
+        );
+      }
+      await closeFromCreatio(st.name);
+      return;
+    }
+    replyCheck.delayMs = found > 0 ? replyCheckEveryMs : Math.min(replyCheck.delayMs * 2, replyCheckMaxMs);
+    replyCheck.nextAt = Date.now() + replyCheck.delayMs;
   }
 
   async function handle(ev: ConversationEvent): Promise<void> {
@@ -401,7 +521,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       case 'closed':
         return onClosed(ev);
       case 'creatio_activity':
-        return deliverNewReplies();
+        await deliverNewReplies('webhook');
+        return;
       case 'creatio_status':
         return onCaseStatus();
     }
@@ -411,14 +532,26 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
 
   while (state.status === 'open') {
-    const active = await condition(() => queue.length > 0 || shouldContinueAsNew(), options.idleTimeout);
+    const idleAt = lastEventAt + idleMs;
+    const wakeAt = replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt);
+    const active = await condition(
+      () => queue.length > 0 || shouldContinueAsNew(),
+      Math.max(1, wakeAt - Date.now()),
+    );
     if (!active) {
-      note('no event for the idle timeout: conversation finished');
-      state.status = 'closed';
-      break;
+      if (Date.now() >= idleAt) {
+        note('no event for the idle timeout: conversation finished');
+        state.status = 'closed';
+        break;
+      }
+      replyCheck.nextAt = null;
+      await checkCaseOnTimer();
+      continue;
     }
     if (queue.length > 0) {
       await handle(queue.shift()!);
+      lastEventAt = Date.now();
+      if (state.status === 'open') replyCheckSoon();
       continue;
     }
     await condition(allHandlersFinished);
@@ -434,11 +567,28 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         unlogged,
         transcript,
         replyCursor,
-        deliveredReplies: [...deliveredReplies].slice(-MAX_SEEN),
+        deliveredReplies: [...deliveredReplies],
+        lastEventAt,
+        replyCheck,
       },
     };
     await continueAsNew<typeof conversationWorkflow>(next);
   }
   if (queue.length > 0) note(`${queue.length} event(s) after the close were ignored`);
   return view();
+}
+
+function noEvidence(): ProcessEvidence {
+  return { calls: 0, lastCallAt: null, missed: 0, lastMissedAt: null, finding: null };
+}
+
+function called(e: ProcessEvidence): void {
+  e.calls++;
+  e.lastCallAt = new Date().toISOString();
+}
+
+function missed(e: ProcessEvidence, finding: string): void {
+  e.missed++;
+  e.lastMissedAt = new Date().toISOString();
+  e.finding = finding;
 }

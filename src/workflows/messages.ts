@@ -86,6 +86,20 @@ export interface AiFieldsState {
   }[];
 }
 
+/**
+ * What the bridge knows of one of the customer's Creatio business processes for this case: the
+ * calls it made, and what the bridge found on its own timer that the process never told it about.
+ */
+export interface ProcessEvidence {
+  calls: number;
+  lastCallAt: string | null;
+  /** Replies delivered (or a closure acted on) only because the timer found them. */
+  missed: number;
+  lastMissedAt: string | null;
+  /** Set once something was missed: the likely cause, for operators and the diagnose endpoint. */
+  finding: string | null;
+}
+
 export interface ConversationState {
   orgId: string;
   sessionId: string;
@@ -102,6 +116,10 @@ export interface ConversationState {
   caseStatus: string | null;
   resolution: 'resolved' | 'not_resolved' | null;
   agentRepliesDelivered: number;
+  /** The Creatio processes that call the bridge back, as seen from this conversation. */
+  processes: { agentReply: ProcessEvidence; closure: ProcessEvidence };
+  /** When the timer next looks for replies and closure on its own (after handoff, while open). */
+  nextReplyCheckAt: string | null;
   /** What happened to each AI field at handoff, so "AI fields blank" is always explained. */
   aiFields: AiFieldsState | null;
   lastError: StepError | null;

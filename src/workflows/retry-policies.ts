@@ -13,6 +13,7 @@ export const NON_RETRYABLE = [
   'CreatioForbiddenError',
   'CreatioNotFoundError',
   'CreatioValidationError',
+  'CreatioResponseTooLargeError',
   'OrgNotConnectedError',
   'OpenCXUnauthorizedError',
   'OpenCXValidationError',
@@ -37,6 +38,23 @@ export function creatioActivityOptions(
       maximumInterval: maxInterval,
       nonRetryableErrorTypes: NON_RETRYABLE,
     },
+  };
+}
+
+/**
+ * Calls to OpenCX (agent replies, resolving a session): the same backoff as Creatio, but a short
+ * attempt timeout, so that a worker that died mid-send is noticed in seconds. The delivery checks
+ * OpenCX before sending again, so a retry never doubles a reply that did get through.
+ */
+export function opencxActivityOptions(
+  taskQueue: string,
+  retryFor: Duration,
+  maxInterval: Duration,
+  attemptTimeout: Duration,
+): ActivityOptions {
+  return {
+    ...creatioActivityOptions(taskQueue, retryFor, maxInterval),
+    startToCloseTimeout: attemptTimeout,
   };
 }
 

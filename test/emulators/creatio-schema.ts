@@ -10,7 +10,12 @@ export interface Column {
   default?: () => unknown;
 }
 
-const now = () => new Date().toISOString();
+let last = 0;
+/** Record times as a database stamps them on commit: each later than the one before (1 ms apart at least). */
+const now = () => {
+  last = Math.max(Date.now(), last + 1);
+  return new Date(last).toISOString();
+};
 const guidCol: Column = { type: 'guid' };
 const str = (maxLength = 250): Column => ({ type: 'string', maxLength, default: () => '' });
 const text: Column = { type: 'text', default: () => '' };
@@ -67,6 +72,10 @@ export const IDS = {
     'In progress': '394d4b84-58e6-df11-971b-001d60e938c6',
     Completed: '4bdbb88f-58e6-df11-971b-001d60e938c6',
     Canceled: '201cfba8-58e6-df11-971b-001d60e938c6',
+  },
+  messageType: {
+    Incoming: '7f9d1f86-f36b-1410-068c-20cf30b39373',
+    Outgoing: '7f6d3f94-f36b-1410-068c-20cf30b39373',
   },
   sysAdminUnit: {
     'All employees': 'a29a3ba5-4b0d-de11-9a51-005056c00008',
@@ -137,6 +146,16 @@ export const SCHEMAS: Record<string, Record<string, Column>> = {
     Sender: str(500),
     Recepient: text,
     MessageTypeId: lookup('MessageType'),
+    SenderContactId: lookup('Contact'),
+    /** Set on emails Creatio generates itself (notifications, auto-replies). */
+    IsAutoSubmitted: bool,
+  },
+  /** A file attached to an activity; its content is the `Data` stream (GET ActivityFile(id)/Data). */
+  ActivityFile: {
+    ...base,
+    ActivityId: lookup('Activity'),
+    Name: str(500),
+    Size: { type: 'int', default: () => 0 },
   },
   Contact: {
     ...base,
@@ -178,14 +197,12 @@ export function seedData(): Seed {
       ActivityTypeId: n === 'Email' ? IDS.activityType.Email : IDS.activityType.Task,
     })),
     ActivityStatus: named(IDS.activityStatus, (n) => ({ Finish: n === 'Completed' || n === 'Canceled' })),
-    MessageType: named({
-      Incoming: '7f9d1f86-f36b-1410-068c-20cf30b39373',
-      Outgoing: '7f6d3f94-f36b-1410-068c-20cf30b39373',
-    }),
+    MessageType: named(IDS.messageType),
     SysAdminUnit: named(IDS.sysAdminUnit, () => ({ SysAdminUnitTypeValue: 1 })),
     Contact: named(IDS.contact),
     Account: [],
     Case: [],
     Activity: [],
+    ActivityFile: [],
   };
 }

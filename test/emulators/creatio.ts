@@ -124,6 +124,8 @@ export class CreatioEmulator extends EventEmitter {
   url = '';
   readonly processes: BusinessProcess[] = [];
   readonly processLog: ProcessCall[] = [];
+  /** ActivityFile contents by file id. */
+  readonly files = new Map<string, Buffer>();
   private readonly inflightCalls = new Set<Promise<void>>();
 
   constructor() {
@@ -206,6 +208,7 @@ export class CreatioEmulator extends EventEmitter {
       for (const r of rows) table.set(String(r.Id), this.withDefaults(set, r as Row));
       this.tables.set(set, table);
     }
+    this.files.clear();
     this.clients.clear();
     this.addClient(SANDBOX_CLIENT);
     this.faults = { ...DEFAULT_FAULTS };
@@ -248,6 +251,19 @@ export class CreatioEmulator extends EventEmitter {
     let n = 0;
     for (const [k, v] of this.calls) if (k !== 'token') n += v;
     return n;
+  }
+
+  /** Attaches a file to an activity, as an agent attaching it to an email would. */
+  attachFile(activityId: string, name: string, data: Buffer): Row {
+    const row = this.withDefaults('ActivityFile', {
+      Id: randomUUID(),
+      ActivityId: activityId,
+      Name: name,
+      Size: data.length,
+    });
+    this.tables.get('ActivityFile')!.set(row.Id, row);
+    this.files.set(row.Id, data);
+    return row;
   }
 
   /** Inserts a record as a Creatio user would (e.g. an agent adding an email to a case). */
@@ -366,7 +382,7 @@ export class CreatioEmulator extends EventEmitter {
     }
     const client = this.clients.get(session.clientId)!;
     const rest = decodeURIComponent(url.pathname.slice('/0/odata'.length).replace(/^\//, ''));
-    const m = /^([A-Za-z]\w*)(?:\(([^)]*)\))?$/.exec(rest);
+    const m = /^([A-Za-z]\w*)(?:\(([^)]*)\))?(\/Data)?$/.exec(rest);
     const set = m?.[1];
     this.bump(`${req.method} ${rest === '$metadata' ? '$metadata' : (set ?? rest)}`);
 
@@ -421,6 +437,19 @@ export class CreatioEmulator extends EventEmitter {
         throw new ODataFailure(400, `The key value '${key}' is not a valid Edm.Guid literal.`);
       }
       const allowed = (p: Permission) => !(client.denied[set] ?? []).includes(p);
+      if (m?.[3]) {
+        // A file's content stream: only ActivityFile has one here, and only GET reads it.
+        const data =
+          set === 'ActivityFile' && key && allowed('read') ? this.files.get(key.toLowerCase()) : undefined;
+        if (req.method !== 'GET' || !data) {
+          res.writeHead(404, { 'content-length': '0' });
+          res.end();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': data.length });
+        res.end(data);
+        return;
+      }
       switch (req.method) {
         case 'GET':
           return key
