@@ -122,6 +122,8 @@ async function main(): Promise<void> {
   }
   const { conversationBench } = await import('./conversations');
   stats.push(...(await conversationBench()));
+  const { replyBench } = await import('./replies');
+  stats.push(...(await replyBench()));
   const { webhookBurstBench } = await import('./webhook-burst');
   stats.push(...(await webhookBurstBench()));
   const bridgeMsg = stats.find((s) => s.name.startsWith('bridge: message'));

@@ -5,9 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { createLogger } from '../src/logger';
-import { startTemporal } from '../src/temporal/launcher';
-import { Bridge, ev, waitFor } from '../test/bridge-harness';
+import { ev, waitFor } from '../test/bridge-harness';
+import { startBenchBridge } from './bridge';
 import { summarize, type Stat } from './run';
 
 const RATE = Number(process.env.BENCH_BURST_RATE ?? 500);
@@ -19,17 +18,7 @@ export async function webhookBurstBench(): Promise<Stat[]> {
 
 /** `apiOnly`: the worker is stopped during the burst, as when api and worker run as separate processes. */
 async function burst(apiOnly: boolean): Promise<Stat[]> {
-  const log = createLogger('error');
-  const temporal = await startTemporal({
-    address: process.env.TEMPORAL_ADDRESS,
-    cliPath: process.env.TEMPORAL_CLI_PATH,
-    log,
-  });
-  const bridge = await new Bridge({
-    temporalAddress: temporal.address,
-    log,
-    store: process.env.TEST_DATABASE_URL ? 'postgres' : 'pglite',
-  }).start();
+  const { bridge, stop } = await startBenchBridge();
   try {
     const orgId = await bridge.connectOrg();
     const url = await bridge.creatioWebhookUrl(orgId);
@@ -78,7 +67,6 @@ async function burst(apiOnly: boolean): Promise<Stat[]> {
     const shape = apiOnly ? 'API process alone' : 'API + worker in one process';
     return [summarize(`Creatio webhook ${RATE}/s × ${SECONDS} s, ack (${shape})`, samples, wall, codes)];
   } finally {
-    await bridge.close();
-    await temporal.stop();
+    await stop();
   }
 }
