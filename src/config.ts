@@ -110,6 +110,10 @@ export interface Config {
   aiTranscriptBudgetChars: number;
 }
 
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -141,6 +145,17 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       if (raw[name] === undefined) problems.push(`${name}: required when NODE_ENV=production`);
     }
     if (raw.SANDBOX === 'on') problems.push('SANDBOX: cannot be "on" when NODE_ENV=production');
+    if (typeof raw.PUBLIC_BASE_URL === 'string' && !raw.PUBLIC_BASE_URL.startsWith('https://')) {
+      problems.push(
+        'PUBLIC_BASE_URL: must be https:// when NODE_ENV=production (the Creatio webhook URL carries its secret token)',
+      );
+    }
+  }
+  const sandboxOn = raw.SANDBOX === 'on' || (raw.SANDBOX !== 'off' && raw.NODE_ENV !== 'production');
+  if (sandboxOn && parsed.success && !isLoopbackHost(parsed.data.HOST)) {
+    problems.push(
+      `HOST: the sandbox (SANDBOX=${raw.SANDBOX ?? 'auto'}) listens with well-known credentials and runs only on a loopback HOST; set SANDBOX=off to listen on ${parsed.data.HOST}`,
+    );
   }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;

@@ -30,9 +30,36 @@ export const REDACT_PATHS = [
   'res.headers["set-cookie"]',
 ];
 
-/** The Creatio webhook URL carries its secret token in the path; never log it. */
+/** The Creatio webhook URL carries its secret token in the path (in any letter case); never log it. */
 export function redactUrl(url: string): string {
-  return url.replace(/(\/webhooks\/creatio\/)[^/?#]+/, '$1[REDACTED]');
+  return url.replace(/(\/webhooks\/creatio\/)[^/?#\s"']+/gi, '$1[REDACTED]');
+}
+
+const SECRET_KEY_SET = new Set(SECRET_KEYS.map((k) => k.toLowerCase()));
+
+/**
+ * The last line of defence, at any depth: a value under a secret's name (in any letter case) is
+ * replaced, and webhook tokens are cut out of every string. Cycles and very deep values stop.
+ */
+export function redactDeep(value: unknown, depth = 0, seen = new WeakSet<object>()): unknown {
+  if (typeof value === 'string') return redactUrl(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (depth > 12 || seen.has(value)) return '[…]';
+  seen.add(value);
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1, seen));
+  if (value instanceof Error) {
+    const e = value as Error & Record<string, unknown>;
+    const own = redactDeep({ ...e }, depth + 1, seen) as Record<string, unknown>;
+    return { type: e.name, ...own, message: redactUrl(e.message), stack: redactUrl(e.stack ?? '') };
+  }
+  // Requests, responses and other class instances are left to pino's serializers and paths.
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = SECRET_KEY_SET.has(k.toLowerCase()) ? '[REDACTED]' : redactDeep(v, depth + 1, seen);
+  }
+  return out;
 }
 
 export function createLogger(level: string, destination?: DestinationStream): Logger {
@@ -42,7 +69,18 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       base: { service: 'opencx-creatio-bridge' },
       redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (object) => redactDeep(object) as Record<string, unknown>,
+      },
+      hooks: {
+        logMethod(args, method) {
+          method.apply(
+            this,
+            args.map((a) => (typeof a === 'string' ? redactUrl(a) : a)) as Parameters<typeof method>,
+          );
+        },
+      },
     },
     destination,
   );

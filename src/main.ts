@@ -121,6 +121,7 @@ async function main(): Promise<void> {
         activityDeps: {
           creatioTimeoutMs: config.creatioRequestTimeoutMs,
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
+          allowLoopbackHttpLinks: config.env !== 'production',
           llm: config.llm && { ...config.llm, timeoutMs: 15_000 },
           aiTranscriptBudgetChars: config.aiTranscriptBudgetChars,
           replyLimits: {

@@ -53,6 +53,7 @@ export function testWorkerOptions(o: {
     activityDeps: {
       creatioTimeoutMs: 2_000,
       opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
+      allowLoopbackHttpLinks: true,
       ...(o.llmBaseUrl && {
         llm: { baseUrl: o.llmBaseUrl, apiKey: 'sk-test', model: 'emu-1', timeoutMs: 3_000 },
       }),

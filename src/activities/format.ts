@@ -5,8 +5,31 @@ export const BRIDGE_MARKER = '[OpenCX]';
 
 const AUTHOR_LABEL: Record<Author, string> = { customer: 'Customer', ai: 'AI agent', agent: 'OpenCX agent' };
 
-const escapeHtml = (s: string) =>
+/** Every text from OpenCX goes through this before it becomes part of an HTML activity body. */
+export const escapeHtml = (s: string) =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+
+/** Plain text as HTML: escaped, line breaks kept. */
+export const htmlText = (s: string) => escapeHtml(s).replace(/\r?\n/g, '<br>');
+
+/**
+ * Whether an attachment URL may become a link in Creatio: https only (http for loopback hosts when
+ * `allowLoopbackHttp`, as with the emulators). `javascript:`, `data:` and the like never do.
+ */
+export function isSafeLink(url: string, allowLoopbackHttp = false): boolean {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return false;
+  }
+  if (u.protocol === 'https:') return true;
+  return (
+    allowLoopbackHttp &&
+    u.protocol === 'http:' &&
+    (u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(u.hostname))
+  );
+}
 
 const oneLine = (s: string, max: number) => {
   const flat = s.replace(/\s+/g, ' ').trim();
@@ -32,6 +55,7 @@ export function messageBody(opts: {
   timestamp: string;
   attachments: Attachment[];
   agentName?: string;
+  allowLoopbackHttp?: boolean;
 }): string {
   const who =
     opts.author === 'agent' && opts.agentName
@@ -39,7 +63,7 @@ export function messageBody(opts: {
       : AUTHOR_LABEL[opts.author];
   const lines = [
     `<p><b>${escapeHtml(who)}</b> · ${escapeHtml(opts.timestamp)}</p>`,
-    `<p>${escapeHtml(opts.text).replace(/\n/g, '<br>')}</p>`,
+    `<p>${htmlText(opts.text)}</p>`,
   ];
   if (opts.attachments.length > 0) {
     lines.push(
@@ -47,7 +71,11 @@ export function messageBody(opts: {
         opts.attachments
           .map(
             (a) =>
-              `<li><a href="${escapeHtml(a.url)}">${escapeHtml(a.name)}</a>${a.mimeType ? ` (${escapeHtml(a.mimeType)})` : ''}</li>`,
+              `<li>${
+                isSafeLink(a.url, opts.allowLoopbackHttp)
+                  ? `<a href="${escapeHtml(a.url)}">${escapeHtml(a.name)}</a>`
+                  : `${escapeHtml(a.name)} (link not kept: only https links are)`
+              }${a.mimeType ? ` (${escapeHtml(a.mimeType)})` : ''}</li>`,
           )
           .join('') +
         '</ul>',
@@ -72,6 +100,17 @@ export function sessionLinkBody(
     .join('\n');
 }
 
+/** The handoff note's HTML body: every part escaped (the summary and reason come from OpenCX). */
+export function handoffNoteBody(h: {
+  summary: string;
+  language: string;
+  sentiment: string;
+  reason?: string;
+}): string {
+  return htmlText(handoffDescription(h));
+}
+
+/** The handoff summary as plain text (the case's Symptoms column). */
 export function handoffDescription(h: {
   summary: string;
   language: string;

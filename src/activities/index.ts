@@ -23,6 +23,8 @@ import {
   BRIDGE_MARKER,
   caseSubject,
   handoffDescription,
+  handoffNoteBody,
+  htmlText,
   messageBody,
   messageTitle,
   sessionLinkBody,
@@ -38,6 +40,8 @@ export interface ActivityDeps {
   /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
   opencxSessionUrlTemplate: string;
   onCreatioRequest?: (orgId: string) => void;
+  /** Attachment links on loopback http (emulators, development); production keeps https only. */
+  allowLoopbackHttpLinks?: boolean;
   /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
   replyLimits?: Partial<ReplyLimits>;
 }
@@ -195,18 +199,18 @@ export function createActivities(deps: ActivityDeps) {
         break;
       case 'message':
         title = messageTitle(e.author, e.text, e.agentName);
-        body = messageBody(e);
+        body = messageBody({ ...e, allowLoopbackHttp: deps.allowLoopbackHttpLinks ?? false });
         break;
       case 'handoff_note':
         title = `${BRIDGE_MARKER} Handed off to a human agent${e.reason ? `: ${e.reason}` : ''}`.slice(
           0,
           250,
         );
-        body = handoffDescription(e).replace(/\n/g, '<br>');
+        body = handoffNoteBody(e);
         break;
       case 'note':
         title = `${BRIDGE_MARKER} ${e.title}`.slice(0, 250);
-        body = e.text;
+        body = htmlText(e.text);
         break;
     }
     const [typeId, categoryId, statusId] = await Promise.all([
@@ -215,7 +219,9 @@ export function createActivities(deps: ActivityDeps) {
       o.lookup('ActivityStatus', 'Completed'),
     ]);
     const when = new Date(e.timestamp).toISOString();
-    const existed = await createOnce(o.client, 'Activity', id, verify, {
+    // A note written once per conversation (a second handoff re-uses it) is looked for first.
+    const once = e.kind === 'handoff_note' || e.kind === 'session_link';
+    const existed = await createOnce(o.client, 'Activity', id, verify || once, {
       CaseId: at.caseId,
       Title: title,
       Body: body,

@@ -20,8 +20,12 @@ const prose = z
   .max(20_000)
   .nullish()
   .transform((v) => v ?? '');
+/** Seconds or milliseconds since 1970; past the year 5000 it is not a timestamp (and not a Date). */
 const timestamp = z
-  .union([z.iso.datetime({ offset: true }), z.number().positive()])
+  .union([
+    z.iso.datetime({ offset: true }),
+    z.number().positive().max(1e14, 'must be seconds or milliseconds since 1970'),
+  ])
   .transform((v) => new Date(typeof v === 'number' ? (v < 1e12 ? v * 1000 : v) : v).toISOString());
 const conversationId = z.string().regex(SESSION_ID_RE, 'must be 1-128 letters, digits, "_", ".", ":" or "-"');
 

@@ -57,7 +57,8 @@ export const settingsInputSchema = z.strictObject({
   aiFields: z.array(aiFieldSchema).max(50).default([]),
   opencx: z
     .strictObject({
-      apiBaseUrl: z.url({ protocol: /^https?$/ }).default(DEFAULT_OPENCX_API_BASE_URL),
+      /** Omitted on an update: the stored one is kept (new organizations get the default). */
+      apiBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
       apiKey: z.string().min(1).max(500).optional(),
       webhookSecret: z.string().min(1).max(500).optional(),
     })

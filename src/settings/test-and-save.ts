@@ -180,6 +180,34 @@ export async function testSettings(
     });
   }
 
+  // A stored secret is only ever sent to the host it was given for: changing where it goes needs it again.
+  if (existing && !input.clientSecret) {
+    const moved =
+      existing.instanceUrl !== instanceUrl
+        ? 'instanceUrl'
+        : identityServiceUrlFor(existing.instanceUrl, existing.identityServiceUrl) !== identityServiceUrl
+          ? 'identityServiceUrl'
+          : undefined;
+    if (moved) {
+      throw new ApiError(400, 'missing_field', `clientSecret is required when ${moved} changes`, {
+        field: 'clientSecret',
+        fix: `Send the client secret of the OAuth application at the new ${moved}: the stored one is never sent to another host.`,
+      });
+    }
+  }
+  const newOpencxBase = input.opencx?.apiBaseUrl?.replace(/\/+$/, '');
+  if (
+    existing?.opencx.apiKey &&
+    !input.opencx?.apiKey &&
+    newOpencxBase &&
+    newOpencxBase !== existing.opencx.apiBaseUrl
+  ) {
+    throw new ApiError(400, 'missing_field', 'opencx.apiKey is required when opencx.apiBaseUrl changes', {
+      field: 'opencx.apiKey',
+      fix: 'Send the OpenCX API key for the new opencx.apiBaseUrl: the stored one is never sent to another host.',
+    });
+  }
+
   const clientSecret = input.clientSecret ?? existing?.clientSecret;
   if (!clientSecret) {
     throw new ApiError(400, 'missing_field', 'clientSecret is required', { field: 'clientSecret' });
