@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { TemporalSecurity } from './temporal/connection';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -34,6 +35,14 @@ const envSchema = z.object({
     .regex(/^[^:\s]+:\d+$/, 'must be host:port')
     .optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  /** TLS to TEMPORAL_ADDRESS (implied by a client certificate or an API key). */
+  TEMPORAL_TLS: bool.default(false),
+  TEMPORAL_TLS_CA_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_CERT_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().min(1).optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
+  /** Temporal Cloud API key. */
+  TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('opencx-creatio-bridge'),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   TEMPORAL_PORT: port.default(7233),
@@ -49,6 +58,10 @@ const envSchema = z.object({
   OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
+  /** `id:base64key,…` (32-byte keys), the first encrypts; unset: one key derived from ENCRYPTION_KEY. */
+  TEMPORAL_PAYLOAD_KEYS: z.string().min(1).optional(),
+  /** The Temporal UI's origin, allowed by CORS on the codec endpoint (/codec/decode). */
+  TEMPORAL_UI_ORIGIN: z.url().default('http://localhost:8233'),
   REPLY_CHECK_EVERY: duration.default('2m'),
   REPLY_CHECK_MAX_EVERY: duration.default('30m'),
   REPLY_LOOKBACK: duration.default('10m'),
@@ -88,6 +101,7 @@ export interface Config {
     cliPath: string | undefined;
     port: number;
     uiPort: number;
+    security: TemporalSecurity;
   };
   runWorker: boolean;
   runApi: boolean;
@@ -100,6 +114,8 @@ export interface Config {
   opencxActivitiesPerSecond: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
+  temporalPayloadKeys: string | undefined;
+  temporalUiOrigin: string;
   replyCheckEvery: string;
   replyCheckMaxEvery: string;
   replyLookback: string;
@@ -157,6 +173,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       `HOST: the sandbox (SANDBOX=${raw.SANDBOX ?? 'auto'}) listens with well-known credentials and runs only on a loopback HOST; set SANDBOX=off to listen on ${parsed.data.HOST}`,
     );
   }
+  if (Boolean(raw.TEMPORAL_TLS_CERT_PATH) !== Boolean(raw.TEMPORAL_TLS_KEY_PATH)) {
+    problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH: mTLS needs both');
+  }
   if (!parsed.success || problems.length > 0) throw new ConfigError(problems);
   const e = parsed.data;
 
@@ -173,6 +192,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,
+      security: {
+        tls: e.TEMPORAL_TLS,
+        caPath: e.TEMPORAL_TLS_CA_PATH,
+        certPath: e.TEMPORAL_TLS_CERT_PATH,
+        keyPath: e.TEMPORAL_TLS_KEY_PATH,
+        serverName: e.TEMPORAL_TLS_SERVER_NAME,
+        apiKey: e.TEMPORAL_API_KEY,
+      },
       taskQueue: e.TEMPORAL_TASK_QUEUE,
       cliPath: e.TEMPORAL_CLI_PATH,
       port: e.TEMPORAL_PORT,
@@ -189,6 +216,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     opencxActivitiesPerSecond: e.OPENCX_ACTIVITIES_PER_SECOND,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
+    temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,
+    temporalUiOrigin: e.TEMPORAL_UI_ORIGIN.replace(/\/+$/, ''),
     replyCheckEvery: e.REPLY_CHECK_EVERY,
     replyCheckMaxEvery: e.REPLY_CHECK_MAX_EVERY,
     replyLookback: e.REPLY_LOOKBACK,

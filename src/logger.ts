@@ -48,9 +48,13 @@ export function redactDeep(value: unknown, depth = 0, seen = new WeakSet<object>
   seen.add(value);
   if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1, seen));
   if (value instanceof Error) {
-    const e = value as Error & Record<string, unknown>;
-    const own = redactDeep({ ...e }, depth + 1, seen) as Record<string, unknown>;
-    return { type: e.name, ...own, message: redactUrl(e.message), stack: redactUrl(e.stack ?? '') };
+    // A copy of the same class (pino's serializer names it), its texts and fields redacted.
+    const copy = Object.create(Object.getPrototypeOf(value) as object) as Error & Record<string, unknown>;
+    Object.assign(copy, redactDeep({ ...value }, depth + 1, seen));
+    copy.message = redactUrl(value.message);
+    copy.stack = redactUrl(value.stack ?? '');
+    if (value.cause !== undefined) copy.cause = redactDeep(value.cause, depth + 1, seen);
+    return copy;
   }
   // Requests, responses and other class instances are left to pino's serializers and paths.
   const proto: unknown = Object.getPrototypeOf(value);

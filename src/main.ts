@@ -11,6 +11,9 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { randomToken } from './crypto';
 import { createLogger, type Logger } from './logger';
 import { openStore, resolveEncryptionKey } from './store';
+import { setOutboundPolicy } from './net/outbound';
+import { EncryptionCodec, parsePayloadKeys } from './temporal/codec';
+import { connectionSecurity } from './temporal/connection';
 import { startTemporal } from './temporal/launcher';
 import { BridgeWorkers, installRuntime } from './worker';
 import type { ConversationOptions } from './workflows/conversation';
@@ -74,8 +77,11 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
 
   try {
+    // The embedded dev server is plain; a configured server gets the TLS / mTLS / API key settings.
+    const security = config.temporal.address ? connectionSecurity(config.temporal.security) : {};
     const temporal = await startTemporal({
       address: config.temporal.address,
+      security,
       namespace: config.temporal.namespace,
       cliPath: config.temporal.cliPath,
       dbFile: path.join(config.dataDir, 'temporal.sqlite'),
@@ -101,16 +107,20 @@ async function main(): Promise<void> {
       shutdown.add('sandbox', () => sandbox.close());
     }
 
-    const connection = await Connection.connect({ address: temporal.address });
+    // User-given URLs may only reach public addresses in production (loopback: the sandbox, tests).
+    setOutboundPolicy({ allowLoopback: config.env !== 'production' });
+    const codec = new EncryptionCodec(parsePayloadKeys(config.temporalPayloadKeys, key));
+    const dataConverter = { payloadCodecs: [codec] };
+    const connection = await Connection.connect({ address: temporal.address, ...security });
     shutdown.add('temporal client', () => connection.close());
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
 
     let workers: BridgeWorkers | undefined;
     if (!config.llm)
       log.info('LLM_BASE_URL is not set: AI fields are skipped, with that reason recorded at each handoff');
     if (config.runWorker) {
       installRuntime(log);
-      const native = await NativeConnection.connect({ address: temporal.address });
+      const native = await NativeConnection.connect({ address: temporal.address, ...security });
       shutdown.add('worker connection', () => native.close());
       workers = new BridgeWorkers({
         connection: native,
@@ -118,6 +128,7 @@ async function main(): Promise<void> {
         taskQueue: config.temporal.taskQueue,
         store,
         log,
+        dataConverter,
         activityDeps: {
           creatioTimeoutMs: config.creatioRequestTimeoutMs,
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
@@ -185,6 +196,7 @@ async function main(): Promise<void> {
         log,
         metrics: new Metrics(),
         readiness,
+        codec,
         conversations: {
           client,
           taskQueue: config.temporal.taskQueue,

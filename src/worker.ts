@@ -7,6 +7,7 @@ import {
   type NativeConnection,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { createActivities, type ActivityDeps } from './activities';
 import type { Logger } from './logger';
 import type { Store } from './store';
@@ -67,6 +68,8 @@ export interface WorkerOptions {
   /** How often the pool looks for newly connected organizations. */
   orgRefreshMs: number;
   maxCachedWorkflows?: number;
+  /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
+  dataConverter?: DataConverter;
 }
 
 /**
@@ -96,6 +99,7 @@ export class BridgeWorkers {
       taskQueue: this.o.taskQueue,
       workflowBundle: await workflowBundle(),
       activities: this.activities,
+      ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
       shutdownGraceTime: '10 seconds',
     });
@@ -134,6 +138,7 @@ export class BridgeWorkers {
           namespace: this.o.namespace,
           taskQueue,
           activities: this.activities,
+          ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
           maxTaskQueueActivitiesPerSecond: perSecond,
           maxConcurrentActivityTaskExecutions: 20,
           shutdownGraceTime: '10 seconds',

@@ -321,6 +321,12 @@ describe('agent replies and closure when a Creatio business process never calls 
       /agent-reply business process is missing, inactive or filtered/,
     );
     assert.deepEqual(texts(bridge, s), ['Found by the timer.']);
+    const diagnosis = await bridge.api.request('GET', `/v1/orgs/${orgId}/diagnose?sessionId=${s}`);
+    assert.equal(diagnosis.status, 200, diagnosis.text);
+    assert.deepEqual(
+      diagnosis.body.findings.map((f: { code: string; scenario: string }) => [f.code, f.scenario]),
+      [['agent_reply_process_not_calling', 'agent_replies_not_reaching_customers']],
+    );
   });
 
   it('with the process active, nothing is recorded against it', async () => {
@@ -337,6 +343,9 @@ describe('agent replies and closure when a Creatio business process never calls 
     assert.ok(st.processes.agentReply.calls >= 1);
     assert.equal(st.processes.agentReply.missed, 0);
     assert.equal(st.processes.agentReply.finding, null);
+    const diagnosis = await bridge.api.request('GET', `/v1/orgs/${orgId}/diagnose?caseId=${st.caseId}`);
+    assert.deepEqual(diagnosis.body.findings, [], 'a healthy conversation has no finding');
+    assert.equal(diagnosis.body.sessionId, s);
   });
 
   it('closure process missing: a case in a closure status resolves the session on the timer, recorded', async () => {
@@ -350,6 +359,14 @@ describe('agent replies and closure when a Creatio business process never calls 
     assert.deepEqual(
       bridge.opencx.statusChanges.filter((c) => c.sessionId === s),
       [{ sessionId: s, status: 'closed_resolved' }],
+    );
+    const diagnosis = await bridge.api.request('GET', `/v1/orgs/${orgId}/diagnose?sessionId=${s}`);
+    assert.ok(
+      diagnosis.body.findings.some(
+        (f: { code: string; scenario: string }) =>
+          f.code === 'closure_process_not_calling' && f.scenario === 'case_closure_not_syncing',
+      ),
+      diagnosis.text,
     );
   });
 });

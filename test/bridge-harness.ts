@@ -5,6 +5,7 @@ import { createLogger, type Logger } from '../src/logger';
 import { sign } from '../src/opencx/signature';
 import type { Store } from '../src/store';
 import { BridgeWorkers, installRuntime } from '../src/worker';
+import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
 import { CreatioInbox } from '../src/api/creatio-inbox';
 import type { ConversationOptions } from '../src/workflows/conversation';
 import { conversationWorkflowId } from '../src/workflows/messages';
@@ -43,8 +44,11 @@ export function testWorkerOptions(o: {
   log: Logger;
   llmBaseUrl?: string;
   rates?: { creatio: number; opencx: number };
+  /** Payload encryption, with the key the client of the test uses. */
+  payloadKey: Buffer;
 }): ConstructorParameters<typeof BridgeWorkers>[0] {
   return {
+    dataConverter: { payloadCodecs: [new EncryptionCodec(parsePayloadKeys(undefined, o.payloadKey))] },
     connection: o.connection,
     namespace: 'default',
     taskQueue: o.taskQueue,
@@ -74,6 +78,7 @@ export class Bridge {
   opencx!: OpenCXEmulator;
   store!: Store;
   storeConfig!: TestStoreConfig;
+  codec!: EncryptionCodec;
   api!: RunningApi;
   client!: Client;
   workers: BridgeWorkers | undefined;
@@ -107,14 +112,16 @@ export class Bridge {
     this.opencx = await startOpenCXEmulator();
     this.storeConfig = await newTestStoreConfig(this.opts.store ?? 'postgres');
     this.store = await openTestStore(this.log, this.opts.store ?? 'postgres', this.storeConfig);
+    this.codec = new EncryptionCodec(parsePayloadKeys(undefined, this.storeConfig.key));
     this.connection = await Connection.connect({ address: this.address });
-    this.client = new Client({ connection: this.connection });
+    this.client = new Client({ connection: this.connection, dataConverter: { payloadCodecs: [this.codec] } });
     if (this.opts.inProcessWorkers !== false) await this.startWorkers();
     this.inbox = new CreatioInbox(this.store, this.client, this.log);
     this.inbox.startSweep(1_000, 1_000);
     this.api = await startApi({
       store: this.store,
       log: this.log,
+      codec: this.codec,
       conversations: {
         client: this.client,
         taskQueue: this.taskQueue,
@@ -134,6 +141,7 @@ export class Bridge {
         taskQueue: this.taskQueue,
         store: this.store,
         log: this.log,
+        payloadKey: this.storeConfig.key,
         ...(this.opts.llmBaseUrl && { llmBaseUrl: this.opts.llmBaseUrl }),
         ...(this.opts.rates && { rates: this.opts.rates }),
       }),

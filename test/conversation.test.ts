@@ -322,19 +322,23 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
       assert.equal(r.status, 401);
       assert.equal(r.body.error.code, 'invalid_signature');
     });
-    it('an unknown organization → 404', async () => {
-      const r = await bridge.send(
+    it('an unknown organization → the same 401 as a wrong signature (nothing tells which orgs exist)', async () => {
+      const unknown = await bridge.send(
         'no-such-org',
         'conversation.contact_response',
         ev.message(sid(), 'm', 'x'),
       );
-      assert.equal(r.status, 404);
-      assert.equal(r.body.error.code, 'org_not_found');
+      const wrong = await bridge.send(orgId, 'conversation.contact_response', ev.message(sid(), 'm', 'x'), {
+        secret: `whsec_${Buffer.from('another-secret-entirely-0123456789').toString('base64')}`,
+      });
+      assert.equal(unknown.status, 401);
+      assert.equal(unknown.body.error.code, 'invalid_signature');
+      assert.deepEqual(unknown.body, wrong.body);
     });
     it('not JSON → 400', async () => {
       const r = await post('{nope', {
         'webhook-id': 'a',
-        'webhook-timestamp': '1',
+        'webhook-timestamp': String(Math.floor(Date.now() / 1000)),
         'webhook-signature': 'v1,x',
       });
       assert.equal(r.status, 400);

@@ -12,7 +12,11 @@ import type { ConversationOptions } from '../workflows/conversation';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from './metrics';
+import { codecRouter } from './codec-routes';
 import { creatioWebhookRouter } from './creatio-webhook';
+import { diagnoseRouter } from './diagnose-routes';
+import { FailureLimiter } from './failure-limiter';
+import type { PayloadCodec } from '@temporalio/common';
 import { opencxWebhookRouter } from './opencx-webhook';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
@@ -23,7 +27,12 @@ export interface Readiness {
 }
 
 export interface AppDeps {
-  config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'>;
+  config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'> &
+    Partial<Pick<Config, 'temporalUiOrigin'>>;
+  /** The payload codec of Temporal history; serves /codec/* for the Temporal UI and CLI. */
+  codec?: PayloadCodec;
+  /** Failed admin-token and webhook-token attempts per client address. */
+  authFailures?: FailureLimiter;
   store: Store;
   log: Logger;
   metrics: Metrics;
@@ -35,6 +44,25 @@ export interface AppDeps {
     taskQueue: string;
     options: ConversationOptions;
     creatioInbox?: CreatioInbox;
+  };
+}
+
+/** 429 while `req.ip` has failed too often; `onFailure` counts the next failure. */
+export function guarded(limiter: FailureLimiter): RequestHandler {
+  return (req, res, next) => {
+    const wait = limiter.blockedFor(req.ip ?? 'unknown');
+    if (wait > 0) {
+      res.setHeader('retry-after', String(Math.ceil(wait / 1000)));
+      throw new ApiError(
+        429,
+        'too_many_failed_attempts',
+        'Too many failed attempts from this address; try again later',
+      );
+    }
+    res.on('finish', () => {
+      if (res.statusCode === 401) limiter.fail(req.ip ?? 'unknown');
+    });
+    next();
   };
 }
 
@@ -99,11 +127,24 @@ export function createApp(deps: AppDeps): express.Express {
     res.type('text/plain; version=0.0.4').send(deps.metrics.render());
   });
 
+  const limiter = deps.authFailures ?? new FailureLimiter();
+  const admin = adminAuth(deps.config.adminApiToken);
   app.use(opencxWebhookRouter(deps));
+  app.use('/webhooks/creatio', guarded(limiter));
   app.use(creatioWebhookRouter(deps));
-  app.use('/v1', adminAuth(deps.config.adminApiToken), express.json({ limit: '1mb' }));
+  if (deps.codec) {
+    app.use(
+      codecRouter({
+        codec: deps.codec,
+        uiOrigin: deps.config.temporalUiOrigin ?? 'http://localhost:8233',
+        auth: [guarded(limiter), admin],
+      }),
+    );
+  }
+  app.use('/v1', guarded(limiter), admin, express.json({ limit: '1mb' }));
   app.use(settingsRouter(deps));
   app.use(sessionsRouter(deps));
+  app.use(diagnoseRouter(deps));
 
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);

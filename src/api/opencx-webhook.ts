@@ -2,7 +2,8 @@ import express, { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApiError } from '../errors';
 import { envelopeSchema, isHandled, toConversationEvent } from '../opencx/events';
-import { verify } from '../opencx/signature';
+import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
+import type { Store } from '../store';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import { conversationWorkflow } from '../workflows/conversation';
 import { conversationEventSignal, conversationWorkflowId } from '../workflows/messages';
@@ -17,8 +18,33 @@ const SIGNATURE_FIX =
  * POST /webhooks/opencx: verifies the Standard Webhooks signature, validates the event, and hands
  * it to the conversation's workflow with one signalWithStart. 202 as soon as Temporal has it.
  */
+/**
+ * Organizations' webhook secrets, kept in memory for a short while (30 s, known or not) so that a
+ * flood of signed-looking requests costs no database read or decryption; a signature that does not
+ * match a cached secret reloads it once (the secret may just have been rotated).
+ */
+class WebhookSecrets {
+  private readonly cache = new Map<string, { secret: string | undefined; at: number }>();
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs = 30_000,
+    private readonly maxEntries = 50_000,
+  ) {}
+
+  async get(orgId: string, fresh = false): Promise<{ secret: string | undefined; cachedAt: number }> {
+    const hit = this.cache.get(orgId);
+    if (hit && !fresh && Date.now() - hit.at < this.ttlMs) return { secret: hit.secret, cachedAt: hit.at };
+    const org = await this.store.getOrg(orgId);
+    const entry = { secret: org?.settings.opencx.webhookSecret, at: Date.now() };
+    if (this.cache.size >= this.maxEntries) this.cache.clear();
+    this.cache.set(orgId, entry);
+    return { secret: entry.secret, cachedAt: entry.at };
+  }
+}
+
 export function opencxWebhookRouter(deps: AppDeps): Router {
   const r = Router();
+  const secrets = new WebhookSecrets(deps.store);
   r.post('/webhooks/opencx', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
     const conv = deps.conversations;
     if (!conv)
@@ -44,6 +70,11 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
     }
     if (headers.id.length > 200)
       throw new ApiError(400, 'invalid_field', 'webhook-id is too long', { field: 'webhook-id' });
+    const fresh = checkTimestamp(headers.timestamp);
+    if (!fresh.ok) {
+      deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: fresh.code });
+      throw new ApiError(401, fresh.code, fresh.message, { fix: SIGNATURE_FIX });
+    }
 
     let body: unknown;
     try {
@@ -53,24 +84,19 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
     }
     const envelope = parseBody(envelopeSchema, body);
     const orgId = orgIdParam(envelope.organization_id);
-    const org = await deps.store.getOrg(orgId);
-    if (!org)
-      throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`, {
-        field: 'organization_id',
-      });
-    const secret = org.settings.opencx.webhookSecret;
-    if (!secret) {
-      throw new ApiError(
-        401,
-        'webhook_secret_not_configured',
-        `Organization ${orgId} has no OpenCX webhook secret`,
-        {
-          fix: 'Set opencx.webhookSecret with Test & Save (PUT /v1/orgs/:orgId/integrations/creatio).',
-        },
-      );
+    // An unknown organization, one with no secret and a wrong signature get the same answer, so
+    // that the endpoint tells nothing about which organizations exist; the log says which it was.
+    let known = await secrets.get(orgId);
+    let verified = known.secret ? verify([known.secret], headers, raw) : INVALID_SIGNATURE;
+    if (!verified.ok && Date.now() - known.cachedAt > 2_000) {
+      known = await secrets.get(orgId, true);
+      verified = known.secret ? verify([known.secret], headers, raw) : INVALID_SIGNATURE;
     }
-    const verified = verify([secret], headers, raw);
     if (!verified.ok) {
+      req.log.info(
+        { orgId, reason: known.secret ? verified.code : 'unknown organization or no webhook secret' },
+        'OpenCX webhook refused',
+      );
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: verified.code });
       throw new ApiError(401, verified.code, verified.message, { fix: SIGNATURE_FIX });
     }

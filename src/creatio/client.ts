@@ -1,3 +1,10 @@
+import {
+  OutboundAddressRefusedError,
+  policyFetch,
+  readCapped,
+  readCappedBytes,
+  ResponseTooLargeError,
+} from '../net/outbound';
 import { createHash } from 'node:crypto';
 import { CreatioError, parseRetryAfter } from './errors';
 import { parseMetadata, type EntityMetadata } from './metadata';
@@ -109,7 +116,7 @@ export class CreatioClient {
       body.toString(),
       'token',
     );
-    const text = await res.text();
+    const text = await this.read(res, url);
     const json = tryJson(text, res.headers.get('content-type'));
     if (res.status === 200) {
       const t = json as { access_token?: unknown; expires_in?: unknown } | undefined;
@@ -177,7 +184,7 @@ export class CreatioClient {
         'odata',
         entity,
       );
-      const text = await res.text();
+      const text = await this.read(res, url);
       const json = tryJson(text, res.headers.get('content-type'));
       if (res.status === 401 && attempt === 0) {
         this.invalidateToken(token);
@@ -264,7 +271,7 @@ export class CreatioClient {
         continue;
       }
       if (res.status !== 200) {
-        const text = await res.text();
+        const text = await this.read(res, url);
         throw classifyFailure(res, text, tryJson(text, res.headers.get('content-type')), {
           endpoint: 'odata',
           method: 'GET',
@@ -272,24 +279,14 @@ export class CreatioClient {
           entity: entitySet,
         });
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body ?? []) {
-        size += (chunk as Uint8Array).length;
-        if (size > maxBytes) {
-          await res.body?.cancel().catch(() => undefined);
-          throw new CreatioError(
-            'too_large',
-            `${entitySet}(${id})/${property} is larger than ${maxBytes} bytes`,
-            {
-              status: 200,
-              entity: entitySet,
-            },
-          );
+      try {
+        return await readCappedBytes(res, maxBytes, `${entitySet}(${id})/${property}`);
+      } catch (err) {
+        if (err instanceof ResponseTooLargeError) {
+          throw new CreatioError('too_large', err.message, { status: 200, entity: entitySet });
         }
-        chunks.push(Buffer.from(chunk as Uint8Array));
+        throw err;
       }
-      return Buffer.concat(chunks);
     }
   }
 
@@ -305,7 +302,7 @@ export class CreatioClient {
         undefined,
         'odata',
       );
-      const text = await res.text();
+      const text = await this.read(res, url, METADATA_MAX_BYTES);
       if (res.status !== 200) {
         throw classifyFailure(res, text, tryJson(text, res.headers.get('content-type')), {
           endpoint: 'odata',
@@ -359,6 +356,18 @@ export class CreatioClient {
 
   // ---------------------------------------------------------------- transport
 
+  /** A response body, up to a cap (a larger one is a named error, never read into memory). */
+  private async read(res: Response, url: string, maxBytes = ODATA_MAX_BYTES): Promise<string> {
+    try {
+      return await readCapped(res, maxBytes, redactQuery(url));
+    } catch (err) {
+      if (err instanceof ResponseTooLargeError) {
+        throw new CreatioError('too_large', err.message, { status: res.status });
+      }
+      throw err;
+    }
+  }
+
   private async send(
     method: string,
     url: string,
@@ -369,7 +378,7 @@ export class CreatioClient {
   ): Promise<Response> {
     const started = Date.now();
     try {
-      const res = await fetch(url, {
+      const res = await policyFetch(url, {
         method,
         headers,
         body,
@@ -384,6 +393,11 @@ export class CreatioClient {
     }
   }
 }
+
+/** Largest OData answer read (pages are at most a few hundred rows). */
+const ODATA_MAX_BYTES = 16 * 1024 * 1024;
+/** `$metadata` of a large tenant runs to megabytes. */
+const METADATA_MAX_BYTES = 64 * 1024 * 1024;
 
 function tryJson(text: string, contentType: string | null): unknown {
   if (!text) return undefined;
@@ -413,6 +427,10 @@ function networkError(
 ): CreatioError {
   const e = err as { name?: string; cause?: { code?: string; message?: string } };
   const where = `${method} ${redactQuery(url)}`;
+  const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
+  if (refused instanceof OutboundAddressRefusedError) {
+    return new CreatioError('address_refused', refused.message, { endpoint, entity });
+  }
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new CreatioError('transient', `${where} timed out after ${timeoutMs} ms`, {
       endpoint,
@@ -455,7 +473,8 @@ function describeBody(text: string, json: unknown): string {
     [j?.Message, j?.MessageDetail].filter(Boolean).join(' ');
   if (msg) return msg.slice(0, 500);
   const title = /<title>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
-  return title ? `HTML page "${title.slice(0, 200)}"` : text ? 'a body that is not JSON' : 'an empty body';
+  // The page's own text is not repeated: an error message must not become a way to read other sites.
+  return title ? 'an HTML page' : text ? 'a body that is not JSON' : 'an empty body';
 }
 
 function classifyFailure(

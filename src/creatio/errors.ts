@@ -14,7 +14,8 @@ export type CreatioErrorKind =
   | 'transient' // 5xx, timeouts, connection resets
   | 'unreachable' // DNS failure, connection refused
   | 'unexpected_response' // an answer that is not Creatio's (HTML page, wrong shape)
-  | 'too_large'; // an answer larger than the caller accepts
+  | 'too_large' // an answer larger than the caller accepts
+  | 'address_refused'; // the host resolves to an address the outbound policy refuses
 
 const NAMES: Record<CreatioErrorKind, string> = {
   bad_credentials: 'CreatioBadCredentialsError',
@@ -28,6 +29,7 @@ const NAMES: Record<CreatioErrorKind, string> = {
   unreachable: 'CreatioUnreachableError',
   unexpected_response: 'CreatioUnexpectedResponseError',
   too_large: 'CreatioResponseTooLargeError',
+  address_refused: 'CreatioAddressRefusedError',
 };
 
 export const CREATIO_ERROR_NAMES = NAMES;
@@ -41,6 +43,7 @@ export const NON_RETRYABLE_KINDS: readonly CreatioErrorKind[] = [
   'not_found',
   'validation',
   'too_large',
+  'address_refused',
 ];
 
 export class CreatioError extends Error {

@@ -1,4 +1,8 @@
 import { parseRetryAfter } from '../creatio/errors';
+import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
+
+/** A chat completion with structured output is a few kilobytes. */
+const RESPONSE_MAX_BYTES = 2 * 1024 * 1024;
 
 export class LlmError extends Error {
   constructor(
@@ -29,7 +33,7 @@ export async function completeJson(
 ): Promise<Record<string, unknown>> {
   let res: Response;
   try {
-    res = await fetch(`${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`, {
+    res = await policyFetch(`${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -42,19 +46,38 @@ export async function completeJson(
         response_format: { type: 'json_schema', json_schema: { name: 'ai_fields', strict: true, schema } },
       }),
       signal: AbortSignal.timeout(cfg.timeoutMs),
+      redirect: 'manual',
     });
   } catch (err) {
     const e = err as { name?: string; cause?: { code?: string } };
+    const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
+    if (refused instanceof OutboundAddressRefusedError) throw new LlmError(refused.message, false);
     throw new LlmError(
       `LLM request failed: ${e.name === 'TimeoutError' ? `no answer within ${cfg.timeoutMs} ms` : (e.cause?.code ?? 'network error')}`,
       true,
     );
   }
-  const text = await res.text();
+  let text: string;
+  try {
+    text = await readCapped(res, RESPONSE_MAX_BYTES, 'The LLM');
+  } catch (err) {
+    if (err instanceof ResponseTooLargeError) throw new LlmError(err.message, false);
+    throw err;
+  }
   if (res.status === 429 || res.status >= 500) {
     throw new LlmError(`LLM answered ${res.status}`, true, parseRetryAfter(res.headers.get('retry-after')));
   }
-  if (!res.ok) throw new LlmError(`LLM answered ${res.status}: ${text.slice(0, 200)}`, false);
+  if (!res.ok) {
+    // Only the error message of an OpenAI-style error body is repeated, never the raw page.
+    let detail = '';
+    try {
+      const m = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message;
+      if (typeof m === 'string') detail = `: ${m.slice(0, 200)}`;
+    } catch {
+      // not JSON
+    }
+    throw new LlmError(`LLM answered ${res.status}${detail}`, false);
+  }
   try {
     const body = JSON.parse(text) as { choices?: { message?: { content?: string } }[] };
     const content = body.choices?.[0]?.message?.content ?? '';

@@ -1,6 +1,11 @@
 import { parseRetryAfter } from '../creatio/errors';
+import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
 
-export type OpenCXErrorKind = 'unauthorized' | 'validation' | 'not_found' | 'rate_limited' | 'transient';
+export type OpenCXErrorKind =
+  'unauthorized' | 'validation' | 'not_found' | 'rate_limited' | 'transient' | 'address_refused';
+
+/** OpenCX answers are small JSON documents; anything larger is refused unread. */
+const RESPONSE_MAX_BYTES = 1024 * 1024;
 
 const NAMES: Record<OpenCXErrorKind, string> = {
   unauthorized: 'OpenCXUnauthorizedError',
@@ -8,6 +13,7 @@ const NAMES: Record<OpenCXErrorKind, string> = {
   not_found: 'OpenCXNotFoundError',
   rate_limited: 'OpenCXRateLimitedError',
   transient: 'OpenCXTransientError',
+  address_refused: 'OpenCXAddressRefusedError',
 };
 
 export class OpenCXError extends Error {
@@ -123,8 +129,9 @@ export class OpenCXClient {
     const url = `${this.baseUrl.replace(/\/+$/, '')}${path}`;
     let res: Response;
     try {
-      res = await fetch(url, {
+      res = await policyFetch(url, {
         method,
+        redirect: 'manual',
         headers: {
           authorization: `Bearer ${this.apiKey}`,
           accept: 'application/json',
@@ -135,12 +142,21 @@ export class OpenCXClient {
       });
     } catch (err) {
       const e = err as { name?: string; cause?: { code?: string } };
+      const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
+      if (refused instanceof OutboundAddressRefusedError)
+        throw new OpenCXError('address_refused', refused.message);
       throw new OpenCXError(
         'transient',
         `${method} ${path} failed: ${e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? 'network error')}`,
       );
     }
-    const text = await res.text();
+    let text: string;
+    try {
+      text = await readCapped(res, RESPONSE_MAX_BYTES, `${method} ${path}`);
+    } catch (err) {
+      if (err instanceof ResponseTooLargeError) throw new OpenCXError('validation', err.message, res.status);
+      throw err;
+    }
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : undefined;

@@ -24,16 +24,12 @@ export type VerifyResult =
  * hold several space-separated signatures (the secret is being rotated): one match is enough.
  * Several secrets may be configured for the same reason.
  */
-export function verify(
-  secrets: string[],
-  headers: { id: string; timestamp: string; signature: string },
-  body: Buffer,
-  now = Date.now(),
-): VerifyResult {
-  if (!/^\d{1,12}$/.test(headers.timestamp)) {
+/** The timestamp part alone: checked before anything is looked up for the sender. */
+export function checkTimestamp(timestamp: string, now = Date.now()): VerifyResult {
+  if (!/^\d{1,12}$/.test(timestamp)) {
     return { ok: false, code: 'invalid_timestamp', message: 'webhook-timestamp must be Unix seconds' };
   }
-  const skew = Math.abs(now / 1000 - Number(headers.timestamp));
+  const skew = Math.abs(now / 1000 - Number(timestamp));
   if (skew > TOLERANCE_SECONDS) {
     return {
       ok: false,
@@ -41,6 +37,17 @@ export function verify(
       message: `webhook-timestamp is ${Math.round(skew)} s away from now (tolerance ${TOLERANCE_SECONDS} s)`,
     };
   }
+  return { ok: true };
+}
+
+export function verify(
+  secrets: string[],
+  headers: { id: string; timestamp: string; signature: string },
+  body: Buffer,
+  now = Date.now(),
+): VerifyResult {
+  const fresh = checkTimestamp(headers.timestamp, now);
+  if (!fresh.ok) return fresh;
   const offered = headers.signature
     .split(' ')
     .map((s) => s.trim())
@@ -51,9 +58,12 @@ export function verify(
     if (offered.some((o) => o.length === expected.length && timingSafeEqual(o, expected)))
       return { ok: true };
   }
-  return {
-    ok: false,
-    code: 'invalid_signature',
-    message: "webhook-signature does not match the organization's webhook secret",
-  };
+  return INVALID_SIGNATURE;
 }
+
+/** The one answer for a wrong signature, an unknown organization and an organization with no secret. */
+export const INVALID_SIGNATURE = {
+  ok: false,
+  code: 'invalid_signature',
+  message: "webhook-signature does not match the organization's webhook secret",
+} as const;

@@ -1,3 +1,4 @@
+import { OutboundAddressRefusedError, policyFetch } from '../net/outbound';
 import { randomUUID } from 'node:crypto';
 import { CreatioClient, identityServiceUrlFor, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
@@ -83,6 +84,13 @@ function diagnose(err: unknown, stage: 'instance' | 'token' | 'odata', what: str
             'Check the Instance URL for typos and that the bridge can reach it (DNS, firewall, VPN).',
             'instanceUrl',
           );
+    case 'address_refused':
+      return new CheckFailure(
+        stage === 'token' ? 'identity_service_url_address_refused' : 'instance_url_address_refused',
+        err.message,
+        'Use the public address of the service; private and internal addresses are refused.',
+        stage === 'token' ? 'identityServiceUrl' : 'instanceUrl',
+      );
     case 'unexpected_response':
       return stage === 'token'
         ? new CheckFailure(
@@ -362,8 +370,17 @@ async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<vo
   const url = `${instanceUrl}/0/odata/$metadata`;
   let res: Response;
   try {
-    res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    res = await policyFetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
+    const refused = err instanceof OutboundAddressRefusedError ? err : (err as { cause?: unknown }).cause;
+    if (refused instanceof OutboundAddressRefusedError) {
+      throw new CheckFailure(
+        'instance_url_address_refused',
+        refused.message,
+        'Use the public address of your Creatio instance (https://yourcompany.creatio.com); private and internal addresses are refused.',
+        'instanceUrl',
+      );
+    }
     const e = err as { name?: string; cause?: { code?: string } };
     const why =
       e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (e.cause?.code ?? 'connection failed');

@@ -1,3 +1,4 @@
+import type { ConnectionSecurityOptions } from './connection';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, constants, mkdir } from 'node:fs/promises';
 import net from 'node:net';
@@ -21,6 +22,8 @@ export interface TemporalServer {
 }
 
 export interface StartOptions {
+  /** TLS / mTLS / API key for a configured server (TEMPORAL_ADDRESS). */
+  security?: ConnectionSecurityOptions;
   /** Use this running server (TEMPORAL_ADDRESS) instead of starting one. */
   address?: string;
   namespace?: string;
@@ -145,6 +148,7 @@ export async function waitForTemporal(
   address: string,
   timeoutMs: number,
   exited?: () => string | undefined,
+  security: ConnectionSecurityOptions = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -152,7 +156,7 @@ export async function waitForTemporal(
     const why = exited?.();
     if (why) throw new Error(why);
     try {
-      const conn = await Connection.connect({ address, connectTimeout: 2_000 });
+      const conn = await Connection.connect({ address, connectTimeout: 2_000, ...security });
       try {
         await conn.workflowService.getSystemInfo({});
         return;
@@ -175,7 +179,7 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
   const namespace = opts.namespace ?? 'default';
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   if (opts.address) {
-    await waitForTemporal(opts.address, readyTimeoutMs);
+    await waitForTemporal(opts.address, readyTimeoutMs, undefined, opts.security);
     return {
       address: opts.address,
       namespace,

@@ -14,6 +14,8 @@ export const NON_RETRYABLE = [
   'CreatioNotFoundError',
   'CreatioValidationError',
   'CreatioResponseTooLargeError',
+  'CreatioAddressRefusedError',
+  'OpenCXAddressRefusedError',
   'OrgNotConnectedError',
   'OpenCXUnauthorizedError',
   'OpenCXValidationError',

@@ -1,0 +1,208 @@
+/**
+ * Where the bridge may connect to. Every URL an admin or a conversation gives (Creatio instance,
+ * Identity Service, OpenCX base, LLM base, attachment links) is resolved, and the connection goes
+ * only to the address that was checked: private, link-local, loopback, metadata and other special
+ * ranges are refused (loopback only where the deployment allows it: development, tests, the
+ * sandbox). Redirects are never followed by the clients, and errors never quote the target's page.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { Agent, fetch as undiciFetch } from 'undici';
+
+export type AddressClass =
+  'public' | 'loopback' | 'private' | 'link_local' | 'metadata' | 'unspecified' | 'multicast' | 'reserved';
+
+const RANGES: [AddressClass, string, number, 'ipv4' | 'ipv6'][] = [
+  ['metadata', '169.254.169.254', 32, 'ipv4'],
+  ['metadata', '100.100.100.200', 32, 'ipv4'],
+  ['metadata', 'fd00:ec2::254', 128, 'ipv6'],
+  ['unspecified', '0.0.0.0', 8, 'ipv4'],
+  ['loopback', '127.0.0.0', 8, 'ipv4'],
+  ['private', '10.0.0.0', 8, 'ipv4'],
+  ['private', '172.16.0.0', 12, 'ipv4'],
+  ['private', '192.168.0.0', 16, 'ipv4'],
+  ['private', '100.64.0.0', 10, 'ipv4'],
+  ['link_local', '169.254.0.0', 16, 'ipv4'],
+  ['reserved', '192.0.0.0', 24, 'ipv4'],
+  ['reserved', '192.0.2.0', 24, 'ipv4'],
+  ['reserved', '198.18.0.0', 15, 'ipv4'],
+  ['reserved', '198.51.100.0', 24, 'ipv4'],
+  ['reserved', '203.0.113.0', 24, 'ipv4'],
+  ['multicast', '224.0.0.0', 4, 'ipv4'],
+  ['reserved', '240.0.0.0', 4, 'ipv4'],
+  ['unspecified', '::', 128, 'ipv6'],
+  ['loopback', '::1', 128, 'ipv6'],
+  ['private', 'fc00::', 7, 'ipv6'],
+  ['link_local', 'fe80::', 10, 'ipv6'],
+  ['multicast', 'ff00::', 8, 'ipv6'],
+  ['reserved', '64:ff9b::', 96, 'ipv6'],
+  ['reserved', '2001:db8::', 32, 'ipv6'],
+];
+
+const LISTS = new Map<AddressClass, BlockList>();
+for (const [cls, net, prefix, type] of RANGES) {
+  let list = LISTS.get(cls);
+  if (!list) {
+    list = new BlockList();
+    LISTS.set(cls, list);
+  }
+  list.addSubnet(net, prefix, type);
+}
+
+/** The class of an IP address; an IPv4-mapped IPv6 address is judged as the IPv4 address. */
+export function classifyAddress(ip: string): AddressClass {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
+  const address = mapped ?? ip;
+  const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
+  for (const cls of [
+    'metadata',
+    'unspecified',
+    'loopback',
+    'private',
+    'link_local',
+    'multicast',
+    'reserved',
+  ] as const) {
+    if (LISTS.get(cls)?.check(address, type)) return cls;
+  }
+  return 'public';
+}
+
+export type Resolver = (hostname: string) => Promise<{ address: string; family: number }[]>;
+
+export interface AddressPolicy {
+  /** Loopback targets (emulators, local services) are allowed: development and tests only. */
+  allowLoopback: boolean;
+  /** How host names are resolved; tests inject one, so no real lookup or connection happens. */
+  resolve?: Resolver;
+}
+
+export class OutboundAddressRefusedError extends Error {
+  readonly code = 'address_refused';
+  constructor(
+    readonly host: string,
+    readonly address: string,
+    readonly addressClass: AddressClass,
+  ) {
+    super(
+      `Refused to connect to ${host}: it resolves to a ${addressClass.replace('_', '-')} address (${address}); only public addresses are allowed`,
+    );
+    this.name = 'OutboundAddressRefusedError';
+  }
+}
+
+const systemResolver: Resolver = (hostname) => dnsLookup(hostname, { all: true, verbatim: true });
+
+/**
+ * The address to connect to for `hostname`, after the policy: every address it resolves to must
+ * be allowed (a name that also resolves to a private address is refused as a whole).
+ */
+export async function checkedAddress(
+  hostname: string,
+  policy: AddressPolicy,
+): Promise<{ address: string; family: number }> {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  const addresses = isIP(host)
+    ? [{ address: host, family: isIP(host) }]
+    : await (policy.resolve ?? systemResolver)(host);
+  if (addresses.length === 0) throw new OutboundAddressRefusedError(hostname, 'none', 'reserved');
+  for (const a of addresses) {
+    const cls = classifyAddress(a.address);
+    if (cls === 'public' || (cls === 'loopback' && policy.allowLoopback)) continue;
+    throw new OutboundAddressRefusedError(hostname, a.address, cls);
+  }
+  return addresses[0]!;
+}
+
+/** A `net` lookup that applies the policy at connect time, so the checked address is the one used. */
+export function policyLookup(policy: AddressPolicy): LookupFunction {
+  return (hostname, options, callback) => {
+    checkedAddress(hostname, policy).then(
+      (a) => {
+        if ((options as { all?: boolean }).all) {
+          (callback as unknown as (e: null, list: { address: string; family: number }[]) => void)(null, [a]);
+        } else callback(null, a.address, a.family);
+      },
+      (err: Error) => callback(err as NodeJS.ErrnoException, '', 0),
+    );
+  };
+}
+
+const dispatchers = new Map<string, Agent>();
+
+/** An HTTP dispatcher for `fetch` whose every connection goes through the policy. */
+export function policyDispatcher(policy: AddressPolicy): Agent {
+  if (policy.resolve) return new Agent({ connect: { lookup: policyLookup(policy) } });
+  const key = policy.allowLoopback ? 'loopback' : 'public';
+  let d = dispatchers.get(key);
+  if (!d) {
+    d = new Agent({ connect: { lookup: policyLookup(policy) } });
+    dispatchers.set(key, d);
+  }
+  return d;
+}
+
+/** The policy of this process: loopback allowed outside production (set once at start). */
+let processPolicy: AddressPolicy = { allowLoopback: true };
+
+export function setOutboundPolicy(policy: AddressPolicy): void {
+  processPolicy = policy;
+}
+
+export function outboundPolicy(): AddressPolicy {
+  return processPolicy;
+}
+
+/**
+ * `fetch` under the address policy. The host is checked before anything is sent (a refused target
+ * gets no connection at all), and the connection itself is pinned to a checked address.
+ */
+export async function policyFetch(
+  url: string,
+  init: RequestInit,
+  policy: AddressPolicy = processPolicy,
+): Promise<Response> {
+  await checkedAddress(new URL(url).hostname, policy);
+  // undici's own fetch with its own Agent: the same fetch API, with a connect-time lookup hook.
+  const res = await undiciFetch(url, {
+    ...(init as Parameters<typeof undiciFetch>[1]),
+    dispatcher: policyDispatcher(policy),
+  });
+  return res;
+}
+
+/**
+ * Reads a response body up to `maxBytes`; past that the read stops and a named error is thrown
+ * (a hostile or broken peer cannot fill the bridge's memory).
+ */
+export async function readCapped(res: Response, maxBytes: number, what: string): Promise<string> {
+  return (await readCappedBytes(res, maxBytes, what)).toString('utf8');
+}
+
+/** The same, as bytes (files). */
+export async function readCappedBytes(res: Response, maxBytes: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new ResponseTooLargeError(what, maxBytes);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += (chunk as Uint8Array).length;
+    if (size > maxBytes) {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ResponseTooLargeError(what, maxBytes);
+    }
+    chunks.push(Buffer.from(chunk as Uint8Array));
+  }
+  return Buffer.concat(chunks);
+}
+
+export class ResponseTooLargeError extends Error {
+  readonly code = 'response_too_large';
+  constructor(what: string, maxBytes: number) {
+    super(`${what} answered with more than ${maxBytes} bytes; the answer was not read`);
+    this.name = 'ResponseTooLargeError';
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Encryption of everything the bridge puts in Temporal history (message texts, contact details,
+ * summaries): a payload codec used by the client, the workers and the codec endpoint of the
+ * Temporal UI. AES-256-GCM, one key id in each payload's metadata, several keys for rotation
+ * (the first encrypts, all decrypt). Search attributes are IDs only and stay in clear.
+ */
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import type { Payload, PayloadCodec } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+const KEY_ID = 'encryption-key-id';
+const CIPHER = 'encryption-cipher';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array | null | undefined) => (b ? new TextDecoder().decode(b) : undefined);
+
+export class PayloadKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PayloadKeyError';
+  }
+}
+
+export interface PayloadKey {
+  id: string;
+  key: Buffer;
+}
+
+/**
+ * `TEMPORAL_PAYLOAD_KEYS`: `id:base64key,id:base64key`, the first the current one. Without it the
+ * key is derived from ENCRYPTION_KEY (HKDF, its own label), id `k0`.
+ */
+export function parsePayloadKeys(spec: string | undefined, encryptionKey: Buffer): PayloadKey[] {
+  if (!spec) {
+    const derived = Buffer.from(hkdfSync('sha256', encryptionKey, Buffer.alloc(0), 'temporal-payloads', 32));
+    return [{ id: 'k0', key: derived }];
+  }
+  return spec.split(',').map((part) => {
+    const [id, b64] = part.trim().split(':');
+    const key = Buffer.from(b64 ?? '', 'base64');
+    if (!id || !/^[\w.-]{1,64}$/.test(id) || key.length !== 32) {
+      throw new PayloadKeyError(
+        'TEMPORAL_PAYLOAD_KEYS must be id:base64 pairs of 32-byte keys, separated by commas',
+      );
+    }
+    return { id, key };
+  });
+}
+
+export class EncryptionCodec implements PayloadCodec {
+  private readonly keys: Map<string, Buffer>;
+  private readonly current: PayloadKey;
+
+  constructor(keys: PayloadKey[]) {
+    if (keys.length === 0) throw new PayloadKeyError('at least one payload key is needed');
+    this.current = keys[0]!;
+    this.keys = new Map(keys.map((k) => [k.id, k.key]));
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- the interface is async; failures reject
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((p) => {
+      const plain = temporal.api.common.v1.Payload.encode(p).finish();
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
+      const sealed = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+      return {
+        metadata: {
+          encoding: utf8(ENCRYPTED_ENCODING),
+          [KEY_ID]: utf8(this.current.id),
+          [CIPHER]: utf8('AES-256-GCM'),
+        },
+        data: sealed,
+      };
+    });
+  }
+
+  // eslint-disable-next-line @typescript-eslint/require-await -- the interface is async; failures reject
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((p) => {
+      // Written before encryption was on (or by another client): passed through as it is.
+      if (text(p.metadata?.encoding) !== ENCRYPTED_ENCODING) return p;
+      const id = text(p.metadata?.[KEY_ID]) ?? '';
+      const key = this.keys.get(id);
+      if (!key) throw new PayloadKeyError(`no payload key with id "${id}" is configured`);
+      const data = Buffer.from(p.data ?? new Uint8Array());
+      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));
+      decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
+      const plain = Buffer.concat([
+        decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)),
+        decipher.final(),
+      ]);
+      return temporal.api.common.v1.Payload.decode(plain);
+    });
+  }
+}
