@@ -219,8 +219,8 @@ export function createActivities(deps: ActivityDeps) {
       o.lookup('ActivityStatus', 'Completed'),
     ]);
     const when = new Date(e.timestamp).toISOString();
-    // A note written once per conversation (a second handoff re-uses it) is looked for first.
-    const once = e.kind === 'handoff_note' || e.kind === 'session_link';
+    // The handoff note has one id per conversation: a second handoff finds the first note.
+    const once = e.kind === 'handoff_note';
     const existed = await createOnce(o.client, 'Activity', id, verify || once, {
       CaseId: at.caseId,
       Title: title,
