@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { HANDLED_EVENTS } from '../src/opencx/events';
 import { sign } from '../src/opencx/signature';
+import { prng } from './emulators/creatio';
 import { Bridge, WEBHOOK_SECRET, ev, waitFor } from './bridge-harness';
 
-/** Deterministic, so a failure found once is found on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const EVENTS = [
-  'conversation.started',
-  'conversation.contact_response',
-  'conversation.ai_response',
-  'conversation.agent_response',
-  'conversation.handoff_to_human',
-  'conversation.closed',
-  'conversation.unknown',
-];
+/** Every event the bridge handles, and one it does not. */
+const EVENTS = [...HANDLED_EVENTS, 'conversation.unknown'];
 
 function deep(depth: number): unknown {
   let v: unknown = 'x';

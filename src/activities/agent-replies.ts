@@ -104,9 +104,9 @@ export async function replyFilter(
   o: OrgContext,
   caseId: string,
   since: string | null,
+  activity: { has(column: string): boolean } | undefined,
 ): Promise<string | undefined> {
   const f = o.settings.agentReplyFilter;
-  const activity = (await o.client.metadata()).get('Activity')?.properties;
   const has = (column: string) => activity?.has(column) ?? false;
   const outgoing = await idOf(o, 'MessageType', 'Outgoing');
   const incoming = await idOf(o, 'MessageType', 'Incoming');
@@ -150,10 +150,11 @@ export async function fetchReplies(
   limits: ReplyLimits,
 ): Promise<ReplyPage> {
   const from = input.since ? new Date(Date.parse(input.since) - limits.lookbackMs).toISOString() : null;
-  const filter = await replyFilter(o, input.caseId, from);
+  const meta = await o.client.metadata();
+  const filter = await replyFilter(o, input.caseId, from, meta.get('Activity')?.properties);
   if (!filter) return { replies: [], cursor: input.since, more: false };
   const delivered = new Set(input.delivered);
-  const hasFiles = (await o.client.metadata()).has('ActivityFile');
+  const hasFiles = meta.has('ActivityFile');
   const owners = new Map<string, Promise<string | undefined>>();
   const owner = (id: string) => {
     let p = owners.get(id);
@@ -277,6 +278,19 @@ export async function deliver(
   limits: ReplyLimits,
 ): Promise<{ sent: boolean; omittedAttachments: string[] }> {
   const plan = planAttachments(input.reply, limits);
+  // Asked first, so a retry of a reply that got through downloads nothing.
+  if (
+    input.verify &&
+    (await alreadyDelivered(
+      opencx,
+      input.sessionId,
+      input.reply.id,
+      outgoingText(input.reply, plan.omitted),
+      Date.parse(input.firstTriedAt),
+    ))
+  ) {
+    return { sent: false, omittedAttachments: plan.omitted };
+  }
   const files: OutgoingAttachment[] = [];
   for (const a of plan.send) {
     try {
@@ -288,15 +302,8 @@ export async function deliver(
       else throw err;
     }
   }
-  const text = outgoingText(input.reply, plan.omitted);
-  if (
-    input.verify &&
-    (await alreadyDelivered(opencx, input.sessionId, input.reply.id, text, Date.parse(input.firstTriedAt)))
-  ) {
-    return { sent: false, omittedAttachments: plan.omitted };
-  }
   await opencx.sendAgentMessage(input.sessionId, {
-    text,
+    text: outgoingText(input.reply, plan.omitted),
     agentName: input.reply.authorName,
     attachments: files,
     marker: { [REPLY_MARKER_KEY]: input.reply.id },

@@ -149,10 +149,6 @@ export function setOutboundPolicy(policy: AddressPolicy): void {
   processPolicy = policy;
 }
 
-export function outboundPolicy(): AddressPolicy {
-  return processPolicy;
-}
-
 /**
  * `fetch` under the address policy. The host is checked before anything is sent (a refused target
  * gets no connection at all), and the connection itself is pinned to a checked address.

@@ -344,7 +344,6 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
     await aiFields();
     await logEntry({ kind: 'handoff_note', ...handoff, timestamp: ev.timestamp });
-    replyCheckSoon();
   }
 
   /**
