@@ -5,7 +5,6 @@ COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY test/emulators ./test/emulators
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-bookworm-slim

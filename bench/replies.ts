@@ -5,7 +5,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { loadConfig } from '../src/config';
-import { IDS } from '../test/emulators/creatio-schema';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { ev, waitFor } from '../test/bridge-harness';
 import { startBenchBridge } from './bridge';
 import { summarize, type Stat } from './run';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CreatioClient, clearTokenCache } from '../src/creatio/client';
 import { createLogger } from '../src/logger';
-import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../test/emulators/creatio';
+import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { ADMIN_TOKEN, openTestStore, startApi, uniqueOrg, validSettings } from '../test/helpers';
 
 export interface Stat {

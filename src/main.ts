@@ -5,7 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createApp, type Readiness } from './api/app';
-import { CreatioInbox } from './api/creatio-inbox';
+import { CreatioInbox } from './conversations/creatio-inbox';
 import { Metrics } from './api/metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { randomToken } from './crypto';
@@ -16,7 +16,7 @@ import { EncryptionCodec, parsePayloadKeys } from './temporal/codec';
 import { connectionSecurity } from './temporal/connection';
 import { startTemporal } from './temporal/launcher';
 import { BridgeWorkers, installRuntime } from './worker';
-import type { ConversationOptions } from './workflows/conversation';
+import type { ConversationOptions } from './workflows/contract';
 
 /** Closers run in reverse order of registration, each at most once. */
 class Shutdown {

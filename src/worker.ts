@@ -98,7 +98,8 @@ export class BridgeWorkers {
       namespace: this.o.namespace,
       taskQueue: this.o.taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: this.activities,
+      // The store reads the workflow makes as local activities.
+      activities: this.activities.settings,
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
       shutdownGraceTime: '10 seconds',
@@ -129,15 +130,20 @@ export class BridgeWorkers {
     for (const orgId of await this.o.store.listOrgIds()) {
       if (this.orgWorkers.has(orgId)) continue;
       const started: { worker: Worker; running: Promise<void> }[] = [];
-      for (const [taskQueue, perSecond] of [
-        [creatioTaskQueue(this.o.taskQueue, orgId), this.o.creatioActivitiesPerSecond],
-        [opencxTaskQueue(this.o.taskQueue, orgId), this.o.opencxActivitiesPerSecond],
+      const { creatio, aiFields, opencx } = this.activities;
+      for (const [taskQueue, perSecond, activities] of [
+        [
+          creatioTaskQueue(this.o.taskQueue, orgId),
+          this.o.creatioActivitiesPerSecond,
+          { ...creatio, ...aiFields },
+        ],
+        [opencxTaskQueue(this.o.taskQueue, orgId), this.o.opencxActivitiesPerSecond, opencx],
       ] as const) {
         const worker = await Worker.create({
           connection: this.o.connection,
           namespace: this.o.namespace,
           taskQueue,
-          activities: this.activities,
+          activities,
           ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
           maxTaskQueueActivitiesPerSecond: perSecond,
           maxConcurrentActivityTaskExecutions: 20,

@@ -3,8 +3,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { IDS } from './emulators/creatio-schema';
-import type { BusinessProcess } from './emulators/creatio';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import type { BusinessProcess } from '../src/sandbox/emulators/creatio';
 import { Bridge, ev, waitFor } from './bridge-harness';
 
 const sid = () => `ar-${randomUUID().slice(0, 12)}`;

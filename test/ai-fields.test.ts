@@ -3,9 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { evaluateAiFields } from '../src/activities/ai-fields';
 import { CreatioClient } from '../src/creatio/client';
-import { IDS } from './emulators/creatio-schema';
-import { SANDBOX_CLIENT } from './emulators/creatio';
-import { startLlmEmulator, type LlmEmulator } from './emulators/llm';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import { SANDBOX_CLIENT } from '../src/sandbox/emulators/creatio';
+import { startLlmEmulator, type LlmEmulator } from '../src/sandbox/emulators/llm';
 import { Bridge, ev, waitFor } from './bridge-harness';
 
 const sid = () => `ai-${randomUUID().slice(0, 12)}`;

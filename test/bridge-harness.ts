@@ -6,11 +6,11 @@ import { sign } from '../src/opencx/signature';
 import type { Store } from '../src/store';
 import { BridgeWorkers, installRuntime } from '../src/worker';
 import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
-import { CreatioInbox } from '../src/api/creatio-inbox';
-import type { ConversationOptions } from '../src/workflows/conversation';
-import { conversationWorkflowId } from '../src/workflows/messages';
-import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
-import { startOpenCXEmulator, type OpenCXEmulator } from './emulators/opencx';
+import { CreatioInbox } from '../src/conversations/creatio-inbox';
+import type { ConversationOptions } from '../src/workflows/contract';
+import { conversationWorkflowId } from '../src/workflows/contract';
+import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
+import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import {
   newTestStoreConfig,
   openTestStore,

@@ -4,8 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../src/temporal/launcher';
 import type { Store } from '../src/store';
-import { IDS } from './emulators/creatio-schema';
-import { startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 import {
   capturingLogger,
   openTestStore,

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { IDS } from './emulators/creatio-schema';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { Bridge, ev, waitFor } from './bridge-harness';
 
 const sid = () => `s-${randomUUID().slice(0, 12)}`;

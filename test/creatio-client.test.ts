@@ -5,8 +5,8 @@ import { CreatioClient, clearTokenCache, identityServiceUrlFor, odataString } fr
 import { CreatioError, parseRetryAfter } from '../src/creatio/errors';
 import { closestName } from '../src/creatio/metadata';
 import { freePort } from '../src/temporal/launcher';
-import { IDS } from './emulators/creatio-schema';
-import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from './emulators/creatio';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 
 describe('Creatio client against the emulator', () => {
   let emu: CreatioEmulator;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { HANDLED_EVENTS } from '../src/opencx/events';
 import { sign } from '../src/opencx/signature';
-import { prng } from './emulators/creatio';
+import { prng } from '../src/sandbox/emulators/creatio';
 import { Bridge, WEBHOOK_SECRET, ev, waitFor } from './bridge-harness';
 
 /** Every event the bridge handles, and one it does not. */

@@ -6,7 +6,7 @@ import { Metrics } from '../src/api/metrics';
 import { createApp, type AppDeps } from '../src/api/app';
 import { createLogger, type Logger } from '../src/logger';
 import { openStore, type Store } from '../src/store';
-import { SANDBOX_CLIENT, type CreatioEmulator } from './emulators/creatio';
+import { SANDBOX_CLIENT, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 

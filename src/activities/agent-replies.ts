@@ -9,7 +9,7 @@ import type { OpenCXClient, OutgoingAttachment } from '../opencx/client';
 import type { OrgSettings } from '../settings/schema';
 import { BRIDGE_MARKER } from './format';
 
-/** What an activity needs of the organization: its settings, its Creatio client, cached lookups. */
+/** What reply reading needs of the organization: its settings, its Creatio client, cached lookups. */
 export interface OrgContext {
   settings: OrgSettings;
   client: CreatioClient;

@@ -1,7 +1,10 @@
 import type { CreatioClient, Entity } from '../creatio/client';
 import type { PropertyMetadata } from '../creatio/metadata';
 import { closestName } from '../creatio/metadata';
-import { completeJson, type LlmConfig } from '../llm/client';
+import { ApplicationFailure } from '@temporalio/activity';
+import { completeJson, LlmError, type LlmConfig } from '../llm/client';
+import type { OrgContexts } from './context';
+import { withFailures } from './failures';
 import type { AiFieldMapping } from '../settings/schema';
 
 export type AiFieldOutcomeKind =
@@ -199,3 +202,40 @@ export async function evaluateAiFields(opts: {
   }
   return { outcomes, patch };
 }
+
+/** The AI-fields activity: one structured LLM call, checked against Case's real columns. */
+export function createAiFieldsActivities(orgs: OrgContexts) {
+  const { deps } = orgs;
+  return {
+    /** Evaluates the organization's AI fields from the transcript. */
+    async evaluateAiFields(input: {
+      orgId: string;
+      transcript: string;
+    }): Promise<{ outcomes: AiFieldOutcome[]; patch: Record<string, unknown> }> {
+      return withFailures(async () => {
+        const { settings, client } = await orgs.creatio(input.orgId);
+        try {
+          return await evaluateAiFields({
+            client,
+            mappings: settings.aiFields,
+            llm: deps.llm,
+            transcript: input.transcript,
+            budgetChars: deps.aiTranscriptBudgetChars ?? 12_000,
+          });
+        } catch (err) {
+          if (err instanceof LlmError) {
+            throw ApplicationFailure.create({
+              type: err.name,
+              message: err.message,
+              nonRetryable: !err.retryable,
+              ...(err.retryAfterMs !== undefined && { nextRetryDelay: err.retryAfterMs }),
+            });
+          }
+          throw err;
+        }
+      });
+    },
+  };
+}
+
+export type AiFieldsActivities = ReturnType<typeof createAiFieldsActivities>;

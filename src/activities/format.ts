@@ -1,4 +1,4 @@
-import type { Attachment, Author, Contact } from '../workflows/messages';
+import type { Attachment, Author, Contact, LogEntry } from '../workflows/contract';
 
 /** Title prefix on every activity the bridge writes: how it (and people) tell them from agents' own. */
 export const BRIDGE_MARKER = '[OpenCX]';
@@ -124,4 +124,37 @@ export function handoffDescription(h: {
     `Sentiment: ${h.sentiment || 'unknown'}`,
     ...(h.reason ? [`Handoff reason: ${h.reason}`] : []),
   ].join('\n');
+}
+
+/** The key (for its deterministic id), title and HTML body of one activity the bridge writes. */
+export function entryContent(
+  e: LogEntry,
+  o: { sessionUrl: string; sessionId: string; allowLoopbackHttp: boolean },
+): { key: string; title: string; body: string } {
+  switch (e.kind) {
+    case 'session_link':
+      return {
+        key: e.kind,
+        title: `${BRIDGE_MARKER} Conversation started: View session in OpenCX`,
+        body: sessionLinkBody(o.sessionUrl, o.sessionId, e.contact, e.channel),
+      };
+    case 'message':
+      return {
+        key: `message:${e.messageId}`,
+        title: messageTitle(e.author, e.text, e.agentName),
+        body: messageBody({ ...e, allowLoopbackHttp: o.allowLoopbackHttp }),
+      };
+    case 'handoff_note':
+      return {
+        key: e.kind,
+        title: `${BRIDGE_MARKER} Handed off to a human agent${e.reason ? `: ${e.reason}` : ''}`.slice(0, 250),
+        body: handoffNoteBody(e),
+      };
+    case 'note':
+      return {
+        key: `note:${e.key}`,
+        title: `${BRIDGE_MARKER} ${e.title}`.slice(0, 250),
+        body: htmlText(e.text),
+      };
+  }
 }

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
 import { SESSION_ID_RE } from '../opencx/events';
-import { conversationWorkflowId } from '../workflows/messages';
+import { conversationWorkflowId } from '../workflows/contract';
 import type { AppDeps } from './app';
 import { readSession } from './sessions-routes';
 import { orgIdParam } from './settings-routes';

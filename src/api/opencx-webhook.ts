@@ -6,7 +6,7 @@ import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
 import type { Store } from '../store';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import { conversationWorkflow } from '../workflows/conversation';
-import { conversationEventSignal, conversationWorkflowId } from '../workflows/messages';
+import { conversationEventSignal, conversationWorkflowId } from '../workflows/contract';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
 import { orgIdParam } from './settings-routes';

@@ -2,7 +2,7 @@ import { Router } from 'express';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApiError } from '../errors';
 import { SESSION_ID_RE } from '../opencx/events';
-import { conversationWorkflowId, stateQuery } from '../workflows/messages';
+import { conversationWorkflowId, stateQuery } from '../workflows/contract';
 import type { AppDeps } from './app';
 import { orgIdParam } from './settings-routes';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ConversationEvent } from '../workflows/messages';
+import type { ConversationEvent } from '../workflows/contract';
 
 /** The OpenCX events the bridge acts on (DESIGN §7); others are acknowledged and ignored. */
 export const HANDLED_EVENTS = [

@@ -3,10 +3,12 @@ import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow
 
 /**
  * Every retry decision of the bridge, in one place. Activities throw ApplicationFailures whose
- * type names the cause (src/activities/failures.ts); the types below are the ones retrying cannot
- * fix. Rate limits carry Retry-After as the failure's nextRetryDelay.
+ * type names the cause (src/activities/failures.ts); each peer lists the types that retrying
+ * cannot fix. Rate limits carry Retry-After as the failure's nextRetryDelay.
  */
-export const NON_RETRYABLE = [
+const NOT_CONNECTED = ['OrgNotConnectedError'];
+
+export const CREATIO_NON_RETRYABLE = [
   'CreatioBadCredentialsError',
   'CreatioGrantTypeError',
   'CreatioUnauthorizedError',
@@ -15,14 +17,18 @@ export const NON_RETRYABLE = [
   'CreatioValidationError',
   'CreatioResponseTooLargeError',
   'CreatioAddressRefusedError',
+  ...NOT_CONNECTED,
+];
+
+export const OPENCX_NON_RETRYABLE = [
   'OpenCXAddressRefusedError',
-  'OrgNotConnectedError',
   'OpenCXUnauthorizedError',
   'OpenCXValidationError',
+  ...NOT_CONNECTED,
 ];
 
 /**
- * Calls to Creatio and to OpenCX: exponential backoff up to `maxInterval` between tries (5 minutes by default),
+ * Calls to Creatio: exponential backoff up to `maxInterval` between tries (5 minutes by default),
  * for as long as `retryFor` (24 hours by default), then the step is parked.
  */
 export function creatioActivityOptions(
@@ -38,15 +44,15 @@ export function creatioActivityOptions(
       initialInterval: '1 second',
       backoffCoefficient: 2,
       maximumInterval: maxInterval,
-      nonRetryableErrorTypes: NON_RETRYABLE,
+      nonRetryableErrorTypes: CREATIO_NON_RETRYABLE,
     },
   };
 }
 
 /**
- * Calls to OpenCX (agent replies, resolving a session): the same backoff as Creatio, but a short
- * attempt timeout, so that a worker that died mid-send is noticed in seconds. The delivery checks
- * OpenCX before sending again, so a retry never doubles a reply that did get through.
+ * Calls to OpenCX (agent replies, resolving a session): a short attempt timeout, so that a worker
+ * that died mid-send is noticed in seconds. The delivery checks OpenCX before sending again, so a
+ * retry never doubles a reply that did get through.
  */
 export function opencxActivityOptions(
   taskQueue: string,
@@ -55,19 +61,26 @@ export function opencxActivityOptions(
   attemptTimeout: Duration,
 ): ActivityOptions {
   return {
-    ...creatioActivityOptions(taskQueue, retryFor, maxInterval),
+    taskQueue,
     startToCloseTimeout: attemptTimeout,
+    scheduleToCloseTimeout: retryFor,
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: maxInterval,
+      nonRetryableErrorTypes: OPENCX_NON_RETRYABLE,
+    },
   };
 }
 
-/** Reads of the bridge's own store: fast, local, a few quick retries. */
-export const localActivityOptions: LocalActivityOptions = {
+/** Reads of the bridge's own store (local activities): fast, a few quick retries. */
+export const settingsActivityOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   retry: {
     initialInterval: '200 milliseconds',
     maximumInterval: '5 seconds',
     maximumAttempts: 10,
-    nonRetryableErrorTypes: NON_RETRYABLE,
+    nonRetryableErrorTypes: NOT_CONNECTED,
   },
 };
 
@@ -84,7 +97,7 @@ export function aiFieldsActivityOptions(taskQueue: string, deadline: Duration): 
       initialInterval: '500 milliseconds',
       backoffCoefficient: 2,
       maximumInterval: '4 seconds',
-      nonRetryableErrorTypes: [...NON_RETRYABLE, 'LlmRequestError'],
+      nonRetryableErrorTypes: [...CREATIO_NON_RETRYABLE, 'LlmRequestError'],
     },
   };
 }

@@ -1,3 +1,8 @@
+/**
+ * The contract of the conversation workflow, shared by the workflow, the activities and the API:
+ * the events it takes, its signals and queries, its options and state, and its id.
+ */
+import type { Duration } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 
 /** Who wrote a message in the OpenCX conversation. */
@@ -58,6 +63,30 @@ export type ConversationEvent =
   | { kind: 'creatio_activity'; eventId: string; timestamp: string }
   /** Creatio's closure process: the case status changed. */
   | { kind: 'creatio_status'; eventId: string; timestamp: string; eventType: string };
+
+/** One activity the bridge writes on the case (a message, the session link, the handoff note, a note). */
+export type LogEntry =
+  | { kind: 'session_link'; contact: Contact; channel: string; timestamp: string }
+  | {
+      kind: 'message';
+      messageId: string;
+      author: Author;
+      text: string;
+      attachments: Attachment[];
+      agentName?: string;
+      timestamp: string;
+    }
+  | {
+      kind: 'handoff_note';
+      reason: string;
+      summary: string;
+      language: string;
+      sentiment: string;
+      timestamp: string;
+    }
+  | { kind: 'note'; key: string; title: string; text: string; timestamp: string };
+
+export type MessageEntry = Extract<LogEntry, { kind: 'message' }>;
 
 /** Every event reaches the workflow through this one signal, so their order is the order received. */
 export const conversationEventSignal = defineSignal<[ConversationEvent]>('conversationEvent');
@@ -129,6 +158,68 @@ export interface ConversationState {
 }
 
 export const stateQuery = defineQuery<ConversationState>('state');
+
+export interface ConversationOptions {
+  /** Base task queue; Creatio activities run on creatioTaskQueue(taskQueue, orgId). */
+  taskQueue: string;
+  /** How long a Creatio write keeps retrying through an outage before the step is parked. */
+  creatioRetryFor: Duration;
+  /** Longest pause between two tries of a failing Creatio call. */
+  creatioRetryMaxInterval: Duration;
+  /** How often a parked step (a failure retrying cannot fix) is tried again without a resume signal. */
+  parkedRetryEvery: Duration;
+  /** Continue-as-new at this history length at the latest (the server may suggest it earlier). */
+  maxHistoryEvents: number;
+  /** Longest time AI field evaluation may take at handoff (retries included). */
+  aiFieldsDeadline: Duration;
+  /** A conversation with no event for this long is finished. */
+  idleTimeout: Duration;
+  /**
+   * After handoff, how often the bridge looks for agent replies and closure on its own, in case the
+   * Creatio process is missing, inactive or filtered (doubling while quiet, up to the max).
+   */
+  replyCheckEvery?: Duration;
+  replyCheckMaxEvery?: Duration;
+  /** Each reply read looks this far before the cursor again (late commits, clock skew). */
+  replyLookback?: Duration;
+  /** A process that has not called this long after a reply or status change counts as not calling. */
+  processCallGrace?: Duration;
+  /** Longest single OpenCX call attempt; a worker that died mid-send is retried after this. */
+  opencxAttemptTimeout?: Duration;
+}
+
+export const REPLY_DEFAULTS = {
+  replyCheckEvery: '2 minutes',
+  replyCheckMaxEvery: '30 minutes',
+  replyLookback: '10 minutes',
+  processCallGrace: '15 seconds',
+  opencxAttemptTimeout: '45 seconds',
+} as const;
+
+/** Everything a run hands to the next one on continue-as-new. */
+export interface CarriedState {
+  state: ConversationState;
+  queue: ConversationEvent[];
+  seenEvents: string[];
+  seenMessages: string[];
+  unlogged: LogEntry[];
+  /** The conversation as text, for AI fields (bounded, most recent kept). */
+  transcript: string[];
+  /** CreatedOn of the newest reply-like activity seen, and the replies delivered in the look-back window. */
+  replyCursor: string | null;
+  /** `[activityId, createdOn]` (a bare id from the first release). */
+  deliveredReplies: (string | [string, string])[];
+  /** Workflow time of the last event handled (for the idle timeout), and the reply timer. */
+  lastEventAt?: number;
+  replyCheck?: { nextAt: number | null; delayMs: number };
+}
+
+export interface ConversationInput {
+  orgId: string;
+  sessionId: string;
+  options: ConversationOptions;
+  carried?: CarriedState;
+}
 
 export function conversationWorkflowId(orgId: string, sessionId: string): string {
   return `conversation:${orgId}:${sessionId}`;

@@ -1,7 +1,7 @@
-import type { Logger } from './logger';
-import { settingsInputSchema } from './settings/schema';
-import { testSettings } from './settings/test-and-save';
-import type { Store } from './store';
+import type { Logger } from '../logger';
+import { settingsInputSchema } from '../settings/schema';
+import { testSettings } from '../settings/test-and-save';
+import type { Store } from '../store';
 
 export const SANDBOX_ORG_ID = 'sandbox';
 /** The sandbox organization's OpenCX webhook secret (Standard Webhooks form). Not a secret: sandbox only. */
@@ -9,7 +9,7 @@ export const SANDBOX_WEBHOOK_SECRET = `whsec_${Buffer.from('opencx-creatio-bridg
 
 /**
  * The sandbox for trying the bridge without accounts: the Creatio emulator (port `port`) and the
- * OpenCX emulator (port `port + 1`) from test/emulators, an organization "sandbox" connected to
+ * OpenCX emulator (port `port + 1`) from src/sandbox/emulators, an organization "sandbox" connected to
  * them through the same Test & Save an admin would use, and Creatio's two business processes
  * calling this bridge's webhook. The emulators keep their records in memory only.
  */
@@ -20,8 +20,8 @@ export async function startSandbox(opts: {
   log: Logger;
   timeoutMs: number;
 }) {
-  const { startCreatioEmulator, SANDBOX_CLIENT } = await import('../test/emulators/creatio');
-  const { startOpenCXEmulator } = await import('../test/emulators/opencx');
+  const { startCreatioEmulator, SANDBOX_CLIENT } = await import('./emulators/creatio');
+  const { startOpenCXEmulator } = await import('./emulators/opencx');
   const creatio = await startCreatioEmulator(opts.port);
   const opencx = await startOpenCXEmulator(opts.port + 1);
   const existing = await opts.store.getOrg(SANDBOX_ORG_ID);

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Logger } from '../logger';
 import type { Store } from '../store';
-import { conversationEventSignal, type ConversationEvent } from '../workflows/messages';
+import { conversationEventSignal, type ConversationEvent } from '../workflows/contract';
 import { Coalescer } from './coalesce';
 
 /**

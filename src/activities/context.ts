@@ -1,0 +1,87 @@
+import { Context } from '@temporalio/activity';
+import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
+import type { LlmConfig } from '../llm/client';
+import { OpenCXClient } from '../opencx/client';
+import type { Store } from '../store';
+import type { ReplyLimits } from './agent-replies';
+import { OrgNotConnectedError } from './failures';
+
+export interface ActivityDeps {
+  store: Store;
+  /** OpenAI-compatible endpoint for AI fields; absent → AI fields are skipped with that reason. */
+  llm?: LlmConfig;
+  /** Characters of transcript sent to the LLM, counted from the most recent end. */
+  aiTranscriptBudgetChars?: number;
+  creatioTimeoutMs: number;
+  /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
+  opencxSessionUrlTemplate: string;
+  onCreatioRequest?: (orgId: string) => void;
+  /** Attachment links on loopback http (emulators, development); production keeps https only. */
+  allowLoopbackHttpLinks?: boolean;
+  /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
+  replyLimits?: Partial<ReplyLimits>;
+}
+
+/** True when this activity attempt is a retry (it must look before it writes). */
+export const isRetry = () => Context.current().info.attempt > 1;
+
+/**
+ * The per-organization context every activity shares: settings read from the store, and clients
+ * (with their tokens and lookup caches) kept while the settings stay the same.
+ */
+export class OrgContexts {
+  private readonly clients = new Map<
+    string,
+    { version: string; client: CreatioClient; lookups: Map<string, Promise<string | undefined>> }
+  >();
+
+  constructor(readonly deps: ActivityDeps) {}
+
+  async settings(orgId: string) {
+    const stored = await this.deps.store.getOrg(orgId);
+    if (!stored) throw new OrgNotConnectedError(orgId);
+    return stored;
+  }
+
+  async creatio(orgId: string) {
+    const stored = await this.settings(orgId);
+    const s = stored.settings;
+    const version = stored.updatedAt.toISOString();
+    let entry = this.clients.get(orgId);
+    if (!entry || entry.version !== version) {
+      entry = {
+        version,
+        client: new CreatioClient(
+          {
+            instanceUrl: s.instanceUrl,
+            identityServiceUrl: identityServiceUrlFor(s.instanceUrl, s.identityServiceUrl),
+            clientId: s.clientId,
+            clientSecret: s.clientSecret,
+          },
+          { timeoutMs: this.deps.creatioTimeoutMs, onRequest: () => this.deps.onCreatioRequest?.(orgId) },
+        ),
+        lookups: new Map(),
+      };
+      this.clients.set(orgId, entry);
+    }
+    const { client, lookups } = entry;
+    /** The Id of a lookup row by name, asked once per client (failures are asked again). */
+    const lookup = (set: string, name: string) => {
+      const key = `${set}:${name}`;
+      let p = lookups.get(key);
+      if (!p) {
+        p = client.findByName(set, name).then((rows) => rows[0]?.Id);
+        p.catch(() => lookups.delete(key));
+        lookups.set(key, p);
+      }
+      return p;
+    };
+    return { settings: s, client, lookup };
+  }
+
+  async opencx(orgId: string): Promise<OpenCXClient> {
+    const { apiBaseUrl, apiKey } = (await this.settings(orgId)).settings.opencx;
+    if (!apiKey) throw new OrgNotConnectedError(orgId, 'has no OpenCX API key');
+    return new OpenCXClient(apiBaseUrl, apiKey, this.deps.creatioTimeoutMs);
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Activities that talk to the organization's Creatio: the case, its activities, its status, the
+ * agent replies on it. Every write uses a deterministic id; on a retry it first reads that id, so a
+ * write whose first attempt did land (but whose answer was lost) is never made twice.
+ */
+import { Context } from '@temporalio/activity';
+import { odataString, type CreatioClient, type Entity } from '../creatio/client';
+import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
+import { conversationWorkflowId, type Contact, type LogEntry } from '../workflows/contract';
+import { DEFAULT_REPLY_LIMITS, fetchReplies, type OrgContext, type ReplyPage } from './agent-replies';
+import { isRetry, type OrgContexts } from './context';
+import { withFailures } from './failures';
+import { caseSubject, entryContent, handoffDescription } from './format';
+
+export interface EnsureCaseInput {
+  orgId: string;
+  sessionId: string;
+  contact: Contact;
+  channel: string;
+  description: string;
+  registeredOn: string;
+}
+
+/** Where an entry goes: the conversation and its case. */
+interface CaseAt {
+  orgId: string;
+  sessionId: string;
+  caseId: string;
+}
+
+/** Out-of-the-box lookup ids, used when a tenant's lookup cannot be found by name. */
+const DEFAULT_IDS = {
+  activityTypeTask: 'fbe0acdc-cfc0-df11-b00f-001d60e938c6',
+  activityCategoryToDo: 'f51c4643-58e6-df11-971b-001d60e938c6',
+  activityStatusCompleted: '4bdbb88f-58e6-df11-971b-001d60e938c6',
+};
+
+/** Creates a record under a known id; with `verify` (a retry), finds it first. True if it existed. */
+async function createOnce(
+  client: CreatioClient,
+  set: string,
+  id: string,
+  verify: boolean,
+  body: Record<string, unknown>,
+): Promise<boolean> {
+  if (verify && (await client.find(set, id, ['Id']))) return true;
+  await client.create(set, { Id: id, ...body });
+  return false;
+}
+
+/** The customer's Contact, found by email or phone, or created once under a deterministic id. */
+async function linkContact(client: CreatioClient, orgId: string, c: Contact): Promise<string | undefined> {
+  const filters: string[] = [];
+  if (c.email) filters.push(`Email eq ${odataString(c.email)}`);
+  if (c.phone) filters.push(`Phone eq ${odataString(c.phone)}`, `MobilePhone eq ${odataString(c.phone)}`);
+  if (filters.length === 0) return undefined;
+  const found = await client.list('Contact', { select: ['Id'], filter: filters.join(' or '), top: 1 });
+  if (found[0]) return found[0].Id;
+  const id = contactIdFor(orgId, c.email ?? c.phone!);
+  await createOnce(client, 'Contact', id, isRetry(), {
+    Name: (c.name || c.email || c.phone)!.slice(0, 250),
+    ...(c.email && { Email: c.email }),
+    ...(c.phone && { Phone: c.phone }),
+  });
+  return id;
+}
+
+export function createCreatioActivities(orgs: OrgContexts) {
+  const { deps } = orgs;
+  const replyLimits = { ...DEFAULT_REPLY_LIMITS, ...deps.replyLimits };
+
+  /** Formats one entry and writes it under its deterministic id; with `verify`, looks for it first. */
+  async function writeEntry(
+    o: OrgContext,
+    at: CaseAt,
+    e: LogEntry,
+    verify: boolean,
+  ): Promise<{ id: string; existed: boolean }> {
+    const { key, title, body } = entryContent(e, {
+      sessionUrl: deps.opencxSessionUrlTemplate.replace('{sessionId}', encodeURIComponent(at.sessionId)),
+      sessionId: at.sessionId,
+      allowLoopbackHttp: deps.allowLoopbackHttpLinks ?? false,
+    });
+    const id = activityIdFor(at.orgId, at.sessionId, key);
+    const [typeId, categoryId, statusId] = await Promise.all([
+      o.lookup('ActivityType', 'Task'),
+      o.lookup('ActivityCategory', 'To do'),
+      o.lookup('ActivityStatus', 'Completed'),
+    ]);
+    const when = new Date(e.timestamp).toISOString();
+    // The handoff note has one id per conversation: a second handoff finds the first note.
+    const once = e.kind === 'handoff_note';
+    const existed = await createOnce(o.client, 'Activity', id, verify || once, {
+      CaseId: at.caseId,
+      Title: title,
+      Body: body,
+      TypeId: typeId ?? DEFAULT_IDS.activityTypeTask,
+      ActivityCategoryId: categoryId ?? DEFAULT_IDS.activityCategoryToDo,
+      StatusId: statusId ?? DEFAULT_IDS.activityStatusCompleted,
+      StartDate: when,
+      DueDate: when,
+    });
+    return { id, existed };
+  }
+
+  return {
+    /** Creates the case of a conversation (at most once, ever) and records the case ⇄ session map. */
+    async ensureCase(input: EnsureCaseInput): Promise<{ caseId: string; caseNumber: string | null }> {
+      return withFailures(async () => {
+        const { settings, client, lookup } = await orgs.creatio(input.orgId);
+        const caseId = caseIdFor(input.orgId, input.sessionId);
+        // The map comes first: a Creatio process may call the webhook the moment the case exists.
+        const mapped = await deps.store.findSessionByCase(input.orgId, caseId);
+        if (!mapped) {
+          await deps.store.putCaseSession({
+            orgId: input.orgId,
+            caseId,
+            sessionId: input.sessionId,
+            workflowId: conversationWorkflowId(input.orgId, input.sessionId),
+          });
+        }
+        let existing: Entity | undefined;
+        if (isRetry() || mapped) existing = await client.getCase(caseId, ['Id', 'Number']);
+        let number = typeof existing?.Number === 'string' ? existing.Number : '';
+        if (!existing) {
+          const contactId = await linkContact(client, input.orgId, input.contact);
+          const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
+          const created = await client.create('Case', {
+            Id: caseId,
+            Subject: caseSubject(input.channel, input.contact, input.sessionId),
+            Symptoms: input.description,
+            Notes: `OpenCX session: ${input.sessionId}`,
+            RegisteredOn: new Date(input.registeredOn).toISOString(),
+            ...(contactId && { ContactId: contactId }),
+            ...(originId && { OriginId: originId }),
+            ...(settings.defaultCaseOwnerId && { OwnerId: settings.defaultCaseOwnerId }),
+            ...(settings.defaultCaseGroupId && { GroupId: settings.defaultCaseGroupId }),
+          });
+          number = typeof created.Number === 'string' ? created.Number : '';
+        }
+        return { caseId, caseNumber: number || null };
+      });
+    },
+
+    /** Writes one activity on the case, exactly once (deterministic id per entry). */
+    async logEntry(input: CaseAt & { entry: LogEntry }): Promise<string> {
+      return withFailures(async () => {
+        const written = await writeEntry(await orgs.creatio(input.orgId), input, input.entry, isRetry());
+        return written.id;
+      });
+    },
+
+    /**
+     * Writes several entries in order, in one activity. Progress is heartbeated; a retry first
+     * finds where the previous attempt stopped (entries are written strictly in order, so the
+     * first one missing in Creatio is where to resume) and writes the rest without reads.
+     */
+    async logEntries(input: CaseAt & { entries: LogEntry[] }): Promise<number> {
+      return withFailures(async () => {
+        const o = await orgs.creatio(input.orgId);
+        const ctx = Context.current();
+        let done = Number(ctx.info.heartbeatDetails ?? 0) || 0;
+        let verify = isRetry();
+        for (; done < input.entries.length; done++) {
+          const written = await writeEntry(o, input, input.entries[done]!, verify);
+          if (verify && !written.existed) verify = false;
+          ctx.heartbeat(done + 1);
+        }
+        return done;
+      });
+    },
+
+    /**
+     * Agent replies on the case since the cursor (less the look-back window), oldest first, read
+     * with an OData filter and paged: a case with thousands of activities costs a few requests.
+     */
+    async fetchAgentReplies(input: {
+      orgId: string;
+      caseId: string;
+      since: string | null;
+      /** Replies already delivered inside the look-back window: not returned again. */
+      delivered?: string[];
+      lookbackMs?: number;
+    }): Promise<ReplyPage> {
+      return withFailures(async () =>
+        fetchReplies(await orgs.creatio(input.orgId), input, {
+          ...replyLimits,
+          lookbackMs: input.lookbackMs ?? replyLimits.lookbackMs,
+        }),
+      );
+    },
+
+    /** The case's status name, and whether it is one of the organization's closure statuses (exact match). */
+    async readCaseStatus(input: {
+      orgId: string;
+      caseId: string;
+    }): Promise<{ name: string; closes: boolean; closureStatusNames: string[]; modifiedOn: string | null }> {
+      return withFailures(async () => {
+        const { settings, client } = await orgs.creatio(input.orgId);
+        const c = await client.getCase<Entity & { StatusId: string; ModifiedOn?: string }>(input.caseId, [
+          'Id',
+          'StatusId',
+          'ModifiedOn',
+        ]);
+        const status = c && (await client.getCaseStatus(c.StatusId));
+        const name = status?.Name ?? '';
+        return {
+          name,
+          modifiedOn: c?.ModifiedOn ?? null,
+          closes: settings.closureStatusNames.includes(name),
+          closureStatusNames: settings.closureStatusNames,
+        };
+      });
+    },
+
+    /** Writes the AI field values in their own PATCH, after the case exists. */
+    async writeAiFields(input: {
+      orgId: string;
+      caseId: string;
+      patch: Record<string, unknown>;
+    }): Promise<void> {
+      return withFailures(async () => {
+        const { client } = await orgs.creatio(input.orgId);
+        await client.update('Case', input.caseId, input.patch);
+      });
+    },
+
+    /** Writes the handoff summary, language, sentiment and reason into the case description. */
+    async applyHandoff(input: {
+      orgId: string;
+      caseId: string;
+      summary: string;
+      language: string;
+      sentiment: string;
+      reason: string;
+    }): Promise<void> {
+      return withFailures(async () => {
+        const { client } = await orgs.creatio(input.orgId);
+        await client.update('Case', input.caseId, { Symptoms: handoffDescription(input) });
+      });
+    },
+
+    /**
+     * OpenCX resolved the conversation: set the Resolved Status ID. Skipped (with the reason) when
+     * none is configured, or when the case already has a final status.
+     */
+    async resolveCase(input: { orgId: string; caseId: string }): Promise<{ done: boolean; reason?: string }> {
+      return withFailures(async () => {
+        const { settings, client } = await orgs.creatio(input.orgId);
+        if (!settings.resolvedStatusId) {
+          return { done: false, reason: 'no Resolved Status ID is configured for this organization' };
+        }
+        const current = await client.getCase<Entity & { StatusId: string }>(input.caseId, ['Id', 'StatusId']);
+        if (current?.StatusId === settings.resolvedStatusId) return { done: true };
+        const status = current && (await client.getCaseStatus(current.StatusId));
+        if (status?.IsFinal) {
+          return { done: false, reason: `the case already has the final status "${status.Name}"` };
+        }
+        await client.update('Case', input.caseId, { StatusId: settings.resolvedStatusId });
+        return { done: true };
+      });
+    },
+  };
+}
+
+export type CreatioActivities = ReturnType<typeof createCreatioActivities>;

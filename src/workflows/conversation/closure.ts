@@ -1,0 +1,90 @@
+/**
+ * Closure, both ways: OpenCX closing the conversation sets the case's Resolved Status; a case in
+ * one of the organization's closure statuses resolves the OpenCX session and ends the workflow.
+ */
+import type { ConversationEvent } from '../contract';
+import type { Conversation } from './context';
+import { drain } from './messages';
+import { deliverNewReplies, scheduleNextReplyCheck } from './replies';
+import { missed } from './state';
+
+const PROCESS_MISSING = (status: string) =>
+  `The case is in the closure status '${status}' but the case-closure business process did not call the webhook: it is missing, inactive or its status filter does not match`;
+
+/** OpenCX closed the conversation. */
+export async function onClosed(
+  c: Conversation,
+  ev: Extract<ConversationEvent, { kind: 'closed' }>,
+): Promise<void> {
+  const { run } = c;
+  const { state } = run;
+  state.resolution = ev.resolution;
+  if (state.caseId) {
+    await drain(c);
+    if (ev.resolution === 'resolved') {
+      const r = await c.steps.run('resolve case', () =>
+        c.peers.creatio.resolveCase({ orgId: c.orgId, caseId: state.caseId! }),
+      );
+      if (!r.done) run.note(`case status not changed: ${r.reason}`);
+    }
+  } else {
+    run.note(
+      state.mode === 'handoff_only'
+        ? 'closed without handoff in handoff-only mode: no case was created'
+        : 'closed before any customer message: no case was created',
+    );
+  }
+  state.status = 'closed';
+}
+
+async function readCaseStatus(c: Conversation) {
+  const { state } = c.run;
+  const st = await c.steps.run('read case status', () =>
+    c.peers.creatio.readCaseStatus({ orgId: c.orgId, caseId: state.caseId! }),
+  );
+  state.caseStatus = st.name;
+  return st;
+}
+
+/** The case is in a closure status: deliver what is left, resolve the session, finish. */
+async function closeFromCreatio(c: Conversation, statusName: string): Promise<void> {
+  const { run } = c;
+  await drain(c);
+  await deliverNewReplies(c, 'closure');
+  await c.steps.run('resolve OpenCX session', () =>
+    c.peers.opencx.resolveSession({ orgId: c.orgId, sessionId: c.sessionId }),
+  );
+  run.note(`case status '${statusName}': the OpenCX session was resolved`);
+  run.state.resolution = 'resolved';
+  run.state.status = 'closed';
+}
+
+/** Creatio's closure process called: act if the status name is one of the closure statuses. */
+export async function onCaseStatus(c: Conversation): Promise<void> {
+  if (!c.run.state.caseId) return;
+  const st = await readCaseStatus(c);
+  if (!st.closes) {
+    c.run.note(
+      `status '${st.name}' is not one of [${st.closureStatusNames.map((n) => `'${n}'`).join(', ')}] (names are case-sensitive): the OpenCX session stays open`,
+    );
+    return;
+  }
+  await closeFromCreatio(c, st.name);
+}
+
+/**
+ * The timer's own look at the case, for when a business process never calls: new replies are
+ * delivered, and a case in a closure status resolves the session. Both are recorded as evidence.
+ */
+export async function checkCaseOnTimer(c: Conversation): Promise<void> {
+  const found = await deliverNewReplies(c, 'timer');
+  const st = await readCaseStatus(c);
+  if (st.closes) {
+    if (!st.modifiedOn || Date.now() - Date.parse(st.modifiedOn) > c.timings.processCallGrace) {
+      missed(c.run.state.processes.closure, PROCESS_MISSING(st.name));
+    }
+    await closeFromCreatio(c, st.name);
+    return;
+  }
+  scheduleNextReplyCheck(c, found);
+}

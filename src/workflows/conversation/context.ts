@@ -1,0 +1,15 @@
+import type { ConversationOptions } from '../contract';
+import type { Peers } from './peers';
+import type { ConversationRun, Timings } from './state';
+import type { Steps } from './steps';
+
+/** What every flow of one conversation works with. */
+export interface Conversation {
+  orgId: string;
+  sessionId: string;
+  options: ConversationOptions;
+  run: ConversationRun;
+  steps: Steps;
+  peers: Peers;
+  timings: Timings;
+}

@@ -1,0 +1,65 @@
+/**
+ * The handoff to a human: the summary, language and sentiment on the case (creating it in
+ * handoff-only mode, with the whole transcript so far), the AI fields, and the handoff note.
+ */
+import { ActivityFailure } from '@temporalio/workflow';
+import type { ConversationEvent } from '../contract';
+import type { Conversation } from './context';
+import { createCase, drain, logEntry, readMode } from './messages';
+
+export async function onHandoff(
+  c: Conversation,
+  ev: Extract<ConversationEvent, { kind: 'handoff' }>,
+): Promise<void> {
+  const { state, unlogged } = c.run;
+  state.handedOffAt = ev.timestamp;
+  const handoff = { summary: ev.summary, language: ev.language, sentiment: ev.sentiment, reason: ev.reason };
+  if (!state.caseId) {
+    await readMode(c);
+    const first = unlogged[0]?.timestamp ?? ev.timestamp;
+    await createCase(
+      c,
+      [
+        ev.summary,
+        '',
+        `Language: ${ev.language || 'unknown'}`,
+        `Sentiment: ${ev.sentiment || 'unknown'}`,
+        `Handoff reason: ${ev.reason || 'unknown'}`,
+      ].join('\n'),
+      first,
+    );
+    await drain(c);
+  } else {
+    await drain(c);
+    await c.steps.run('write handoff summary', () =>
+      c.peers.creatio.applyHandoff({ orgId: c.orgId, caseId: state.caseId!, ...handoff }),
+    );
+  }
+  await aiFields(c);
+  await logEntry(c, { kind: 'handoff_note', ...handoff, timestamp: ev.timestamp });
+}
+
+/**
+ * AI fields, from the transcript: evaluated with a deadline, then written in their own PATCH so
+ * that a bad value never blocks the case or the transcript. Failures give up the fields only.
+ */
+async function aiFields(c: Conversation): Promise<void> {
+  const { run } = c;
+  let result;
+  try {
+    result = await c.peers.ai.evaluateAiFields({ orgId: c.orgId, transcript: run.transcript.join('\n') });
+  } catch (err) {
+    const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
+    const reason = `LLM error: ${cause instanceof Error ? cause.message : String(cause)}`;
+    run.state.aiFields = { status: 'failed', reason, fields: [] };
+    run.note(`AI fields left blank: ${reason}`);
+    return;
+  }
+  run.state.aiFields = { status: 'done', fields: result.outcomes };
+  if (Object.keys(result.patch).length > 0) {
+    const patch = result.patch;
+    await c.steps.run('write AI fields', () =>
+      c.peers.creatio.writeAiFields({ orgId: c.orgId, caseId: run.state.caseId!, patch }),
+    );
+  }
+}

@@ -1,0 +1,184 @@
+import { msToNumber } from '@temporalio/common/lib/time';
+import { log } from '@temporalio/workflow';
+import {
+  conversationWorkflowId,
+  REPLY_DEFAULTS,
+  type CarriedState,
+  type ConversationEvent,
+  type ConversationInput,
+  type ConversationState,
+  type LogEntry,
+  type MessageEntry,
+  type ProcessEvidence,
+} from '../contract';
+
+/** Characters of transcript kept for AI fields. */
+const TRANSCRIPT_CAP = 50_000;
+
+/** Dedupe keys kept across continue-as-new: enough for any redelivery window. */
+const MAX_SEEN = 20_000;
+
+/** Notes kept in the state (oldest dropped first). */
+const MAX_NOTES = 50;
+
+/** The conversation's timings, in milliseconds, read once from the options. */
+export interface Timings {
+  replyCheckEvery: number;
+  replyCheckMax: number;
+  lookback: number;
+  processCallGrace: number;
+  idle: number;
+}
+
+export function timingsOf(options: ConversationInput['options']): Timings {
+  return {
+    replyCheckEvery: msToNumber(options.replyCheckEvery ?? REPLY_DEFAULTS.replyCheckEvery),
+    replyCheckMax: msToNumber(options.replyCheckMaxEvery ?? REPLY_DEFAULTS.replyCheckMaxEvery),
+    lookback: msToNumber(options.replyLookback ?? REPLY_DEFAULTS.replyLookback),
+    processCallGrace: msToNumber(options.processCallGrace ?? REPLY_DEFAULTS.processCallGrace),
+    idle: msToNumber(options.idleTimeout),
+  };
+}
+
+/**
+ * Everything one conversation holds between events: the public state (what the query shows), the
+ * queue of events not yet handled, the dedupe sets, the messages waiting for their case, and the
+ * reply cursor. `carryOver()` is the one place that decides what survives continue-as-new.
+ */
+export class ConversationRun {
+  readonly state: ConversationState;
+  readonly queue: ConversationEvent[];
+  readonly seenEvents: Set<string>;
+  readonly seenMessages: Set<string>;
+  /** Entries waiting to be written, oldest first (all of them before the case exists). */
+  readonly unlogged: LogEntry[];
+  readonly transcript: string[];
+  replyCursor: string | null;
+  /** Replies delivered, by activity id, with their CreatedOn; pruned past the look-back window. */
+  readonly deliveredReplies: Map<string, string>;
+  lastEventAt: number;
+  readonly replyCheck: { nextAt: number | null; delayMs: number };
+
+  constructor(input: ConversationInput, timings: Timings) {
+    const { orgId, sessionId } = input;
+    const carried = input.carried;
+    this.state = carried?.state ?? {
+      orgId,
+      sessionId,
+      workflowId: conversationWorkflowId(orgId, sessionId),
+      mode: 'every_conversation',
+      status: 'open',
+      caseId: null,
+      caseNumber: null,
+      contact: {},
+      channel: null,
+      messages: { received: 0, logged: 0, pending: 0 },
+      handedOffAt: null,
+      caseStatus: null,
+      resolution: null,
+      agentRepliesDelivered: 0,
+      processes: { agentReply: noEvidence(), closure: noEvidence() },
+      nextReplyCheckAt: null,
+      aiFields: null,
+      lastError: null,
+      notes: [],
+      runs: 0,
+    };
+    this.state.runs += 1;
+    this.state.processes ??= { agentReply: noEvidence(), closure: noEvidence() };
+    this.queue = carried?.queue ?? [];
+    this.seenEvents = new Set(carried?.seenEvents);
+    this.seenMessages = new Set(carried?.seenMessages);
+    this.unlogged = carried?.unlogged ?? [];
+    this.transcript = carried?.transcript ?? [];
+    this.replyCursor = carried?.replyCursor ?? null;
+    const cursor = this.replyCursor;
+    this.deliveredReplies = new Map<string, string>(
+      (carried?.deliveredReplies ?? []).map((d) =>
+        typeof d === 'string' ? [d, cursor ?? new Date(0).toISOString()] : d,
+      ),
+    );
+    this.lastEventAt = carried?.lastEventAt ?? Date.now();
+    this.replyCheck = carried?.replyCheck ?? { nextAt: null, delayMs: timings.replyCheckEvery };
+  }
+
+  /** What the state query answers. */
+  view(): ConversationState {
+    const { nextAt } = this.replyCheck;
+    return {
+      ...this.state,
+      nextReplyCheckAt: nextAt === null ? null : new Date(nextAt).toISOString(),
+      messages: {
+        ...this.state.messages,
+        pending: this.unlogged.filter((e) => e.kind === 'message').length,
+      },
+    };
+  }
+
+  /**
+   * Takes an event from the signal. Redeliveries are dropped; any number of waiting "new activity"
+   * calls are one check (it reads everything new). Process calls count as evidence either way.
+   */
+  accept(event: ConversationEvent): void {
+    if (this.seenEvents.has(event.eventId)) return;
+    if (event.kind === 'creatio_activity') called(this.state.processes.agentReply);
+    if (event.kind === 'creatio_status') called(this.state.processes.closure);
+    if (event.kind === 'creatio_activity' && this.queue.some((e) => e.kind === 'creatio_activity')) return;
+    this.seenEvents.add(event.eventId);
+    this.queue.push(event);
+  }
+
+  /** True the first time a message id is seen. */
+  firstSight(messageId: string): boolean {
+    if (this.seenMessages.has(messageId)) return false;
+    this.seenMessages.add(messageId);
+    return true;
+  }
+
+  /** Adds a message to the transcript that AI fields read (bounded, most recent kept). */
+  addToTranscript(m: MessageEntry): void {
+    const who = m.author === 'customer' ? 'Customer' : m.author === 'ai' ? 'AI agent' : 'Agent';
+    this.transcript.push(`${who}: ${m.text}`);
+    while (this.transcript.length > 1 && this.transcript.join('\n').length > TRANSCRIPT_CAP) {
+      this.transcript.shift();
+    }
+  }
+
+  /** Something skipped on purpose or worth an operator's eye, with the reason. */
+  note(message: string): void {
+    this.state.notes.push({ at: new Date().toISOString(), message });
+    if (this.state.notes.length > MAX_NOTES) this.state.notes.shift();
+    log.info(message, { orgId: this.state.orgId, sessionId: this.state.sessionId });
+  }
+
+  /** What the next run starts from. */
+  carryOver(): CarriedState {
+    return {
+      state: this.state,
+      queue: this.queue,
+      seenEvents: [...this.seenEvents].slice(-MAX_SEEN),
+      seenMessages: [...this.seenMessages].slice(-MAX_SEEN),
+      unlogged: this.unlogged,
+      transcript: this.transcript,
+      replyCursor: this.replyCursor,
+      deliveredReplies: [...this.deliveredReplies],
+      lastEventAt: this.lastEventAt,
+      replyCheck: this.replyCheck,
+    };
+  }
+}
+
+export function noEvidence(): ProcessEvidence {
+  return { calls: 0, lastCallAt: null, missed: 0, lastMissedAt: null, finding: null };
+}
+
+export function called(e: ProcessEvidence): void {
+  e.calls++;
+  e.lastCallAt = new Date().toISOString();
+}
+
+export function missed(e: ProcessEvidence, finding: string): void {
+  e.missed++;
+  e.lastMissedAt = new Date().toISOString();
+  e.finding = finding;
+}
