@@ -4,13 +4,14 @@ import { NativeConnection } from '@temporalio/worker';
 import { createLogger, type Logger } from '../src/logger';
 import { sign } from '../src/opencx/signature';
 import type { Store } from '../src/store';
-import { BridgeWorkers, installRuntime } from '../src/worker';
+import { BridgeWorkers, installRuntime, type WorkerOptions } from '../src/worker';
 import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
 import { CreatioInbox } from '../src/conversations/creatio-inbox';
 import type { ConversationOptions } from '../src/workflows/contract';
 import { conversationWorkflowId } from '../src/workflows/contract';
 import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
+import { TcpProxy } from './fixtures/tcp-proxy';
 import {
   newTestStoreConfig,
   openTestStore,
@@ -34,6 +35,12 @@ export interface BridgeOptions {
   inProcessWorkers?: boolean;
   /** Activities per second per organization (tests run uncapped unless they ask for the shipped caps). */
   rates?: { creatio: number; opencx: number };
+  /** Route the API's Temporal client through a proxy that the test can break (`bridge.temporalProxy`). */
+  proxyApiTemporal?: boolean;
+  /** Route every store connection (API and workers) through a proxy the test can break (`bridge.storeProxy`). */
+  proxyStore?: boolean;
+  /** How the workers are made (a test wraps Worker.create to make one fail). */
+  createWorker?: WorkerOptions['createWorker'];
 }
 
 /** Worker settings of the test bridge, shared by in-process workers and worker child processes. */
@@ -83,7 +90,10 @@ export class Bridge {
   client!: Client;
   workers: BridgeWorkers | undefined;
   inbox: CreatioInbox | undefined;
+  temporalProxy: TcpProxy | undefined;
+  storeProxy: TcpProxy | undefined;
   private connection!: Connection;
+  private apiConnection: Connection | undefined;
   private native: NativeConnection | undefined;
   readonly taskQueue = `bridge-test-${randomUUID().slice(0, 8)}`;
   log: Logger;
@@ -111,19 +121,34 @@ export class Bridge {
     this.emu = await startCreatioEmulator();
     this.opencx = await startOpenCXEmulator();
     this.storeConfig = await newTestStoreConfig(this.opts.store ?? 'postgres');
+    if (this.opts.proxyStore && this.storeConfig.databaseUrl) {
+      const url = new URL(this.storeConfig.databaseUrl);
+      this.storeProxy = await TcpProxy.start(url.host);
+      url.host = this.storeProxy.address;
+      this.storeConfig = { ...this.storeConfig, databaseUrl: url.toString() };
+    }
     this.store = await openTestStore(this.log, this.opts.store ?? 'postgres', this.storeConfig);
     this.codec = new EncryptionCodec(parsePayloadKeys(undefined, this.storeConfig.key));
     this.connection = await Connection.connect({ address: this.address });
     this.client = new Client({ connection: this.connection, dataConverter: { payloadCodecs: [this.codec] } });
+    let apiClient = this.client;
+    if (this.opts.proxyApiTemporal) {
+      this.temporalProxy = await TcpProxy.start(this.address);
+      this.apiConnection = await Connection.connect({ address: this.temporalProxy.address });
+      apiClient = new Client({
+        connection: this.apiConnection,
+        dataConverter: { payloadCodecs: [this.codec] },
+      });
+    }
     if (this.opts.inProcessWorkers !== false) await this.startWorkers();
-    this.inbox = new CreatioInbox(this.store, this.client, this.log);
+    this.inbox = new CreatioInbox(this.store, apiClient, this.log);
     this.inbox.startSweep(1_000, 1_000);
     this.api = await startApi({
       store: this.store,
       log: this.log,
       codec: this.codec,
       conversations: {
-        client: this.client,
+        client: apiClient,
         taskQueue: this.taskQueue,
         options: this.options,
         creatioInbox: this.inbox,
@@ -135,8 +160,8 @@ export class Bridge {
   async startWorkers(): Promise<void> {
     installRuntime(this.log);
     this.native = await NativeConnection.connect({ address: this.address });
-    this.workers = new BridgeWorkers(
-      testWorkerOptions({
+    this.workers = new BridgeWorkers({
+      ...testWorkerOptions({
         connection: this.native,
         taskQueue: this.taskQueue,
         store: this.store,
@@ -145,7 +170,8 @@ export class Bridge {
         ...(this.opts.llmBaseUrl && { llmBaseUrl: this.opts.llmBaseUrl }),
         ...(this.opts.rates && { rates: this.opts.rates }),
       }),
-    );
+      ...(this.opts.createWorker && { createWorker: this.opts.createWorker }),
+    });
     await this.workers.start();
   }
 
@@ -161,7 +187,10 @@ export class Bridge {
     this.inbox?.stop();
     await this.stopWorkers();
     await this.connection?.close();
+    await this.apiConnection?.close();
+    await this.temporalProxy?.close();
     await this.store?.close();
+    await this.storeProxy?.close();
     await this.emu?.processesIdle();
     await this.emu?.close();
     await this.opencx?.close();
@@ -205,6 +234,8 @@ export class Bridge {
         ...o.headers,
       },
       body,
+      // A bridge that leaves the sender hanging fails the test rather than hanging it.
+      signal: AbortSignal.timeout(20_000),
     });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : undefined };

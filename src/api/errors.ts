@@ -1,6 +1,8 @@
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
+import { TemporalUnavailableError } from '../conversations/client';
 import { ApiError } from '../errors';
+import { StoreUnavailableError } from '../store';
 
 /** Parses with a zod schema; the first problem becomes a 400 that names the field. */
 export function parseBody<S extends z.ZodType>(schema: S, body: unknown, prefix = ''): z.infer<S> {
@@ -36,7 +38,13 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const e = err as { type?: string; status?: number };
   let apiError: ApiError;
   if (err instanceof ApiError) apiError = err;
-  else if (e.type === 'entity.parse.failed') {
+  else if (err instanceof TemporalUnavailableError) {
+    req.log.warn({ err }, 'Temporal unavailable');
+    apiError = new ApiError(503, 'temporal_unavailable', 'Temporal is not reachable right now; retry later');
+  } else if (err instanceof StoreUnavailableError) {
+    req.log.warn({ err }, 'store unavailable');
+    apiError = new ApiError(503, 'store_unavailable', 'The database is not reachable right now; retry later');
+  } else if (e.type === 'entity.parse.failed') {
     apiError = new ApiError(400, 'invalid_json', 'The request body is not valid JSON', {
       fix: 'Send a JSON object with Content-Type: application/json',
     });

@@ -1,15 +1,29 @@
 import express, { Router } from 'express';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApiError } from '../errors';
 import { envelopeSchema, isHandled, toConversationEvent } from '../opencx/events';
 import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
 import type { Store } from '../store';
-import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
-import { conversationWorkflow } from '../workflows/conversation';
-import { conversationEventSignal, conversationWorkflowId } from '../workflows/contract';
+import { deliverEvent } from '../conversations/client';
+import { conversationWorkflowId } from '../workflows/contract';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
 import { orgIdParam } from './settings-routes';
+
+/** Longest wait for the delivery record (a nicety: the workflow dedupes without it). */
+const DELIVERY_RECORD_MS = 1_000;
+
+/** The promise's value, or undefined if it fails or takes longer than `ms`. */
+async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 const SIGNATURE_FIX =
   'Send the Standard Webhooks headers webhook-id, webhook-timestamp and webhook-signature, signed with the webhook secret stored for the organization.';
@@ -115,43 +129,20 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
       headers.id,
       (schema, data) => parseBody(schema, data, 'data'),
     );
-    const workflowId = conversationWorkflowId(orgId, sessionId);
-
-    if (!(await deps.store.claimDelivery(orgId, 'opencx', headers.id))) {
+    // "duplicate" only for a delivery Temporal is known to have; if the store cannot say in time,
+    // the event goes to Temporal anyway (the workflow dedupes by event and message id).
+    const seen = await within(DELIVERY_RECORD_MS, deps.store.deliverySeen(orgId, 'opencx', headers.id));
+    if (seen) {
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'duplicate' });
-      res.status(200).json({ status: 'duplicate', workflowId });
+      res.status(200).json({ status: 'duplicate', workflowId: conversationWorkflowId(orgId, sessionId) });
       return;
     }
-    try {
-      await conv.client.workflow.signalWithStart(conversationWorkflow, {
-        workflowId,
-        taskQueue: conv.taskQueue,
-        args: [{ orgId, sessionId, options: conv.options }],
-        signal: conversationEventSignal,
-        signalArgs: [event],
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        typedSearchAttributes: [
-          { key: SEARCH_ATTRIBUTE_KEYS.OrgId, value: orgId },
-          { key: SEARCH_ATTRIBUTE_KEYS.OpenCXSessionId, value: sessionId },
-        ],
-        memo: { orgId, sessionId },
-      });
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        req.log.info(
-          { orgId, sessionId, event: envelope.event },
-          'event for a finished conversation; ignored',
-        );
-        deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'conversation_closed' });
-        res.status(200).json({ status: 'ignored', reason: 'the conversation is already closed', workflowId });
-        return;
-      }
-      await deps.store.releaseDelivery(orgId, 'opencx', headers.id).catch(() => undefined);
-      req.log.error({ err, orgId, sessionId }, 'could not hand the event to Temporal');
-      throw new ApiError(503, 'temporal_unavailable', 'The event could not be recorded; retry later');
-    }
-    deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'accepted' });
-    res.status(202).json({ status: 'accepted', workflowId });
+    const { workflowId, resumed } = await deliverEvent(conv, orgId, sessionId, event);
+    await within(DELIVERY_RECORD_MS, deps.store.recordDelivery(orgId, 'opencx', headers.id));
+    if (resumed)
+      req.log.info({ orgId, sessionId, event: envelope.event }, 'late event: conversation resumed');
+    deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: resumed ? 'resumed' : 'accepted' });
+    res.status(202).json({ status: 'accepted', workflowId, ...(resumed && { resumed: true }) });
   });
   return r;
 }

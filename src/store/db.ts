@@ -8,19 +8,57 @@ export interface Db {
   close(): Promise<void>;
 }
 
+/** The database did not answer in time or dropped the connection: retry later. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+}
+
+/** SQLSTATE classes of a database that is down, restarting or out of resources. */
+const UNAVAILABLE_SQLSTATE = /^(08|53|57)/;
+
+/** Connection-level failures become StoreUnavailableError; SQL errors stay as they are. */
+export function classifyStoreError(err: unknown): unknown {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (
+    UNAVAILABLE_SQLSTATE.test(code) ||
+    /^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE|HOSTUNREACH|AI_AGAIN)$/.test(code) ||
+    /timeout|terminated|Connection ended|not queryable/i.test(message)
+  ) {
+    return new StoreUnavailableError(`The database is unavailable: ${message}`, { cause: err });
+  }
+  return err;
+}
+
+/** Bounds of every store call: a database that hangs costs a request seconds, never forever. */
+export const STORE_TIMEOUTS = { connectMs: 3_000, queryMs: 5_000 };
+
 export async function connectPostgres(url: string): Promise<Db> {
   const { Pool } = await import('pg');
-  const pool: PgPool = new Pool({ connectionString: url, max: 10, idleTimeoutMillis: 30_000 });
+  const pool: PgPool = new Pool({
+    connectionString: url,
+    max: 10,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: STORE_TIMEOUTS.connectMs,
+    query_timeout: STORE_TIMEOUTS.queryMs,
+  });
   // A broken idle connection must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
   return {
     kind: 'postgres',
     async query<T>(sql: string, params: unknown[] = []) {
-      const res = await pool.query(sql, params);
-      return res.rows as T[];
+      try {
+        const res = await pool.query(sql, params);
+        return res.rows as T[];
+      } catch (err) {
+        throw classifyStoreError(err);
+      }
     },
     async transaction<T>(fn: (tx: Pick<Db, 'query'>) => Promise<T>) {
-      const client = await pool.connect();
+      const client = await pool.connect().catch((err: unknown) => {
+        throw classifyStoreError(err);
+      });
       try {
         await client.query('BEGIN');
         const result = await fn({

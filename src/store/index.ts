@@ -6,9 +6,13 @@ import type { Logger } from '../logger';
 import type { OrgSettings } from '../settings/schema';
 import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
+
+export { StoreUnavailableError } from './db';
 import { migrate } from './migrations';
 
-type PlainSettings = Omit<OrgSettings, 'clientSecret' | 'opencx'> & {
+type PlainSettings = Omit<OrgSettings, 'clientSecret' | 'opencx' | 'afterClose'> & {
+  /** Absent in settings saved before it existed: "log". */
+  afterClose?: OrgSettings['afterClose'];
   opencx: { apiBaseUrl: string };
   /** Written by data migrations (e.g. a changed default); cleared by the next save. */
   notices?: Notice[];
@@ -67,6 +71,15 @@ export class Store {
     return row && this.unseal(row.org_id, row.settings, row.secrets, row.updated_at);
   }
 
+  /** When the organization's settings last changed (cheap: no secrets read or opened). */
+  async settingsVersion(orgId: string): Promise<Date | undefined> {
+    const rows = await this.db.query<{ updated_at: Date }>(
+      'SELECT updated_at FROM org_settings WHERE org_id = $1',
+      [orgId],
+    );
+    return rows[0]?.updated_at;
+  }
+
   async listOrgIds(): Promise<string[]> {
     const rows = await this.db.query<{ org_id: string }>('SELECT org_id FROM org_settings ORDER BY org_id');
     return rows.map((r) => r.org_id);
@@ -119,28 +132,27 @@ export class Store {
     return rows.length > 0 ? token : undefined;
   }
 
-  /**
-   * Records a webhook delivery id; false when it was seen before (a redelivery). Ids older than
-   * a week are forgotten, well past any sender's retry window.
-   */
-  async claimDelivery(orgId: string, source: string, deliveryId: string): Promise<boolean> {
+  /** True when Temporal already has this webhook delivery (it was recorded after the hand-over). */
+  async deliverySeen(orgId: string, source: string, deliveryId: string): Promise<boolean> {
     const rows = await this.db.query(
-      `INSERT INTO webhook_deliveries (org_id, source, delivery_id) VALUES ($1, $2, $3)
-       ON CONFLICT DO NOTHING RETURNING delivery_id`,
+      'SELECT 1 FROM webhook_deliveries WHERE org_id = $1 AND source = $2 AND delivery_id = $3',
+      [orgId, source, deliveryId],
+    );
+    return rows.length > 0;
+  }
+
+  /**
+   * Records a webhook delivery that Temporal has, so that a redelivery is answered "duplicate".
+   * Ids older than a week are forgotten, well past any sender's retry window.
+   */
+  async recordDelivery(orgId: string, source: string, deliveryId: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO webhook_deliveries (org_id, source, delivery_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
       [orgId, source, deliveryId],
     );
     if (Math.random() < 0.001) {
       await this.db.query(`DELETE FROM webhook_deliveries WHERE received_at < now() - interval '7 days'`);
     }
-    return rows.length > 0;
-  }
-
-  /** Forgets a delivery whose processing failed, so that the sender's retry is accepted. */
-  async releaseDelivery(orgId: string, source: string, deliveryId: string): Promise<void> {
-    await this.db.query(
-      'DELETE FROM webhook_deliveries WHERE org_id = $1 AND source = $2 AND delivery_id = $3',
-      [orgId, source, deliveryId],
-    );
   }
 
   /** Records a Creatio webhook call for its conversation; committed before the call is answered. */
@@ -184,6 +196,15 @@ export class Store {
     );
   }
 
+  async findCaseBySession(orgId: string, sessionId: string): Promise<CaseSession | undefined> {
+    const rows = await this.db.query<{ case_id: string; workflow_id: string }>(
+      'SELECT case_id, workflow_id FROM case_sessions WHERE org_id = $1 AND session_id = $2',
+      [orgId, sessionId],
+    );
+    const r = rows[0];
+    return r && { orgId, caseId: r.case_id, sessionId, workflowId: r.workflow_id };
+  }
+
   async findSessionByCase(orgId: string, caseId: string): Promise<CaseSession | undefined> {
     const rows = await this.db.query<{ case_id: string; session_id: string; workflow_id: string }>(
       'SELECT case_id, session_id, workflow_id FROM case_sessions WHERE org_id = $1 AND case_id = $2',
@@ -208,6 +229,8 @@ export class Store {
         defaultCaseOwnerId: plain.defaultCaseOwnerId ?? undefined,
         defaultCaseGroupId: plain.defaultCaseGroupId ?? undefined,
         resolvedStatusId: plain.resolvedStatusId ?? undefined,
+        afterClose: plain.afterClose ?? 'log',
+        reopenStatusId: plain.reopenStatusId ?? undefined,
         createCaseOnlyOnHandoff: plain.createCaseOnlyOnHandoff,
         agentReplyFilter: plain.agentReplyFilter,
         closureStatusNames: plain.closureStatusNames,

@@ -1,0 +1,156 @@
+/**
+ * How the API talks to conversation workflows: hand an event over (signalWithStart), read the
+ * state, and resume or skip a parked step. Every call has a deadline, so that a Temporal outage
+ * becomes a quick 503 rather than a request that hangs.
+ */
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { ApiError } from '../errors';
+import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
+import {
+  conversationEventSignal,
+  conversationWorkflowId,
+  NOTHING_PARKED,
+  resumeStepUpdate,
+  skipStepUpdate,
+  STEP_NOT_SKIPPABLE,
+  type ConversationEvent,
+  type ConversationOptions,
+} from '../workflows/contract';
+import type { CreatioInbox } from './creatio-inbox';
+
+export interface Conversations {
+  client: Client;
+  taskQueue: string;
+  options: ConversationOptions;
+  creatioInbox?: CreatioInbox;
+  /** Longest wait for one Temporal call of a request (5 s by default). */
+  deadlineMs?: number;
+}
+
+/** Temporal did not answer in time, or refused: the sender should retry later. */
+export class TemporalUnavailableError extends Error {
+  override readonly name = 'TemporalUnavailableError';
+}
+
+export const TEMPORAL_DEADLINE_MS = 5_000;
+
+/** Runs one Temporal call with the deadline; any failure but `passThrough` becomes TemporalUnavailableError. */
+export async function withTemporal<T>(
+  c: Conversations,
+  fn: () => Promise<T>,
+  passThrough: (err: unknown) => boolean = () => false,
+): Promise<T> {
+  try {
+    return await c.client.withDeadline(Date.now() + (c.deadlineMs ?? TEMPORAL_DEADLINE_MS), fn);
+  } catch (err) {
+    if (passThrough(err)) throw err;
+    throw new TemporalUnavailableError(
+      `Temporal did not take the call: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Hands one OpenCX event to its conversation, starting the workflow if needed. Resolves once
+ * Temporal has the event (the workflow dedupes by event and message id, so a redelivery that
+ * races the first attempt is harmless). A conversation whose workflow has finished (closed, or
+ * idle) is started again as a resumed run: it finds its case and logs the late event there.
+ */
+export async function deliverEvent(
+  c: Conversations,
+  orgId: string,
+  sessionId: string,
+  event: ConversationEvent,
+): Promise<{ workflowId: string; resumed: boolean }> {
+  const workflowId = conversationWorkflowId(orgId, sessionId);
+  const start = (resumed: boolean) =>
+    withTemporal(
+      c,
+      () =>
+        c.client.workflow.signalWithStart('conversationWorkflow', {
+          workflowId,
+          taskQueue: c.taskQueue,
+          args: [{ orgId, sessionId, options: c.options, ...(resumed && { resumed: true }) }],
+          signal: conversationEventSignal,
+          signalArgs: [event],
+          // The first start of a conversation: a finished one is resumed explicitly below.
+          workflowIdReusePolicy: resumed ? 'ALLOW_DUPLICATE' : 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: SEARCH_ATTRIBUTE_KEYS.OrgId, value: orgId },
+            { key: SEARCH_ATTRIBUTE_KEYS.OpenCXSessionId, value: sessionId },
+          ],
+          memo: { orgId, sessionId },
+        }),
+      (err) => err instanceof WorkflowExecutionAlreadyStartedError,
+    );
+  try {
+    await start(false);
+    return { workflowId, resumed: false };
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+  await start(true);
+  return { workflowId, resumed: true };
+}
+
+const UPDATE_REFUSALS: Record<string, { status: number; code: string; fix?: string }> = {
+  [NOTHING_PARKED]: { status: 409, code: 'nothing_parked' },
+  [STEP_NOT_SKIPPABLE]: {
+    status: 409,
+    code: 'step_not_skippable',
+    fix: 'Fix the cause (see lastError in the session state), then POST …/resume.',
+  },
+  InvalidReason: { status: 400, code: 'missing_field' },
+};
+
+/**
+ * Asks the conversation to try its parked step now (`resume`) or to give it up (`skip`). The
+ * workflow validates the request: nothing parked, or a step that cannot be given up, is a 409.
+ */
+export async function commandParkedStep(
+  c: Conversations,
+  orgId: string,
+  sessionId: string,
+  command: { kind: 'resume' } | { kind: 'skip'; reason: string },
+): Promise<{ step: string }> {
+  const handle = c.client.workflow.getHandle(conversationWorkflowId(orgId, sessionId));
+  const refused = (err: unknown) =>
+    err instanceof WorkflowUpdateFailedError || err instanceof WorkflowNotFoundError;
+  try {
+    return await withTemporal(
+      c,
+      () =>
+        command.kind === 'resume'
+          ? handle.executeUpdate(resumeStepUpdate)
+          : handle.executeUpdate(skipStepUpdate, { args: [{ reason: command.reason }] }),
+      refused,
+    );
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) {
+      throw new ApiError(
+        404,
+        'session_not_found',
+        `No running conversation ${sessionId} for organization ${orgId}`,
+      );
+    }
+    if (err instanceof WorkflowUpdateFailedError) {
+      const cause = err.cause;
+      const type = cause instanceof ApplicationFailure ? (cause.type ?? '') : '';
+      const refusal = UPDATE_REFUSALS[type];
+      if (refusal) {
+        throw new ApiError(refusal.status, refusal.code, cause?.message ?? err.message, {
+          ...(refusal.fix && { fix: refusal.fix }),
+          ...(type === 'InvalidReason' && { field: 'reason' }),
+        });
+      }
+    }
+    throw err;
+  }
+}
