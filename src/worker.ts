@@ -70,6 +70,18 @@ export interface WorkerOptions {
   maxCachedWorkflows?: number;
   /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
   dataConverter?: DataConverter;
+  /** How a worker is made (Worker.create); tests wrap it to make one fail. */
+  createWorker?: (options: WorkerCreateOptions) => Promise<Worker>;
+}
+
+type WorkerCreateOptions = Parameters<typeof Worker.create>[0];
+
+/** A worker that stopped with an error, as /readyz shows it. */
+export interface WorkerFailure {
+  worker: string;
+  orgId: string | null;
+  at: string;
+  message: string;
 }
 
 /**
@@ -83,6 +95,8 @@ export class BridgeWorkers {
   private readonly runs: Promise<void>[] = [];
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Most recent worker failures (an organization's workers are started again on the next refresh). */
+  readonly failures: WorkerFailure[] = [];
 
   constructor(private readonly o: WorkerOptions) {
     this.activities = createActivities({ ...o.activityDeps, store: o.store });
@@ -93,7 +107,7 @@ export class BridgeWorkers {
   }
 
   async start(): Promise<void> {
-    this.workflowWorker = await Worker.create({
+    this.workflowWorker = await this.create({
       connection: this.o.connection,
       namespace: this.o.namespace,
       taskQueue: this.o.taskQueue,
@@ -104,11 +118,15 @@ export class BridgeWorkers {
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
       shutdownGraceTime: '10 seconds',
     });
-    this.runs.push(this.track(this.workflowWorker, 'workflow worker'));
+    this.runs.push(this.track(this.workflowWorker, 'workflow worker', null));
     await this.refreshOrgs();
     this.refreshTimer = setInterval(() => {
       this.refreshOrgs().catch((err: unknown) =>
-        this.o.log.error({ err }, 'could not refresh organization workers'),
+        // The workers already running go on; the next refresh tries again.
+        this.o.log.warn(
+          { reason: err instanceof Error ? err.message : String(err) },
+          'could not refresh organization workers',
+        ),
       );
     }, this.o.orgRefreshMs);
   }
@@ -139,7 +157,7 @@ export class BridgeWorkers {
         ],
         [opencxTaskQueue(this.o.taskQueue, orgId), this.o.opencxActivitiesPerSecond, opencx],
       ] as const) {
-        const worker = await Worker.create({
+        const worker = await this.create({
           connection: this.o.connection,
           namespace: this.o.namespace,
           taskQueue,
@@ -149,16 +167,39 @@ export class BridgeWorkers {
           maxConcurrentActivityTaskExecutions: 20,
           shutdownGraceTime: '10 seconds',
         });
-        started.push({ worker, running: this.track(worker, taskQueue) });
+        started.push({ worker, running: this.track(worker, taskQueue, orgId) });
       }
       this.orgWorkers.set(orgId, started);
     }
   }
 
-  private track(worker: Worker, name: string): Promise<void> {
+  private create(options: WorkerCreateOptions): Promise<Worker> {
+    return (this.o.createWorker ?? ((opts) => Worker.create(opts)))(options);
+  }
+
+  /**
+   * Runs a worker. One organization's worker failing never takes the process down: its workers
+   * are stopped and started again by the next refresh, and the failure shows in /readyz. The
+   * workflow worker failing makes the process not ready (the orchestrator restarts it).
+   */
+  private track(worker: Worker, name: string, orgId: string | null): Promise<void> {
     return worker.run().catch((err: unknown) => {
-      this.o.log.fatal({ err, worker: name }, 'worker stopped with an error');
-      throw err;
+      const message = err instanceof Error ? err.message : String(err);
+      this.failures.push({ worker: name, orgId, at: new Date().toISOString(), message });
+      if (this.failures.length > 20) this.failures.shift();
+      if (orgId === null) {
+        this.o.log.fatal({ err, worker: name }, 'workflow worker stopped with an error: not ready');
+        return;
+      }
+      this.o.log.error(
+        { err, worker: name, orgId },
+        'organization worker stopped with an error; restarting it',
+      );
+      const mine = this.orgWorkers.get(orgId);
+      if (mine?.some((m) => m.worker === worker)) {
+        this.orgWorkers.delete(orgId);
+        for (const m of mine) if (m.worker.getState() === 'RUNNING') m.worker.shutdown();
+      }
     });
   }
 

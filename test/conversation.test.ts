@@ -188,10 +188,13 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const result = await bridge.result(orgId, s);
     assert.equal(result.status, 'closed');
     assert.equal(bridge.emu.tables.get('Case')!.get(result.caseId)!.StatusId, IDS.caseStatus.Resolved);
-    // A late event for the finished conversation is acknowledged and ignored.
+    // A late event for the finished conversation is not dropped: it goes on the same case.
     const late = await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm9', 'late'));
-    assert.equal(late.status, 200);
-    assert.equal(late.body.status, 'ignored');
+    assert.equal(late.status, 202);
+    assert.equal(late.body.resumed, true);
+    await waitFor('the late message on the case', () =>
+      bridge.activitiesOf(result.caseId).some((a) => String(a.Title).includes('late')),
+    );
   });
 
   it('closing as resolved without a Resolved Status ID records why the status was not changed', async () => {

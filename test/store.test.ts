@@ -16,6 +16,8 @@ const settings = (secret: string): OrgSettings => ({
   defaultCaseOwnerId: undefined,
   defaultCaseGroupId: undefined,
   resolvedStatusId: undefined,
+  afterClose: 'log',
+  reopenStatusId: undefined,
   createCaseOnlyOnHandoff: false,
   agentReplyFilter: { activityTypes: ['Email'], activityCategories: [] },
   closureStatusNames: ['Resolved'],

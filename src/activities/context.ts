@@ -2,7 +2,8 @@ import { Context } from '@temporalio/activity';
 import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
 import type { LlmConfig } from '../llm/client';
 import { OpenCXClient } from '../opencx/client';
-import type { Store } from '../store';
+import { StoreUnavailableError, type Store, type StoredOrg } from '../store';
+
 import type { ReplyLimits } from './agent-replies';
 import { OrgNotConnectedError } from './failures';
 
@@ -35,11 +36,32 @@ export class OrgContexts {
     { version: string; client: CreatioClient; lookups: Map<string, Promise<string | undefined>> }
   >();
 
+  private readonly settingsCache = new Map<string, { stored: StoredOrg }>();
+
   constructor(readonly deps: ActivityDeps) {}
 
-  async settings(orgId: string) {
-    const stored = await this.deps.store.getOrg(orgId);
-    if (!stored) throw new OrgNotConnectedError(orgId);
+  /**
+   * The organization's stored settings. A copy is kept and used while its version (updated_at) is
+   * the stored one, so that a step reads one timestamp, not the settings and their secrets; a
+   * change applies from the next step. While the store does not answer, the last copy read is
+   * used: a blip in the bridge's own database never stops a conversation this process knows.
+   */
+  async settings(orgId: string): Promise<StoredOrg> {
+    const hit = this.settingsCache.get(orgId);
+    let stored: StoredOrg | undefined;
+    try {
+      const version = hit && (await this.deps.store.settingsVersion(orgId));
+      if (hit && version && version.getTime() === hit.stored.updatedAt.getTime()) return hit.stored;
+      stored = await this.deps.store.getOrg(orgId);
+    } catch (err) {
+      if (hit && err instanceof StoreUnavailableError) return hit.stored;
+      throw err;
+    }
+    if (!stored) {
+      this.settingsCache.delete(orgId);
+      throw new OrgNotConnectedError(orgId);
+    }
+    this.settingsCache.set(orgId, { stored });
     return stored;
   }
 

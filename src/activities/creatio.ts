@@ -5,6 +5,7 @@
  */
 import { Context } from '@temporalio/activity';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';
+import { CreatioError } from '../creatio/errors';
 import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
 import { conversationWorkflowId, type Contact, type LogEntry } from '../workflows/contract';
 import { DEFAULT_REPLY_LIMITS, fetchReplies, type OrgContext, type ReplyPage } from './agent-replies';
@@ -21,6 +22,31 @@ export interface EnsureCaseInput {
   registeredOn: string;
 }
 
+const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
+
+/** Heartbeat details of ensureCase: what is done already. */
+interface CaseProgress {
+  contactId?: string | null;
+  /** A create was sent: it may have landed. */
+  creating?: boolean;
+}
+
+/** Creates the case under its id; an error is checked against Creatio (the create may have landed). */
+async function createCase(
+  client: CreatioClient,
+  caseId: string,
+  body: Record<string, unknown>,
+): Promise<Entity> {
+  try {
+    return await client.create('Case', { Id: caseId, ...body });
+  } catch (err) {
+    if (!(err instanceof CreatioError)) throw err;
+    const found = await client.getCase(caseId, ['Id', 'Number']).catch(() => undefined);
+    if (found) return found;
+    throw err;
+  }
+}
+
 /** Where an entry goes: the conversation and its case. */
 interface CaseAt {
   orgId: string;
@@ -35,7 +61,11 @@ const DEFAULT_IDS = {
   activityStatusCompleted: '4bdbb88f-58e6-df11-971b-001d60e938c6',
 };
 
-/** Creates a record under a known id; with `verify` (a retry), finds it first. True if it existed. */
+/**
+ * Creates a record under a known id; with `verify` (a retry), finds it first. A create that fails
+ * is checked too: an earlier attempt still in flight may have written the same id just before.
+ * True if it existed.
+ */
 async function createOnce(
   client: CreatioClient,
   set: string,
@@ -44,7 +74,15 @@ async function createOnce(
   body: Record<string, unknown>,
 ): Promise<boolean> {
   if (verify && (await client.find(set, id, ['Id']))) return true;
-  await client.create(set, { Id: id, ...body });
+  try {
+    await client.create(set, { Id: id, ...body });
+  } catch (err) {
+    // Creatio answers a duplicate id with a 500; a record under our id can only be ours.
+    if (err instanceof CreatioError && (await client.find(set, id, ['Id']).catch(() => undefined))) {
+      return true;
+    }
+    throw err;
+  }
   return false;
 }
 
@@ -119,14 +157,20 @@ export function createCreatioActivities(orgs: OrgContexts) {
             workflowId: conversationWorkflowId(input.orgId, input.sessionId),
           });
         }
+        // What earlier attempts did: a retry under a flaky Creatio costs two calls, not five.
+        const ctx = Context.current();
+        const progress = (ctx.info.heartbeatDetails ?? {}) as CaseProgress;
         let existing: Entity | undefined;
-        if (isRetry() || mapped) existing = await client.getCase(caseId, ['Id', 'Number']);
+        if (mapped || progress.creating) existing = await client.getCase(caseId, ['Id', 'Number']);
         let number = typeof existing?.Number === 'string' ? existing.Number : '';
         if (!existing) {
-          const contactId = await linkContact(client, input.orgId, input.contact);
+          const contactId =
+            progress.contactId !== undefined
+              ? (progress.contactId ?? undefined)
+              : await linkContact(client, input.orgId, input.contact);
           const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
-          const created = await client.create('Case', {
-            Id: caseId,
+          ctx.heartbeat({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
+          const created = await createCase(client, caseId, {
             Subject: caseSubject(input.channel, input.contact, input.sessionId),
             Symptoms: input.description,
             Notes: `OpenCX session: ${input.sessionId}`,
@@ -142,10 +186,14 @@ export function createCreatioActivities(orgs: OrgContexts) {
       });
     },
 
-    /** Writes one activity on the case, exactly once (deterministic id per entry). */
-    async logEntry(input: CaseAt & { entry: LogEntry }): Promise<string> {
+    /**
+     * Writes one activity on the case, exactly once (deterministic id per entry). `verify`: look
+     * first even on a first attempt (a step tried again after parking, a resumed conversation).
+     */
+    async logEntry(input: CaseAt & { entry: LogEntry; verify?: boolean }): Promise<string> {
       return withFailures(async () => {
-        const written = await writeEntry(await orgs.creatio(input.orgId), input, input.entry, isRetry());
+        const o = await orgs.creatio(input.orgId);
+        const written = await writeEntry(o, input, input.entry, input.verify === true || isRetry());
         return written.id;
       });
     },
@@ -155,12 +203,12 @@ export function createCreatioActivities(orgs: OrgContexts) {
      * finds where the previous attempt stopped (entries are written strictly in order, so the
      * first one missing in Creatio is where to resume) and writes the rest without reads.
      */
-    async logEntries(input: CaseAt & { entries: LogEntry[] }): Promise<number> {
+    async logEntries(input: CaseAt & { entries: LogEntry[]; verify?: boolean }): Promise<number> {
       return withFailures(async () => {
         const o = await orgs.creatio(input.orgId);
         const ctx = Context.current();
         let done = Number(ctx.info.heartbeatDetails ?? 0) || 0;
-        let verify = isRetry();
+        let verify = input.verify === true || isRetry();
         for (; done < input.entries.length; done++) {
           const written = await writeEntry(o, input, input.entries[done]!, verify);
           if (verify && !written.existed) verify = false;
@@ -191,10 +239,13 @@ export function createCreatioActivities(orgs: OrgContexts) {
     },
 
     /** The case's status name, and whether it is one of the organization's closure statuses (exact match). */
-    async readCaseStatus(input: {
-      orgId: string;
-      caseId: string;
-    }): Promise<{ name: string; closes: boolean; closureStatusNames: string[]; modifiedOn: string | null }> {
+    async readCaseStatus(input: { orgId: string; caseId: string }): Promise<{
+      name: string;
+      closes: boolean;
+      isFinal: boolean;
+      closureStatusNames: string[];
+      modifiedOn: string | null;
+    }> {
       return withFailures(async () => {
         const { settings, client } = await orgs.creatio(input.orgId);
         const c = await client.getCase<Entity & { StatusId: string; ModifiedOn?: string }>(input.caseId, [
@@ -208,6 +259,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
           name,
           modifiedOn: c?.ModifiedOn ?? null,
           closes: settings.closureStatusNames.includes(name),
+          isFinal: status?.IsFinal === true,
           closureStatusNames: settings.closureStatusNames,
         };
       });
@@ -237,6 +289,36 @@ export function createCreatioActivities(orgs: OrgContexts) {
       return withFailures(async () => {
         const { client } = await orgs.creatio(input.orgId);
         await client.update('Case', input.caseId, { Symptoms: handoffDescription(input) });
+      });
+    },
+
+    /** A customer wrote after the close: the case gets the organization's Reopen Status ID. */
+    async reopenCase(input: { orgId: string; caseId: string }): Promise<{ done: boolean; reason?: string }> {
+      return withFailures(async () => {
+        const { settings, client } = await orgs.creatio(input.orgId);
+        if (!settings.reopenStatusId) {
+          return { done: false, reason: 'no Reopen Status ID is configured for this organization' };
+        }
+        const current = await client.getCase<Entity & { StatusId: string }>(input.caseId, ['Id', 'StatusId']);
+        if (!current) return { done: false, reason: `case ${input.caseId} no longer exists in Creatio` };
+        if (current.StatusId !== settings.reopenStatusId) {
+          await client.update('Case', input.caseId, { StatusId: settings.reopenStatusId });
+        }
+        return { done: true };
+      });
+    },
+
+    /** `conversation.started` came after the case was made: the case gets its customer now. */
+    async attachContact(input: { orgId: string; caseId: string; contact: Contact }): Promise<void> {
+      return withFailures(async () => {
+        const { client } = await orgs.creatio(input.orgId);
+        const current = await client.getCase<Entity & { ContactId?: string | null }>(input.caseId, [
+          'Id',
+          'ContactId',
+        ]);
+        if (!current || (current.ContactId && current.ContactId !== ZERO_GUID)) return;
+        const contactId = await linkContact(client, input.orgId, input.contact);
+        if (contactId) await client.update('Case', input.caseId, { ContactId: contactId });
       });
     },
 

@@ -1,6 +1,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { CreatioError } from '../creatio/errors';
 import { OpenCXError } from '../opencx/client';
+import { StoreUnavailableError } from '../store';
+
+/** The next try after the bridge's own database failed to answer. */
+export const STORE_RETRY_DELAY_MS = 2_000;
 
 /** An organization that has no (or no longer any) settings: retrying cannot fix it. */
 export class OrgNotConnectedError extends Error {
@@ -31,6 +35,15 @@ export function toFailure(err: unknown): unknown {
       nonRetryable: !err.retryable,
       ...(err.retryAfterMs !== undefined && { nextRetryDelay: withJitter(err.retryAfterMs) }),
       details: [{ kind: err.kind, status: err.status ?? null }],
+    });
+  }
+  if (err instanceof StoreUnavailableError) {
+    // The store is ours and comes back in seconds (restart, failover): try again soon, not on the
+    // Creatio backoff that may have grown to minutes.
+    return ApplicationFailure.create({
+      type: err.name,
+      message: err.message,
+      nextRetryDelay: STORE_RETRY_DELAY_MS,
     });
   }
   if (err instanceof OrgNotConnectedError) {

@@ -1,9 +1,12 @@
 import { Router } from 'express';
+import { z } from 'zod';
+import { commandParkedStep, withTemporal } from '../conversations/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { ApiError } from '../errors';
 import { SESSION_ID_RE } from '../opencx/events';
 import { conversationWorkflowId, stateQuery } from '../workflows/contract';
 import type { AppDeps } from './app';
+import { parseBody } from './errors';
 import { orgIdParam } from './settings-routes';
 
 /** The conversation as its workflow sees it, with the steps Temporal is still retrying. */
@@ -14,7 +17,11 @@ export async function readSession(deps: AppDeps, orgId: string, sessionId: strin
   const workflowId = conversationWorkflowId(orgId, sessionId);
   const handle = conv.client.workflow.getHandle(workflowId);
   try {
-    const [state, described] = await Promise.all([handle.query(stateQuery), handle.describe()]);
+    const [state, described] = await withTemporal(
+      conv,
+      () => Promise.all([handle.query(stateQuery), handle.describe()]),
+      (err) => err instanceof WorkflowNotFoundError,
+    );
     // A step that Temporal is still retrying shows here with its last failure.
     const pending = (described.raw.pendingActivities ?? []).map((a) => ({
       activity: a.activityType?.name ?? null,
@@ -40,21 +47,51 @@ export async function readSession(deps: AppDeps, orgId: string, sessionId: strin
   }
 }
 
-/** GET /v1/orgs/:orgId/sessions/:sessionId: the conversation as its workflow sees it. */
+function sessionParams(params: Record<string, string | undefined>): { orgId: string; sessionId: string } {
+  const orgId = orgIdParam(params.orgId);
+  const sessionId = params.sessionId ?? '';
+  if (!SESSION_ID_RE.test(sessionId)) {
+    throw new ApiError(
+      400,
+      'invalid_session_id',
+      'sessionId must be 1-128 letters, digits, "_", ".", ":" or "-"',
+      {
+        field: 'sessionId',
+      },
+    );
+  }
+  return { orgId, sessionId };
+}
+
+export const skipBodySchema = z.strictObject({
+  reason: z.string().trim().min(1, 'is required').max(500),
+});
+
+/**
+ * GET /v1/orgs/:orgId/sessions/:sessionId: the conversation as its workflow sees it.
+ * POST …/resume: try the parked step now. POST …/skip `{ reason }`: give it up and go on.
+ */
 export function sessionsRouter(deps: AppDeps): Router {
   const r = Router();
+  const conversations = () => {
+    if (!deps.conversations)
+      throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+    return deps.conversations;
+  };
   r.get('/v1/orgs/:orgId/sessions/:sessionId', async (req, res) => {
-    const orgId = orgIdParam(req.params.orgId);
-    const sessionId = req.params.sessionId;
-    if (!SESSION_ID_RE.test(sessionId)) {
-      throw new ApiError(
-        400,
-        'invalid_session_id',
-        'sessionId must be 1-128 letters, digits, "_", ".", ":" or "-"',
-        { field: 'sessionId' },
-      );
-    }
+    const { orgId, sessionId } = sessionParams(req.params);
     res.json(await readSession(deps, orgId, sessionId));
+  });
+  r.post('/v1/orgs/:orgId/sessions/:sessionId/resume', async (req, res) => {
+    const { orgId, sessionId } = sessionParams(req.params);
+    const { step } = await commandParkedStep(conversations(), orgId, sessionId, { kind: 'resume' });
+    res.json({ status: 'resumed', step });
+  });
+  r.post('/v1/orgs/:orgId/sessions/:sessionId/skip', async (req, res) => {
+    const { orgId, sessionId } = sessionParams(req.params);
+    const { reason } = parseBody(skipBodySchema, req.body);
+    const { step } = await commandParkedStep(conversations(), orgId, sessionId, { kind: 'skip', reason });
+    res.json({ status: 'skipped', step, reason });
   });
   return r;
 }

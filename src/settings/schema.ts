@@ -43,6 +43,10 @@ export const settingsInputSchema = z.strictObject({
   defaultCaseOwnerId: optionalGuid,
   defaultCaseGroupId: optionalGuid,
   resolvedStatusId: optionalGuid,
+  /** A customer message after the conversation closed: logged on the case (`log`) or reopens it. */
+  afterClose: z.enum(['log', 'reopen']).default('log'),
+  /** The status a reopened case gets (required with afterClose "reopen"). */
+  reopenStatusId: optionalGuid,
   createCaseOnlyOnHandoff: z.boolean().default(false),
   agentReplyFilter: z
     .strictObject({
@@ -77,6 +81,8 @@ export interface OrgSettings {
   defaultCaseOwnerId: string | undefined;
   defaultCaseGroupId: string | undefined;
   resolvedStatusId: string | undefined;
+  afterClose: 'log' | 'reopen';
+  reopenStatusId: string | undefined;
   createCaseOnlyOnHandoff: boolean;
   agentReplyFilter: { activityTypes: string[]; activityCategories: string[] };
   closureStatusNames: string[];
@@ -97,6 +103,8 @@ export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
     defaultCaseOwnerId: s.defaultCaseOwnerId ?? null,
     defaultCaseGroupId: s.defaultCaseGroupId ?? null,
     resolvedStatusId: s.resolvedStatusId ?? null,
+    afterClose: s.afterClose,
+    reopenStatusId: s.reopenStatusId ?? null,
     createCaseOnlyOnHandoff: s.createCaseOnlyOnHandoff,
     agentReplyFilter: s.agentReplyFilter,
     closureStatusNames: s.closureStatusNames,

@@ -216,6 +216,12 @@ export async function testSettings(
     });
   }
 
+  if (input.afterClose === 'reopen' && !input.reopenStatusId) {
+    throw new ApiError(400, 'missing_field', 'reopenStatusId is required when afterClose is "reopen"', {
+      field: 'reopenStatusId',
+      fix: 'Give the Id of the Case status a reopened case gets (e.g. "In progress"), or set afterClose to "log".',
+    });
+  }
   const clientSecret = input.clientSecret ?? existing?.clientSecret;
   if (!clientSecret) {
     throw new ApiError(400, 'missing_field', 'clientSecret is required', { field: 'clientSecret' });
@@ -228,6 +234,8 @@ export async function testSettings(
     defaultCaseOwnerId: input.defaultCaseOwnerId,
     defaultCaseGroupId: input.defaultCaseGroupId,
     resolvedStatusId: input.resolvedStatusId,
+    afterClose: input.afterClose,
+    reopenStatusId: input.reopenStatusId,
     createCaseOnlyOnHandoff: input.createCaseOnlyOnHandoff,
     agentReplyFilter: input.agentReplyFilter,
     closureStatusNames: input.closureStatusNames,
@@ -413,49 +421,56 @@ async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<vo
 
 async function checkLookups(client: CreatioClient, s: OrgSettings): Promise<void> {
   const problems: CheckFailure[] = [];
-  const guidCheck = async (
-    id: string | undefined,
-    find: (id: string) => Promise<Entity | undefined>,
-    code: string,
-    what: string,
-    field: string,
-    where: string,
-  ) => {
-    if (id && !(await find(id))) {
+  const statusWhere = 'the Case statuses lookup';
+  const guids: {
+    field: 'defaultCaseOwnerId' | 'defaultCaseGroupId' | 'resolvedStatusId' | 'reopenStatusId';
+    code: string;
+    what: string;
+    where: string;
+    find: (id: string) => Promise<Entity | undefined>;
+  }[] = [
+    {
+      field: 'defaultCaseOwnerId',
+      code: 'default_case_owner_not_found',
+      what: 'Contact',
+      where: 'the Contacts section (the owner is a Contact)',
+      find: (id) => client.getContact(id),
+    },
+    {
+      field: 'defaultCaseGroupId',
+      code: 'default_case_group_not_found',
+      what: 'Group',
+      where: 'Organizational roles / groups (SysAdminUnit)',
+      find: (id) => client.getSysAdminUnit(id),
+    },
+    {
+      field: 'resolvedStatusId',
+      code: 'resolved_status_not_found',
+      what: 'Case status',
+      where: statusWhere,
+      find: (id) => client.getCaseStatus(id),
+    },
+    {
+      field: 'reopenStatusId',
+      code: 'reopen_status_not_found',
+      what: 'Case status',
+      where: statusWhere,
+      find: (id) => client.getCaseStatus(id),
+    },
+  ];
+  for (const g of guids) {
+    const id = s[g.field];
+    if (id && !(await g.find(id))) {
       problems.push(
         new CheckFailure(
-          code,
-          `${what} ${id} does not exist in Creatio (or the OAuth user cannot read it)`,
-          `Copy the Id of an existing record from ${where}.`,
-          field,
+          g.code,
+          `${g.what} ${id} does not exist in Creatio (or the OAuth user cannot read it)`,
+          `Copy the Id of an existing record from ${g.where}.`,
+          g.field,
         ),
       );
     }
-  };
-  await guidCheck(
-    s.defaultCaseOwnerId,
-    (id) => client.getContact(id),
-    'default_case_owner_not_found',
-    'Contact',
-    'defaultCaseOwnerId',
-    'the Contacts section (the owner is a Contact)',
-  );
-  await guidCheck(
-    s.defaultCaseGroupId,
-    (id) => client.getSysAdminUnit(id),
-    'default_case_group_not_found',
-    'Group',
-    'defaultCaseGroupId',
-    'Organizational roles / groups (SysAdminUnit)',
-  );
-  await guidCheck(
-    s.resolvedStatusId,
-    (id) => client.getCaseStatus(id),
-    'resolved_status_not_found',
-    'Case status',
-    'resolvedStatusId',
-    'the Case statuses lookup',
-  );
+  }
 
   const statuses = await client.listCaseStatuses();
   const names = statuses.map((st) => st.Name);

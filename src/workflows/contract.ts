@@ -3,7 +3,7 @@
  * the events it takes, its signals and queries, its options and state, and its id.
  */
 import type { Duration } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
 /** Who wrote a message in the OpenCX conversation. */
 export type Author = 'customer' | 'ai' | 'agent';
@@ -94,6 +94,25 @@ export const conversationEventSignal = defineSignal<[ConversationEvent]>('conver
 /** Retry a step that failed with an error retrying could not fix (after the cause was fixed). */
 export const resumeSignal = defineSignal('resume');
 
+/** Retry the parked step now; rejected (validator) when no step is parked. Answers the step's name. */
+export const resumeStepUpdate = defineUpdate<{ step: string }>('resumeStep');
+
+/**
+ * Give up the parked step: recorded in the state and as a note on the case, and the conversation
+ * goes on. Rejected when no step is parked, or when the step cannot be given up (the case itself).
+ */
+export const skipStepUpdate = defineUpdate<{ step: string }, [{ reason: string }]>('skipStep');
+
+/** Failure types of the resume and skip validators (the API maps them to 409 codes). */
+export const NOTHING_PARKED = 'NothingParked';
+export const STEP_NOT_SKIPPABLE = 'StepNotSkippable';
+
+export interface SkippedStep {
+  step: string;
+  reason: string;
+  at: string;
+}
+
 export interface StepError {
   step: string;
   type: string;
@@ -101,6 +120,8 @@ export interface StepError {
   at: string;
   /** True while the workflow waits for a fix (resume signal or the next periodic try). */
   parked: boolean;
+  /** Whether an operator may give this step up (POST …/skip). */
+  skippable?: boolean;
 }
 
 export interface AiFieldsState {
@@ -139,7 +160,7 @@ export interface ConversationState {
   caseNumber: string | null;
   contact: Contact;
   channel: string | null;
-  messages: { received: number; logged: number; pending: number };
+  messages: { received: number; logged: number; pending: number; skipped?: number };
   handedOffAt: string | null;
   /** Status name last read from Creatio after a closure call. */
   caseStatus: string | null;
@@ -152,6 +173,14 @@ export interface ConversationState {
   /** What happened to each AI field at handoff, so "AI fields blank" is always explained. */
   aiFields: AiFieldsState | null;
   lastError: StepError | null;
+  /** Steps an operator gave up, with the reason (most recent 50). */
+  skipped?: SkippedStep[];
+  /** When OpenCX or Creatio closed the conversation (a later customer message is a late event). */
+  closedAt?: string | null;
+  /** This run picked up a conversation whose earlier run had finished (late events). */
+  resumed?: boolean;
+  /** A resumed run looked for the conversation's earlier case. */
+  priorCaseChecked?: boolean;
   /** Things skipped on purpose, with the reason (e.g. no Resolved Status ID configured). */
   notes: { at: string; message: string }[];
   runs: number;
@@ -209,8 +238,13 @@ export interface CarriedState {
   replyCursor: string | null;
   /** `[activityId, createdOn]` (a bare id from the first release). */
   deliveredReplies: (string | [string, string])[];
-  /** Workflow time of the last event handled (for the idle timeout), and the reply timer. */
+  /** Workflow time of the last event received (for the idle timeout), and the reply timer. */
   lastEventAt?: number;
+  /**
+   * The previous run continued-as-new in the middle of a step (a long outage): the next run
+   * looks in Creatio before each write until the interrupted event is handled again.
+   */
+  verifyWrites?: boolean;
   replyCheck?: { nextAt: number | null; delayMs: number };
 }
 
@@ -219,6 +253,8 @@ export interface ConversationInput {
   sessionId: string;
   options: ConversationOptions;
   carried?: CarriedState;
+  /** The conversation's earlier run had finished (closed or idle): this run picks up its case. */
+  resumed?: boolean;
 }
 
 export function conversationWorkflowId(orgId: string, sessionId: string): string {

@@ -28,8 +28,9 @@ export const OPENCX_NON_RETRYABLE = [
 ];
 
 /**
- * Calls to Creatio: exponential backoff up to `maxInterval` between tries (5 minutes by default),
- * for as long as `retryFor` (24 hours by default), then the step is parked.
+ * Calls to Creatio: exponential backoff up to `maxInterval` between tries (30 s by default, so that
+ * waiting work resumes within 30 s of Creatio coming back, with the per-organization rate cap
+ * protecting it meanwhile), for as long as `retryFor` (24 hours by default), then the step is parked.
  */
 export function creatioActivityOptions(
   taskQueue: string,
@@ -73,13 +74,19 @@ export function opencxActivityOptions(
   };
 }
 
-/** Reads of the bridge's own store (local activities): fast, a few quick retries. */
+/**
+ * Reads of the bridge's own store (local activities): retried every 2 s at most for as long as a
+ * database restart or failover may take, so that the conversation goes on seconds after the store
+ * is back; only after 30 minutes is the step parked. (Store errors in any activity also ask for
+ * the next try within 2 s: src/activities/failures.ts.)
+ */
 export const settingsActivityOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
+  scheduleToCloseTimeout: '30 minutes',
   retry: {
     initialInterval: '200 milliseconds',
-    maximumInterval: '5 seconds',
-    maximumAttempts: 10,
+    backoffCoefficient: 2,
+    maximumInterval: '2 seconds',
     nonRetryableErrorTypes: NOT_CONNECTED,
   },
 };

@@ -41,6 +41,16 @@ export interface CreatioFaults {
   /** Whole-site outage: 503 HTML pages, or connections reset. */
   outage: false | 'http503' | 'reset';
   tokenLifetimeSec: number;
+  /**
+   * A write this answers for is refused: a message → 400 (a value Creatio will not take); a status
+   * and message → that answer (e.g. a 500 for this one write).
+   */
+  rejectWrite:
+    | ((
+        set: string,
+        values: Record<string, unknown>,
+      ) => string | { status: 500 | 503; message: string } | null)
+    | null;
 }
 
 const DEFAULT_FAULTS: CreatioFaults = {
@@ -53,6 +63,7 @@ const DEFAULT_FAULTS: CreatioFaults = {
   afterWriteLatencyMs: 0,
   outage: false,
   tokenLifetimeSec: 3600,
+  rejectWrite: null,
 };
 
 /**
@@ -536,6 +547,9 @@ export class CreatioEmulator extends EventEmitter {
 
   private async create(res: ServerResponse, set: string, body: string): Promise<void> {
     const values = this.parseBody(set, body);
+    const refused = this.faults.rejectWrite?.(set, values);
+    if (typeof refused === 'string') throw new ODataFailure(400, 'The request is invalid.', refused);
+    if (refused) throw new ODataFailure(refused.status, 'An error has occurred.', refused.message);
     const id = values.Id === undefined ? randomUUID() : (values.Id as string).toLowerCase();
     const table = this.tables.get(set)!;
     if (table.has(id)) {

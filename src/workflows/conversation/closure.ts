@@ -1,6 +1,7 @@
 /**
  * Closure, both ways: OpenCX closing the conversation sets the case's Resolved Status; a case in
- * one of the organization's closure statuses resolves the OpenCX session and ends the workflow.
+ * one of the organization's closure statuses resolves the OpenCX session. A customer message after
+ * the close is logged on the same case, or reopens it (afterClose "reopen").
  */
 import type { ConversationEvent } from '../contract';
 import type { Conversation } from './context';
@@ -11,6 +12,13 @@ import { missed } from './state';
 const PROCESS_MISSING = (status: string) =>
   `The case is in the closure status '${status}' but the case-closure business process did not call the webhook: it is missing, inactive or its status filter does not match`;
 
+function markClosed(c: Conversation, resolution: 'resolved' | 'not_resolved'): void {
+  const { state } = c.run;
+  state.resolution = resolution;
+  state.status = 'closed';
+  state.closedAt = new Date().toISOString();
+}
+
 /** OpenCX closed the conversation. */
 export async function onClosed(
   c: Conversation,
@@ -18,12 +26,13 @@ export async function onClosed(
 ): Promise<void> {
   const { run } = c;
   const { state } = run;
-  state.resolution = ev.resolution;
   if (state.caseId) {
     await drain(c);
     if (ev.resolution === 'resolved') {
-      const r = await c.steps.run('resolve case', () =>
-        c.peers.creatio.resolveCase({ orgId: c.orgId, caseId: state.caseId! }),
+      const r = await c.steps.run(
+        'resolve case',
+        () => c.peers.creatio.resolveCase({ orgId: c.orgId, caseId: state.caseId! }),
+        { onSkip: () => ({ done: false, reason: 'skipped by an operator' }) },
       );
       if (!r.done) run.note(`case status not changed: ${r.reason}`);
     }
@@ -34,35 +43,38 @@ export async function onClosed(
         : 'closed before any customer message: no case was created',
     );
   }
-  state.status = 'closed';
+  markClosed(c, ev.resolution);
 }
 
 async function readCaseStatus(c: Conversation) {
   const { state } = c.run;
-  const st = await c.steps.run('read case status', () =>
-    c.peers.creatio.readCaseStatus({ orgId: c.orgId, caseId: state.caseId! }),
+  const st = await c.steps.run(
+    'read case status',
+    () => c.peers.creatio.readCaseStatus({ orgId: c.orgId, caseId: state.caseId! }),
+    { onSkip: () => null },
   );
-  state.caseStatus = st.name;
+  if (st) state.caseStatus = st.name;
   return st;
 }
 
 /** The case is in a closure status: deliver what is left, resolve the session, finish. */
 async function closeFromCreatio(c: Conversation, statusName: string): Promise<void> {
-  const { run } = c;
   await drain(c);
   await deliverNewReplies(c, 'closure');
-  await c.steps.run('resolve OpenCX session', () =>
-    c.peers.opencx.resolveSession({ orgId: c.orgId, sessionId: c.sessionId }),
+  await c.steps.run(
+    'resolve OpenCX session',
+    () => c.peers.opencx.resolveSession({ orgId: c.orgId, sessionId: c.sessionId }),
+    { onSkip: () => undefined },
   );
-  run.note(`case status '${statusName}': the OpenCX session was resolved`);
-  run.state.resolution = 'resolved';
-  run.state.status = 'closed';
+  c.run.note(`case status '${statusName}': the OpenCX session was resolved`);
+  markClosed(c, 'resolved');
 }
 
 /** Creatio's closure process called: act if the status name is one of the closure statuses. */
 export async function onCaseStatus(c: Conversation): Promise<void> {
   if (!c.run.state.caseId) return;
   const st = await readCaseStatus(c);
+  if (!st) return;
   if (!st.closes) {
     c.run.note(
       `status '${st.name}' is not one of [${st.closureStatusNames.map((n) => `'${n}'`).join(', ')}] (names are case-sensitive): the OpenCX session stays open`,
@@ -79,7 +91,7 @@ export async function onCaseStatus(c: Conversation): Promise<void> {
 export async function checkCaseOnTimer(c: Conversation): Promise<void> {
   const found = await deliverNewReplies(c, 'timer');
   const st = await readCaseStatus(c);
-  if (st.closes) {
+  if (st?.closes) {
     if (!st.modifiedOn || Date.now() - Date.parse(st.modifiedOn) > c.timings.processCallGrace) {
       missed(c.run.state.processes.closure, PROCESS_MISSING(st.name));
     }
@@ -87,4 +99,26 @@ export async function checkCaseOnTimer(c: Conversation): Promise<void> {
     return;
   }
   scheduleNextReplyCheck(c, found);
+}
+
+/** A customer wrote after the close (the message is logged): reopen the case if so configured. */
+export async function reopenAfterClose(c: Conversation): Promise<void> {
+  const { run } = c;
+  const { state } = run;
+  const s = await c.steps.run('read settings', () => c.peers.settings.getConversationSettings(c.orgId));
+  if (s.afterClose !== 'reopen') return;
+  const r = await c.steps.run(
+    'reopen case',
+    () => c.peers.creatio.reopenCase({ orgId: c.orgId, caseId: state.caseId! }),
+    { onSkip: () => ({ done: false, reason: 'skipped by an operator' }) },
+  );
+  if (!r.done) {
+    run.note(`a customer wrote after the close; the case was not reopened: ${r.reason}`);
+    return;
+  }
+  state.status = 'open';
+  state.closedAt = null;
+  state.resolution = null;
+  state.caseStatus = null;
+  run.note('a customer wrote after the close: the case was reopened');
 }

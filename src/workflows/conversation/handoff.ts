@@ -31,8 +31,10 @@ export async function onHandoff(
     await drain(c);
   } else {
     await drain(c);
-    await c.steps.run('write handoff summary', () =>
-      c.peers.creatio.applyHandoff({ orgId: c.orgId, caseId: state.caseId!, ...handoff }),
+    await c.steps.run(
+      'write handoff summary',
+      () => c.peers.creatio.applyHandoff({ orgId: c.orgId, caseId: state.caseId!, ...handoff }),
+      { onSkip: () => undefined },
     );
   }
   await aiFields(c);
@@ -58,8 +60,10 @@ async function aiFields(c: Conversation): Promise<void> {
   run.state.aiFields = { status: 'done', fields: result.outcomes };
   if (Object.keys(result.patch).length > 0) {
     const patch = result.patch;
-    await c.steps.run('write AI fields', () =>
-      c.peers.creatio.writeAiFields({ orgId: c.orgId, caseId: run.state.caseId!, patch }),
+    await c.steps.run(
+      'write AI fields',
+      () => c.peers.creatio.writeAiFields({ orgId: c.orgId, caseId: run.state.caseId!, patch }),
+      { onSkip: () => undefined },
     );
   }
 }

@@ -13,36 +13,83 @@ import {
 import {
   conversationEventSignal,
   resumeSignal,
+  resumeStepUpdate,
+  skipStepUpdate,
   stateQuery,
   type ConversationEvent,
   type ConversationInput,
   type ConversationState,
 } from '../contract';
-import { checkCaseOnTimer, onCaseStatus, onClosed } from './closure';
+import { checkCaseOnTimer, onCaseStatus, onClosed, reopenAfterClose } from './closure';
 import type { Conversation } from './context';
 import { onHandoff } from './handoff';
-import { onMessage, onStarted, toEntry } from './messages';
+import { adoptPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, timingsOf } from './state';
-import { Steps } from './steps';
+import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
   // State first; handlers after it, so buffered signals always find it initialised.
   const run = new ConversationRun(input, timings);
-  const steps = new Steps(run, options.parkedRetryEvery);
-  const c: Conversation = { orgId, sessionId, options, run, steps, peers: peers(orgId, options), timings };
+  const activities = peers(orgId, options);
+  const shouldContinueAsNew = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
+  const steps = new Steps(run, options.parkedRetryEvery, {
+    idleAt: () => run.lastEventAt + timings.idle,
+    continueAsNew: shouldContinueAsNew,
+    onSkipped: async (step, reason) => {
+      run.note(`step '${step}' given up by an operator: ${reason}`);
+      const caseId = run.state.caseId;
+      if (!caseId) return;
+      try {
+        await activities.creatioNote.logEntry({
+          orgId,
+          sessionId,
+          caseId,
+          verify: true,
+          entry: {
+            kind: 'note',
+            key: `skipped:${run.state.skipped?.length ?? 0}`,
+            title: `Not synced: ${step}`,
+            text: `An operator gave this step up: ${reason}`,
+            timestamp: new Date().toISOString(),
+          },
+        });
+      } catch {
+        run.note('the note about the skipped step could not be written on the case');
+      }
+    },
+  });
+  const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings };
 
   setHandler(stateQuery, () => run.view());
   setHandler(conversationEventSignal, (event) => run.accept(event));
-  setHandler(resumeSignal, () => steps.resume());
+  setHandler(resumeSignal, () => void steps.resume());
+  setHandler(resumeStepUpdate, () => steps.resume(), { validator: () => steps.validateResume() });
+  setHandler(skipStepUpdate, ({ reason }) => steps.skip(reason), {
+    validator: ({ reason }: { reason: string }) => steps.validateSkip(reason),
+  });
 
-  const shouldContinueAsNew = () =>
-    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
+  /** Runs a piece of the loop; a parked step may end it early (continue-as-new, idle timeout). */
+  async function guarded(fn: () => Promise<void>): Promise<'done' | 'continue-as-new' | 'idle'> {
+    try {
+      await fn();
+      return 'done';
+    } catch (err) {
+      if (err instanceof ContinueAsNewNow) return 'continue-as-new';
+      if (err instanceof IdleWhileParked) {
+        run.note(`${err.message}: conversation finished with ${run.unlogged.length} entries not written`);
+        return 'idle';
+      }
+      throw err;
+    }
+  }
 
-  while (run.state.status === 'open') {
+  // Events are handled even after the close: a late customer message is logged (or reopens).
+  while (run.state.status === 'open' || run.queue.length > 0) {
     const idleAt = run.lastEventAt + timings.idle;
     const { replyCheck } = run;
     const wakeAt = replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt);
@@ -50,43 +97,72 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       () => run.queue.length > 0 || shouldContinueAsNew(),
       Math.max(1, wakeAt - Date.now()),
     );
-    if (!active) {
+    let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
+    if (shouldContinueAsNew()) {
+      outcome = 'continue-as-new';
+    } else if (!active) {
       if (Date.now() >= idleAt) {
         run.note('no event for the idle timeout: conversation finished');
         run.state.status = 'closed';
         break;
       }
       replyCheck.nextAt = null;
-      await checkCaseOnTimer(c);
-      continue;
+      outcome = await guarded(() => checkCaseOnTimer(c));
+    } else {
+      // The event leaves the queue once handled: a run that ends mid-event hands it on.
+      run.handlingHead = true;
+      outcome = await guarded(() => handle(c, run.queue[0]!));
+      run.handlingHead = false;
+      if (outcome === 'done') {
+        run.queue.shift();
+        run.verifyWrites = run.state.resumed === true;
+        if (run.state.status === 'open') replyCheckSoon(c);
+      }
     }
-    if (run.queue.length > 0) {
-      await handle(c, run.queue.shift()!);
-      run.lastEventAt = Date.now();
-      if (run.state.status === 'open') replyCheckSoon(c);
-      continue;
+    if (outcome === 'idle') {
+      run.state.status = 'closed';
+      break;
     }
-    await condition(allHandlersFinished);
-    await continueAsNew<typeof conversationWorkflow>({ orgId, sessionId, options, carried: run.carryOver() });
+    if (outcome === 'continue-as-new') {
+      // A step may have been cut off mid-way: the next run looks before it writes.
+      if (run.queue.length > 0) run.verifyWrites = true;
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof conversationWorkflow>({
+        orgId,
+        sessionId,
+        options,
+        carried: run.carryOver(),
+      });
+    }
   }
-  if (run.queue.length > 0) run.note(`${run.queue.length} event(s) after the close were ignored`);
+  await condition(allHandlersFinished);
   return run.view();
 }
 
 async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
+  const { state } = c.run;
+  if (ev.kind === 'creatio_activity' || ev.kind === 'creatio_status') {
+    if (state.status === 'closed') {
+      c.run.note(
+        `a Creatio ${ev.kind === 'creatio_activity' ? 'activity' : 'status'} call after the close: ignored`,
+      );
+      return;
+    }
+    if (ev.kind === 'creatio_activity') await deliverNewReplies(c, 'webhook');
+    else await onCaseStatus(c);
+    return;
+  }
+  await adoptPriorCase(c);
   switch (ev.kind) {
     case 'started':
       return onStarted(c, ev);
     case 'message':
-      return onMessage(c, toEntry(ev));
+      await onMessage(c, toEntry(ev));
+      if (ev.author === 'customer' && state.closedAt && state.caseId) await reopenAfterClose(c);
+      return;
     case 'handoff':
       return onHandoff(c, ev);
     case 'closed':
       return onClosed(c, ev);
-    case 'creatio_activity':
-      await deliverNewReplies(c, 'webhook');
-      return;
-    case 'creatio_status':
-      return onCaseStatus(c);
   }
 }

@@ -2,7 +2,7 @@
  * OpenCX → Creatio: messages become activities on the case, in order and exactly once. The case is
  * created at the first customer message (or at handoff in handoff-only mode, see handoff.ts).
  */
-import { upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { ActivityFailure, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../temporal/search-attributes';
 import type { ConversationEvent, LogEntry, MessageEntry } from '../contract';
 import type { Conversation } from './context';
@@ -10,12 +10,31 @@ import type { Conversation } from './context';
 /** Most messages written by one activity when a burst is waiting. */
 const BATCH = 25;
 
+/**
+ * Handoff-only mode keeps messages in the workflow until handoff. Past this many characters the
+ * case is created early, so that what continue-as-new carries stays far under Temporal's 2 MB
+ * (docs/decisions/0013-nothing-accepted-is-lost.md).
+ */
+export const HANDOFF_BUFFER_MAX_CHARS = 400_000;
+
 const IN_PROGRESS_DESCRIPTION =
   'Conversation in progress in OpenCX. The AI summary is written here when the conversation is handed off.';
 
-export function logEntry(c: Conversation, entry: LogEntry): Promise<string> {
-  return c.steps.run(`log ${entry.kind === 'message' ? `message ${entry.messageId}` : entry.kind}`, () =>
-    c.peers.creatio.logEntry({ orgId: c.orgId, sessionId: c.sessionId, caseId: c.run.state.caseId!, entry }),
+const labelOf = (e: LogEntry) => (e.kind === 'message' ? `message ${e.messageId}` : e.kind);
+
+/** Writes one entry; an operator may give it up (it is then only in the state and the skip note). */
+export async function logEntry(c: Conversation, entry: LogEntry): Promise<void> {
+  await c.steps.run(
+    `log ${labelOf(entry)}`,
+    (again) =>
+      c.peers.creatio.logEntry({
+        orgId: c.orgId,
+        sessionId: c.sessionId,
+        caseId: c.run.state.caseId!,
+        entry,
+        verify: again || c.run.verifyWrites,
+      }),
+    { onSkip: () => '' },
   );
 }
 
@@ -46,24 +65,47 @@ export async function createCase(c: Conversation, description: string, registere
 
 /**
  * Logs every buffered entry, oldest first, up to BATCH per activity (one activity per message
- * when they come one by one, fewer under a burst). Entries leave the buffer once written.
+ * when they come one by one, fewer under a burst). Entries leave the buffer once written. A batch
+ * that fails for good is written again one entry at a time, so that one bad message parks alone
+ * (and can be given up) instead of holding the whole batch.
  */
 export async function drain(c: Conversation): Promise<void> {
-  const { state, unlogged } = c.run;
+  const { run } = c;
+  const { state, unlogged } = run;
   while (state.caseId && unlogged.length > 0) {
     const batch = unlogged.slice(0, BATCH);
-    const first = batch[0]!;
-    const label = first.kind === 'message' ? `message ${first.messageId}` : first.kind;
     const at = { orgId: c.orgId, sessionId: c.sessionId, caseId: state.caseId };
-    await c.steps.run(
-      `log ${batch.length > 1 ? `${batch.length} messages from ${label}` : label}`,
-      (): Promise<unknown> =>
-        batch.length === 1
-          ? c.peers.creatio.logEntry({ ...at, entry: first })
-          : c.peers.creatio.logEntries({ ...at, entries: batch }),
+    let written = false;
+    if (batch.length > 1) {
+      try {
+        await c.steps.run(
+          `log ${batch.length} messages from ${labelOf(batch[0]!)}`,
+          () => c.peers.creatio.logEntries({ ...at, entries: batch, verify: run.verifyWrites }),
+          { park: false },
+        );
+        written = true;
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        // Entries already written are found by the look-before-write below.
+        run.verifyWrites = true;
+      }
+    }
+    if (written) {
+      unlogged.splice(0, batch.length);
+      state.messages.logged += batch.filter((e) => e.kind === 'message').length;
+      continue;
+    }
+    const entry = batch[0]!;
+    const skipped = await c.steps.run(
+      `log ${labelOf(entry)}`,
+      (again) =>
+        c.peers.creatio.logEntry({ ...at, entry, verify: again || run.verifyWrites }).then(() => false),
+      { onSkip: () => true },
     );
-    unlogged.splice(0, batch.length);
-    state.messages.logged += batch.filter((e) => e.kind === 'message').length;
+    unlogged.shift();
+    if (entry.kind !== 'message') continue;
+    if (skipped) state.messages.skipped = (state.messages.skipped ?? 0) + 1;
+    else state.messages.logged++;
   }
 }
 
@@ -74,17 +116,28 @@ export async function readMode(c: Conversation): Promise<boolean> {
   return s.createCaseOnlyOnHandoff;
 }
 
+const bufferedChars = (c: Conversation) =>
+  c.run.unlogged.reduce((n, e) => n + (e.kind === 'message' ? e.text.length + 200 : 200), 0);
+
 export async function onMessage(c: Conversation, m: MessageEntry): Promise<void> {
   const { run } = c;
-  if (!run.firstSight(m.messageId)) return;
-  run.state.messages.received++;
-  run.unlogged.push(m);
-  run.addToTranscript(m);
+  if (run.firstSight(m.messageId)) {
+    run.state.messages.received++;
+    run.unlogged.push(m);
+    run.addToTranscript(m);
+  } else if (run.unlogged.length === 0) {
+    return; // a redelivery of a message already written
+  }
   if (!run.state.caseId) {
-    if (await readMode(c)) return;
+    if (await readMode(c)) {
+      if (bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS) return;
+      run.note(
+        'handoff-only: the transcript waiting for handoff outgrew what the workflow carries; the case was created before handoff',
+      );
+    }
     const firstCustomer = run.unlogged.find((e) => e.kind === 'message' && e.author === 'customer');
-    if (!firstCustomer) return;
-    await createCase(c, IN_PROGRESS_DESCRIPTION, firstCustomer.timestamp);
+    if (!firstCustomer && run.state.mode === 'every_conversation') return;
+    await createCase(c, IN_PROGRESS_DESCRIPTION, (firstCustomer ?? run.unlogged[0]!).timestamp);
   }
   await drain(c);
 }
@@ -96,6 +149,15 @@ export async function onStarted(
   const { state } = c.run;
   state.contact = { ...state.contact, ...ev.contact };
   state.channel = ev.channel;
+  // The first message can arrive before `started`: the case then gets its contact now.
+  if (state.caseId && (ev.contact.email || ev.contact.phone)) {
+    const contact = state.contact;
+    await c.steps.run(
+      'attach contact',
+      () => c.peers.creatio.attachContact({ orgId: c.orgId, caseId: state.caseId!, contact }),
+      { onSkip: () => undefined },
+    );
+  }
   if (ev.firstMessage) {
     await onMessage(c, {
       kind: 'message',
@@ -106,6 +168,31 @@ export async function onStarted(
       timestamp: ev.timestamp,
     });
   }
+}
+
+/**
+ * A resumed run (an event after the conversation's workflow had finished): the case the
+ * conversation already has is found and used, and made again if it was deleted in Creatio.
+ */
+export async function adoptPriorCase(c: Conversation): Promise<void> {
+  const { state } = c.run;
+  if (!state.resumed || state.caseId || state.priorCaseChecked) return;
+  state.priorCaseChecked = true;
+  const prior = await c.steps.run('find the case', () =>
+    c.peers.settings.findCase({ orgId: c.orgId, sessionId: c.sessionId }),
+  );
+  if (!prior) return;
+  await createCase(c, IN_PROGRESS_DESCRIPTION, new Date().toISOString());
+  const status = await c.steps.run(
+    'read case status',
+    () => c.peers.creatio.readCaseStatus({ orgId: c.orgId, caseId: state.caseId! }),
+    { onSkip: () => null },
+  );
+  state.caseStatus = status?.name ?? null;
+  if (status && (status.closes || status.isFinal)) state.closedAt = new Date().toISOString();
+  c.run.note(
+    `an event after the conversation had finished: it goes on case ${state.caseNumber ?? state.caseId}`,
+  );
 }
 
 export function toEntry(ev: Extract<ConversationEvent, { kind: 'message' }>): MessageEntry {

@@ -32,6 +32,10 @@ export function peers(orgId: string, options: ConversationOptions) {
         options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
       ),
     ),
+    /** Notes about the conversation itself (a skipped step): a few minutes of tries, never parked. */
+    creatioNote: proxyActivities<CreatioActivities>(
+      creatioActivityOptions(creatioQueue, '2 minutes', options.creatioRetryMaxInterval),
+    ),
     ai: proxyActivities<AiFieldsActivities>(aiFieldsActivityOptions(creatioQueue, options.aiFieldsDeadline)),
     settings: proxyLocalActivities<SettingsActivities>(settingsActivityOptions),
   };

@@ -22,29 +22,35 @@ export async function deliverNewReplies(
   if (!state.caseId) return 0;
   let delivered = 0;
   for (;;) {
-    const page = await c.steps.run('fetch agent replies', () =>
-      c.peers.creatio.fetchAgentReplies({
-        orgId: c.orgId,
-        caseId: state.caseId!,
-        since: run.replyCursor,
-        lookbackMs: c.timings.lookback,
-        delivered: [...deliveredReplies.keys()],
-      }),
+    const page = await c.steps.run(
+      'fetch agent replies',
+      () =>
+        c.peers.creatio.fetchAgentReplies({
+          orgId: c.orgId,
+          caseId: state.caseId!,
+          since: run.replyCursor,
+          lookbackMs: c.timings.lookback,
+          delivered: [...deliveredReplies.keys()],
+        }),
+      { onSkip: () => ({ replies: [], cursor: null, more: false }) },
     );
     for (const reply of page.replies) {
       if (deliveredReplies.has(reply.id)) continue;
       const firstTriedAt = new Date().toISOString();
-      let tries = 0;
-      const r = await c.steps.run(`deliver agent reply ${reply.id}`, () =>
-        c.peers.opencx.deliverReply({
-          orgId: c.orgId,
-          sessionId: c.sessionId,
-          reply,
-          verify: tries++ > 0,
-          firstTriedAt,
-        }),
+      const r = await c.steps.run(
+        `deliver agent reply ${reply.id}`,
+        (again) =>
+          c.peers.opencx.deliverReply({
+            orgId: c.orgId,
+            sessionId: c.sessionId,
+            reply,
+            verify: again || run.verifyWrites,
+            firstTriedAt,
+          }),
+        { onSkip: () => null },
       );
       deliveredReplies.set(reply.id, reply.createdOn);
+      if (!r) continue;
       state.agentRepliesDelivered++;
       delivered++;
       if (r.omittedAttachments.length > 0) {

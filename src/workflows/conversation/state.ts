@@ -15,8 +15,12 @@ import {
 /** Characters of transcript kept for AI fields. */
 const TRANSCRIPT_CAP = 50_000;
 
-/** Dedupe keys kept across continue-as-new: enough for any redelivery window. */
-const MAX_SEEN = 20_000;
+/**
+ * Dedupe keys kept across continue-as-new: enough for any redelivery window (a redelivery of an
+ * older event is still caught by the webhook's delivery record and by the writes' deterministic
+ * ids). 5,000 ids of ~45 characters each keep the carried input far under Temporal's 2 MB.
+ */
+const MAX_SEEN = 5_000;
 
 /** Notes kept in the state (oldest dropped first). */
 const MAX_NOTES = 50;
@@ -58,6 +62,10 @@ export class ConversationRun {
   readonly deliveredReplies: Map<string, string>;
   lastEventAt: number;
   readonly replyCheck: { nextAt: number | null; delayMs: number };
+  /** Writes look in Creatio first (a resumed run, or one that continued-as-new mid-step). */
+  verifyWrites: boolean;
+  /** The head of the queue is being handled (it leaves the queue once done). */
+  handlingHead = false;
 
   constructor(input: ConversationInput, timings: Timings) {
     const { orgId, sessionId } = input;
@@ -100,6 +108,8 @@ export class ConversationRun {
     );
     this.lastEventAt = carried?.lastEventAt ?? Date.now();
     this.replyCheck = carried?.replyCheck ?? { nextAt: null, delayMs: timings.replyCheckEvery };
+    this.verifyWrites = carried?.verifyWrites ?? input.resumed === true;
+    if (input.resumed && !carried) this.state.resumed = true;
   }
 
   /** What the state query answers. */
@@ -121,9 +131,12 @@ export class ConversationRun {
    */
   accept(event: ConversationEvent): void {
     if (this.seenEvents.has(event.eventId)) return;
+    this.lastEventAt = Date.now();
     if (event.kind === 'creatio_activity') called(this.state.processes.agentReply);
     if (event.kind === 'creatio_status') called(this.state.processes.closure);
-    if (event.kind === 'creatio_activity' && this.queue.some((e) => e.kind === 'creatio_activity')) return;
+    // A check already under way may have read Creatio before this call's activity was written.
+    const waiting = this.handlingHead ? this.queue.slice(1) : this.queue;
+    if (event.kind === 'creatio_activity' && waiting.some((e) => e.kind === 'creatio_activity')) return;
     this.seenEvents.add(event.eventId);
     this.queue.push(event);
   }
@@ -164,6 +177,7 @@ export class ConversationRun {
       deliveredReplies: [...this.deliveredReplies],
       lastEventAt: this.lastEventAt,
       replyCheck: this.replyCheck,
+      ...(this.verifyWrites && { verifyWrites: true }),
     };
   }
 }

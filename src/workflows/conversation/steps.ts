@@ -1,45 +1,117 @@
 import { ActivityFailure, ApplicationFailure, condition, log } from '@temporalio/workflow';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
+import { NOTHING_PARKED, STEP_NOT_SKIPPABLE } from '../contract';
 import type { ConversationRun } from './state';
+
+/** Thrown out of a step when the history should continue-as-new first (handled by the main loop). */
+export class ContinueAsNewNow extends Error {
+  override readonly name = 'ContinueAsNewNow';
+}
+
+/** Thrown out of a parked step when the conversation has had no event for the idle timeout. */
+export class IdleWhileParked extends Error {
+  override readonly name = 'IdleWhileParked';
+  constructor(readonly step: string) {
+    super(`no event for the idle timeout while the step '${step}' was parked`);
+  }
+}
+
+export interface StepOptions<T> {
+  /** What the step answers when an operator gives it up; without it the step cannot be skipped. */
+  onSkip?: (reason: string) => T;
+  /** False: a failure is thrown to the caller instead of parking (it has a finer way to go on). */
+  park?: boolean;
+}
+
+type Command = { kind: 'resume' } | { kind: 'skip'; reason: string };
+
+/** Skipped steps kept in the state. */
+const MAX_SKIPPED = 50;
 
 /**
  * Runs the conversation's steps. Transient failures are retried by Temporal (the retry policies);
- * a failure that Temporal gives up on parks the step, visible in the state query, until a resume
- * signal or the next periodic try. The conversation waits rather than skipping data.
+ * a failure that Temporal gives up on parks the step, visible in the state query, until an
+ * operator resumes or skips it, or the next periodic try. While a step waits, the conversation
+ * still ends at its idle timeout, and the history still continues-as-new when it grows large.
  */
 export class Steps {
-  private resumeRequested = false;
+  private command: Command | null = null;
+  private current: { name: string; skippable: boolean } | null = null;
 
   constructor(
     private readonly conversation: ConversationRun,
     private readonly parkedRetryEvery: Duration,
+    private readonly wake: {
+      /** Workflow time at which the conversation counts as idle. */
+      idleAt: () => number;
+      continueAsNew: () => boolean;
+      /** A skipped step is also written on the case as a note (best effort, never parks). */
+      onSkipped: (step: string, reason: string) => Promise<void>;
+    },
   ) {}
 
-  /** An operator (or the API) asked to try the parked step now. */
-  resume(): void {
-    this.resumeRequested = true;
+  /** The parked step, if any. */
+  get parked(): { name: string; skippable: boolean } | null {
+    return this.current;
   }
 
-  async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  validateResume(): void {
+    if (!this.current)
+      throw ApplicationFailure.create({ type: NOTHING_PARKED, message: 'No step is parked' });
+  }
+
+  validateSkip(reason: string): void {
+    this.validateResume();
+    if (!this.current!.skippable) {
+      throw ApplicationFailure.create({
+        type: STEP_NOT_SKIPPABLE,
+        message: `The step '${this.current!.name}' cannot be given up: the conversation cannot go on without it. Fix the cause and resume.`,
+      });
+    }
+    if (!reason.trim())
+      throw ApplicationFailure.create({ type: 'InvalidReason', message: 'reason is required' });
+  }
+
+  resume(): { step: string } {
+    const step = this.current?.name ?? '';
+    this.command = { kind: 'resume' };
+    return { step };
+  }
+
+  skip(reason: string): { step: string } {
+    const step = this.current?.name ?? '';
+    this.command = { kind: 'skip', reason: reason.trim().slice(0, 500) };
+    return { step };
+  }
+
+  /**
+   * Runs `fn` until it succeeds, parking on failures Temporal gives up on. `fn(again)`: `again` is
+   * true from the second try of the step on, when the activity must look before it writes.
+   */
+  async run<T>(name: string, fn: (again: boolean) => Promise<T>, o: StepOptions<T> = {}): Promise<T> {
     const { state } = this.conversation;
+    let again = false;
     for (;;) {
       try {
-        const result = await fn();
+        const result = await this.unlessContinueAsNew(fn(again));
         if (state.lastError?.step === name) state.lastError = null;
         return result;
       } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!(err instanceof ActivityFailure) || o.park === false) throw err;
         const cause = err.cause;
         const type =
           cause instanceof ApplicationFailure
             ? (cause.type ?? 'ApplicationFailure')
             : (cause?.name ?? 'Error');
+        const skippable = o.onSkip !== undefined;
         state.lastError = {
           step: name,
           type,
           message: cause?.message ?? err.message,
           at: new Date().toISOString(),
           parked: true,
+          skippable,
         };
         log.warn('conversation step failed; parked until fixed', {
           orgId: state.orgId,
@@ -47,10 +119,57 @@ export class Steps {
           step: name,
           type,
         });
-        this.resumeRequested = false;
-        await condition(() => this.resumeRequested, this.parkedRetryEvery);
+        const command = await this.parkedWait(name, skippable);
+        if (command?.kind === 'skip' && o.onSkip) {
+          state.lastError = null;
+          this.record(name, command.reason);
+          await this.wake.onSkipped(name, command.reason);
+          return o.onSkip(command.reason);
+        }
         state.lastError.parked = false;
+        again = true;
       }
     }
+  }
+
+  /** Waits while parked; answers the operator's command, or null for the periodic try. */
+  private async parkedWait(name: string, skippable: boolean): Promise<Command | null> {
+    this.command = null;
+    this.current = { name, skippable };
+    const received = (): Command | null => this.command;
+    try {
+      const until = Math.min(msToNumber(this.parkedRetryEvery), this.wake.idleAt() - Date.now());
+      await condition(() => received() !== null || this.wake.continueAsNew(), Math.max(1, until));
+      const command = received();
+      if (command) return command;
+      if (this.wake.continueAsNew()) throw new ContinueAsNewNow();
+      if (Date.now() >= this.wake.idleAt()) throw new IdleWhileParked(name);
+      return null;
+    } finally {
+      this.current = null;
+    }
+  }
+
+  private record(step: string, reason: string): void {
+    const { state } = this.conversation;
+    state.skipped ??= [];
+    state.skipped.push({ step, reason, at: new Date().toISOString() });
+    if (state.skipped.length > MAX_SKIPPED) state.skipped.shift();
+  }
+
+  /**
+   * The activity's result; but if the history must continue-as-new first (a long outage while
+   * events keep arriving), gives up waiting and says so: the next run does the step again.
+   */
+  private async unlessContinueAsNew<T>(p: Promise<T>): Promise<T> {
+    let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+    p.then(
+      (value) => (outcome = { ok: true, value }),
+      (error: unknown) => (outcome = { ok: false, error }),
+    );
+    await condition(() => outcome !== undefined || this.wake.continueAsNew());
+    if (!outcome) throw new ContinueAsNewNow();
+    if (outcome.ok) return outcome.value;
+    throw outcome.error;
   }
 }

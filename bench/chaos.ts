@@ -1,0 +1,495 @@
+/**
+ * `npm run chaos`: 1,000 messages over 50 conversations in 5 organizations, through the faults a
+ * production bridge meets, with the API and the worker as separate processes of the real entry
+ * point (src/main.ts, shipped defaults). Every figure is counted from the emulators' records, not
+ * from the bridge's own state. Loopback only; bounded in time (about 10 minutes).
+ *
+ * Faults: Creatio answering 5xx to 30 % of OData calls (half of the failed writes committed first),
+ * 429 bursts with Retry-After, tokens expiring every 20 s, a 5-minute Creatio outage; OpenCX
+ * accepting a send and then failing; two kill -9 of the worker process; one Temporal restart; a
+ * 30-second database outage. Prints a summary and writes bench/results/chaos-latest.json.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Client as PgClient } from 'pg';
+import { createLogger } from '../src/logger';
+import { sign } from '../src/opencx/signature';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
+import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
+import { freePort, PROJECT_ROOT, startTemporal, type TemporalServer } from '../src/temporal/launcher';
+import { TcpProxy } from '../test/fixtures/tcp-proxy';
+
+const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
+const CONVERSATIONS = Number(process.env.CHAOS_CONVERSATIONS ?? 50);
+const MESSAGES_PER_CONVERSATION = Number(process.env.CHAOS_MESSAGES ?? 20);
+/** Seconds over which the messages are sent (paced, as conversations really arrive). */
+const LOAD_SECONDS = Number(process.env.CHAOS_LOAD_SECONDS ?? 400);
+const CREATIO_OUTAGE_SECONDS = Number(process.env.CHAOS_CREATIO_OUTAGE_SECONDS ?? 300);
+/** Longest wait for the backlog after the last fault before counting what is missing as lost. */
+const DRAIN_DEADLINE_MS = 240_000;
+const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
+const ADMIN_TOKEN = randomBytes(24).toString('hex');
+
+const log = createLogger(process.env.LOG_LEVEL ?? 'warn');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const t0 = Date.now();
+const at = () => ((Date.now() - t0) / 1000).toFixed(1);
+const say = (msg: string) => console.log(`[${at()}s] ${msg}`);
+
+interface Sent {
+  token: string;
+  conv: number;
+  seq: number;
+  ackedAt: number;
+}
+
+interface Fault {
+  name: string;
+  start: number;
+  end: number;
+}
+
+/** A bridge process (api or worker) of the real entry point. */
+class BridgeProcess {
+  child: ChildProcess | undefined;
+  constructor(
+    readonly name: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  async start(): Promise<void> {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'main.ts')], {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    const ready = this.env.RUN_API === 'false' ? /worker running/ : /bridge is up/;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.name} did not start in 60 s`)), 60_000);
+      const onData = (d: Buffer) => {
+        if (ready.test(d.toString())) {
+          clearTimeout(timer);
+          resolve();
+        }
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', (d: Buffer) => {
+        if (process.env.CHAOS_VERBOSE) process.stderr.write(`[${this.name}] ${d.toString()}`);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name} exited with ${code} while starting`));
+      });
+    });
+  }
+
+  /** kill -9 of the process (no graceful shutdown, in-flight activities are lost mid-way). */
+  async kill(): Promise<void> {
+    const c = this.child;
+    if (!c || c.exitCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGKILL');
+    await exited;
+  }
+}
+
+async function retryUntilAccepted(fn: () => Promise<Response>): Promise<void> {
+  // Standard Webhooks senders retry with backoff until a 2xx; compressed here (1 s to 16 s).
+  let delay = 1_000;
+  for (;;) {
+    try {
+      const res = await fn();
+      if (res.ok) return;
+      await res.text();
+    } catch {
+      // connection refused while the API restarts: retried like any failed delivery
+    }
+    await sleep(delay);
+    delay = Math.min(delay * 2, 16_000);
+  }
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bridge-chaos-'));
+  const temporalPort = await freePort();
+  const dbFile = path.join(dir, 'temporal.sqlite');
+  let temporal: TemporalServer = await startTemporal({
+    cliPath: process.env.TEMPORAL_CLI_PATH,
+    dbFile,
+    port: temporalPort,
+    log,
+  });
+  say(`Temporal dev server at ${temporal.address}`);
+
+  // The store: a fresh schema on the local PostgreSQL, reached through a proxy the driver can cut.
+  const baseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `chaos_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
+  const admin = new PgClient({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const dbUrl = new URL(baseUrl);
+  const storeProxy = await TcpProxy.start(dbUrl.host);
+  dbUrl.host = storeProxy.address;
+  dbUrl.searchParams.set('options', `-c search_path=${schema}`);
+
+  const creatio: CreatioEmulator[] = [];
+  for (let i = 0; i < ORGS; i++) creatio.push(await startCreatioEmulator());
+  const opencx: OpenCXEmulator = await startOpenCXEmulator();
+
+  const apiPort = await freePort();
+  const apiUrl = `http://127.0.0.1:${apiPort}`;
+  const common = {
+    NODE_ENV: 'development',
+    // info: the driver reads "bridge is up" and "worker running" from the processes' output.
+    LOG_LEVEL: 'info',
+    TEMPORAL_ADDRESS: temporal.address,
+    DATABASE_URL: dbUrl.toString(),
+    ENCRYPTION_KEY: randomBytes(32).toString('base64'),
+    ADMIN_API_TOKEN: ADMIN_TOKEN,
+    DATA_DIR: path.join(dir, 'data'),
+    SANDBOX: 'off',
+    PUBLIC_BASE_URL: apiUrl,
+  };
+  const api = new BridgeProcess('api', { ...common, RUN_WORKER: 'false', PORT: String(apiPort) });
+  const worker = new BridgeProcess('worker', { ...common, RUN_API: 'false', PORT: String(await freePort()) });
+  await api.start();
+  await worker.start();
+  say('api and worker processes running (shipped defaults)');
+
+  // Organizations, connected through Test & Save; each Creatio has both business processes.
+  const orgs: string[] = [];
+  for (let i = 0; i < ORGS; i++) {
+    const orgId = `chaos-${i}`;
+    const res = await fetch(`${apiUrl}/v1/orgs/${orgId}/integrations/creatio`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        instanceUrl: creatio[i]!.url,
+        ...SANDBOX_CLIENT,
+        resolvedStatusId: IDS.caseStatus.Resolved,
+        opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_chaos', webhookSecret: WEBHOOK_SECRET },
+      }),
+    });
+    const body = (await res.json()) as { webhookUrl?: string };
+    if (res.status !== 201) throw new Error(`connect ${orgId}: ${res.status} ${JSON.stringify(body)}`);
+    const hook = `${apiUrl}/webhooks/creatio/${String(body.webhookUrl).split('/').pop()}`;
+    creatio[i]!.processes.push(
+      { kind: 'agent_reply', url: hook, activityTypes: ['Email'], retries: 2 },
+      { kind: 'case_closure', url: hook, statusNames: ['Resolved', 'Closed'], retries: 2 },
+    );
+    orgs.push(orgId);
+  }
+  // The worker picks new organizations up on its next refresh (10 s).
+  await sleep(11_000);
+
+  // Faults that run the whole time.
+  for (const emu of creatio) {
+    emu.setFaults({
+      errorRate: 0.15,
+      errorStatus: 503,
+      writeThenFailRate: 0.15,
+      tokenLifetimeSec: 20,
+      retryAfterSec: 2,
+    });
+  }
+  const faults: Fault[] = [];
+  const startedAt = Date.now();
+  const tSec = (s: number) => startedAt + s * 1000;
+
+  const send = (orgId: string, event: string, data: Record<string, unknown>) => {
+    const id = `msg_${randomUUID()}`;
+    const body = JSON.stringify({ event, organization_id: orgId, data });
+    return retryUntilAccepted(() => {
+      const ts = Math.floor(Date.now() / 1000);
+      return fetch(`${apiUrl}/webhooks/opencx`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'webhook-id': id,
+          'webhook-timestamp': String(ts),
+          'webhook-signature': sign(WEBHOOK_SECRET, id, ts, body),
+        },
+        body,
+        signal: AbortSignal.timeout(15_000),
+      });
+    });
+  };
+
+  const sent: Sent[] = [];
+  const sessions = Array.from({ length: CONVERSATIONS }, (_, c) => ({
+    orgIndex: c % ORGS,
+    sessionId: `chaos-${c}-${randomUUID().slice(0, 8)}`,
+    handoff: c % 2 === 0,
+  }));
+  const replies: { conv: number; text: string }[] = [];
+
+  // One sender per conversation: its events in order, each retried until accepted.
+  const interval = (LOAD_SECONDS * 1000) / MESSAGES_PER_CONVERSATION;
+  const senders = sessions.map(async (s, c) => {
+    const orgId = orgs[s.orgIndex]!;
+    await sleep((c / CONVERSATIONS) * interval);
+    await send(orgId, 'conversation.started', {
+      conversation_id: s.sessionId,
+      contact: { name: `Customer ${c}`, email: `customer${c}@example.com` },
+      channel: 'web',
+      timestamp: new Date().toISOString(),
+    });
+    for (let n = 1; n <= MESSAGES_PER_CONVERSATION; n++) {
+      const token = `chaos:${c}:${n}`;
+      const author = n % 2 === 1 ? 'conversation.contact_response' : 'conversation.ai_response';
+      await send(orgId, author, {
+        conversation_id: s.sessionId,
+        message: { id: `m${n}`, text: `${token} message ${n} of conversation ${c}` },
+        timestamp: new Date().toISOString(),
+      });
+      sent.push({ token, conv: c, seq: n, ackedAt: Date.now() });
+      if (s.handoff && n === MESSAGES_PER_CONVERSATION / 2) {
+        await send(orgId, 'conversation.handoff_to_human', {
+          conversation_id: s.sessionId,
+          reason: 'user_requested_human',
+          summary: `Conversation ${c} needs a human`,
+          language: 'en',
+          sentiment: 'neutral',
+          timestamp: new Date().toISOString(),
+        });
+      }
+      const due = tSec(((n + c / CONVERSATIONS) * interval) / 1000);
+      await sleep(Math.max(0, due - Date.now()));
+    }
+  });
+
+  // Agent replies: written in Creatio by "agents" on handed-off cases, twice per conversation.
+  const caseOf = (c: number) => {
+    const s = sessions[c]!;
+    return creatio[s.orgIndex]!.rows('Case').find((r) => String(r.Notes).includes(s.sessionId));
+  };
+  const writeReplies = async (round: number) => {
+    for (const [c, s] of sessions.entries()) {
+      if (!s.handoff) continue;
+      const kase = caseOf(c);
+      if (!kase) continue;
+      const text = `chaos-reply:${c}:${round}`;
+      creatio[s.orgIndex]!.insert('Activity', {
+        CaseId: kase.Id,
+        Title: `Re: ${text}`,
+        Body: `<p>${text}</p>`,
+        TypeId: IDS.activityType.Email,
+        MessageTypeId: IDS.messageType.Outgoing,
+        OwnerId: IDS.contact.Supervisor,
+      });
+      replies.push({ conv: c, text });
+      await sleep(200);
+    }
+  };
+
+  const window = async (
+    name: string,
+    startS: number,
+    seconds: number,
+    down: () => Promise<void> | void,
+    up: () => Promise<void> | void,
+  ) => {
+    await sleep(Math.max(0, tSec(startS) - Date.now()));
+    const start = Date.now();
+    say(`${name}: begins`);
+    await down();
+    if (seconds > 0) await sleep(seconds * 1000);
+    await up();
+    faults.push({ name, start, end: Date.now() });
+    say(`${name}: ends`);
+  };
+
+  const schedule = [
+    window(
+      'worker kill -9 #1',
+      40,
+      2,
+      () => worker.kill(),
+      () => worker.start(),
+    ),
+    window(
+      'store outage (30 s)',
+      70,
+      30,
+      () => storeProxy.set('blackhole'),
+      () => storeProxy.set('up'),
+    ),
+    window(
+      'Temporal restart',
+      115,
+      0,
+      () => temporal.stop(),
+      async () => {
+        temporal = await startTemporal({
+          cliPath: process.env.TEMPORAL_CLI_PATH,
+          dbFile,
+          port: temporalPort,
+          log,
+        });
+      },
+    ),
+    (async () => {
+      await sleep(Math.max(0, tSec(140) - Date.now()));
+      say('agent replies, round 1');
+      await writeReplies(1);
+    })(),
+    window(
+      `Creatio outage (${CREATIO_OUTAGE_SECONDS} s)`,
+      160,
+      CREATIO_OUTAGE_SECONDS,
+      () => creatio.forEach((e) => e.setFaults({ outage: 'http503' })),
+      () => creatio.forEach((e) => e.setFaults({ outage: false })),
+    ),
+    window(
+      'worker kill -9 #2',
+      300,
+      2,
+      () => worker.kill(),
+      () => worker.start(),
+    ),
+    // Bursts of 429 with Retry-After, and OpenCX accepting a send and then failing.
+    (async () => {
+      for (let s = 20; s < LOAD_SECONDS + 60; s += 45) {
+        await sleep(Math.max(0, tSec(s) - Date.now()));
+        for (const e of creatio) e.setFaults({ rateLimitBurst: 10 });
+        opencx.faults = { ...opencx.faults, acceptThenFail: opencx.faults.acceptThenFail + 1 };
+      }
+    })(),
+  ];
+
+  await Promise.all(senders);
+  say(`all ${sent.length} messages accepted by the bridge`);
+  await Promise.all(schedule);
+  const lastFaultEnd = Math.max(...faults.map((f) => f.end));
+  say('agent replies, round 2');
+  await writeReplies(2);
+
+  // Recovery: from each fault's end until every message accepted before it is in Creatio.
+  const logged = () => {
+    const found = new Map<string, number>();
+    for (const emu of creatio) {
+      for (const a of emu.rows('Activity')) {
+        const m = /chaos:\d+:\d+/.exec(String(a.Title));
+        if (m) found.set(m[0], (found.get(m[0]) ?? 0) + 1);
+      }
+    }
+    return found;
+  };
+  const recovery: Record<string, number | null> = {};
+  const pendingFaults = [...faults];
+  const deadline = lastFaultEnd + DRAIN_DEADLINE_MS;
+  for (;;) {
+    const found = logged();
+    const now = Date.now();
+    for (const f of [...pendingFaults]) {
+      if (sent.filter((s) => s.ackedAt <= f.end).every((s) => found.has(s.token))) {
+        recovery[f.name] = Math.max(0, now - f.end);
+        pendingFaults.splice(pendingFaults.indexOf(f), 1);
+      }
+    }
+    const allLogged = sent.every((s) => found.has(s.token));
+    const repliesIn = replies.every((r) =>
+      opencx.messagesFor(sessions[r.conv]!.sessionId).some((m) => m.text.includes(r.text)),
+    );
+    if ((allLogged && repliesIn && pendingFaults.length === 0) || now > deadline) break;
+    await sleep(500);
+  }
+  for (const f of pendingFaults) recovery[f.name] = null;
+
+  // Closure: every conversation is closed as resolved; its case must get the Resolved status.
+  await Promise.all(
+    sessions.map((s) =>
+      send(orgs[s.orgIndex]!, 'conversation.closed', {
+        conversation_id: s.sessionId,
+        resolution_status: 'resolved',
+        summary: 'done',
+        language: 'en',
+        user_sentiment: 'neutral',
+        timestamp: new Date().toISOString(),
+      }),
+    ),
+  );
+  const closeDeadline = Date.now() + 120_000;
+  const resolvedCount = () =>
+    sessions.filter((_, c) => caseOf(c)?.StatusId === IDS.caseStatus.Resolved).length;
+  while (resolvedCount() < sessions.length && Date.now() < closeDeadline) await sleep(500);
+
+  // Counted from the emulators' records.
+  const found = logged();
+  let outOfOrder = 0;
+  for (const [c, s] of sessions.entries()) {
+    const order = creatio[s.orgIndex]!.rows('Activity')
+      .map((a) => new RegExp(`chaos:${c}:(\\d+)`).exec(String(a.Title)))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]));
+    for (let i = 1; i < order.length; i++) if (order[i]! < order[i - 1]!) outOfOrder++;
+  }
+  const casesPerSession = sessions.map(
+    (s) => creatio[s.orgIndex]!.rows('Case').filter((r) => String(r.Notes).includes(s.sessionId)).length,
+  );
+  const replyCounts = replies.map(
+    (r) => opencx.messagesFor(sessions[r.conv]!.sessionId).filter((m) => m.text.includes(r.text)).length,
+  );
+  const recoveries = Object.values(recovery);
+  const result = {
+    at: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, node: process.version },
+    shape: {
+      organizations: ORGS,
+      conversations: CONVERSATIONS,
+      messagesPerConversation: MESSAGES_PER_CONVERSATION,
+      loadSeconds: LOAD_SECONDS,
+    },
+    defaultsOverridden: 'none (the bridge runs src/main.ts with its shipped defaults)',
+    faults: faults.map((f) => ({ name: f.name, seconds: Math.round((f.end - f.start) / 100) / 10 })),
+    messages: sent.length,
+    lost: sent.filter((s) => !found.has(s.token)).length,
+    duplicated: [...found.values()].filter((n) => n > 1).length,
+    outOfOrder,
+    repliesSent: replies.length,
+    repliesLost: replyCounts.filter((n) => n === 0).length,
+    repliesDuplicated: replyCounts.filter((n) => n > 1).length,
+    casesDuplicated: casesPerSession.filter((n) => n > 1).length,
+    casesMissing: casesPerSession.filter((n) => n === 0).length,
+    casesResolvedAfterClose: resolvedCount(),
+    maxRecoveryMs: recoveries.includes(null) ? null : Math.max(...(recoveries as number[])),
+    recoveryMs: recovery,
+  };
+  console.log(JSON.stringify(result, null, 2));
+  const out = path.join(PROJECT_ROOT, 'bench', 'results');
+  await mkdir(out, { recursive: true });
+  await writeFile(path.join(out, 'chaos-latest.json'), JSON.stringify(result, null, 2));
+  await writeFile(
+    path.join(out, `chaos-${result.at.replace(/[:.]/g, '-')}.json`),
+    JSON.stringify(result, null, 2),
+  );
+
+  await worker.kill();
+  await api.kill();
+  await temporal.stop();
+  for (const e of creatio) await e.close();
+  await opencx.close();
+  await storeProxy.close();
+  await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+  await admin.end();
+  await rm(dir, { recursive: true, force: true });
+  const clean =
+    result.lost +
+      result.duplicated +
+      result.outOfOrder +
+      result.repliesLost +
+      result.repliesDuplicated +
+      result.casesDuplicated ===
+    0;
+  process.exit(clean && result.maxRecoveryMs !== null ? 0 : 1);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

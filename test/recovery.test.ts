@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Bridge, ev, waitFor } from './bridge-harness';
+
+describe('Creatio recovery: each retry is cheap (issue 9.6)', () => {
+  const bridge = new Bridge();
+  before(() => bridge.start());
+  after(() => bridge.close());
+
+  it('creating the case under failing creates: a retry does not look the contact up again, and the case is made once', async () => {
+    const orgId = await bridge.connectOrg();
+    const s = `r-${randomUUID().slice(0, 12)}`;
+    let caseCreates = 0;
+    bridge.emu.setFaults({
+      rejectWrite: (set) =>
+        set === 'Case' && ++caseCreates <= 3 ? { status: 503, message: 'Service unavailable' } : null,
+    });
+    try {
+      await bridge.send(
+        orgId,
+        'conversation.started',
+        ev.started(s, { name: 'Flaky', email: 'flaky@example.com' }),
+      );
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'hello'));
+      const caseId = await bridge.caseOf(orgId, s);
+      await waitFor('m1 logged', () =>
+        bridge.activitiesOf(caseId).some((a) => String(a.Title).includes('hello')),
+      );
+    } finally {
+      bridge.emu.setFaults({ rejectWrite: null });
+    }
+    assert.equal(caseCreates, 4, 'three refused creates, then one that landed');
+    // The contact was found or made by the first attempt only.
+    assert.equal(bridge.emu.count('GET Contact'), 1);
+    assert.equal(bridge.emu.count('POST Contact'), 1);
+    assert.equal(bridge.emu.rows('Case').filter((c) => String(c.Notes).includes(s)).length, 1);
+  });
+});
