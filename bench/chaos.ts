@@ -27,8 +27,11 @@ const ORGS = Number(process.env.CHAOS_ORGS ?? 5);
 const CONVERSATIONS = Number(process.env.CHAOS_CONVERSATIONS ?? 50);
 const MESSAGES_PER_CONVERSATION = Number(process.env.CHAOS_MESSAGES ?? 20);
 /** Seconds over which the messages are sent (paced, as conversations really arrive). */
-const LOAD_SECONDS = Number(process.env.CHAOS_LOAD_SECONDS ?? 400);
-const CREATIO_OUTAGE_SECONDS = Number(process.env.CHAOS_CREATIO_OUTAGE_SECONDS ?? 300);
+/** Every time and duration of the run is multiplied by this (a smoke run: 0.2; the benchmark: 1). */
+const SCALE = Number(process.env.CHAOS_TIME_SCALE ?? 1);
+const LOAD_SECONDS = 400 * SCALE;
+const CREATIO_OUTAGE_SECONDS = 300 * SCALE;
+const STORE_OUTAGE_SECONDS = 30 * SCALE;
 /** Longest wait for the backlog after the last fault before counting what is missing as lost. */
 const DRAIN_DEADLINE_MS = 240_000;
 const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
@@ -53,15 +56,46 @@ interface Fault {
   end: number;
 }
 
-/** A bridge process (api or worker) of the real entry point. */
+/**
+ * A bridge process (api or worker) of the real entry point, kept running as a supervisor
+ * (systemd, Kubernetes) would: whenever it exits, it is started again 2 s later.
+ */
 class BridgeProcess {
   child: ChildProcess | undefined;
+  starts = 0;
+  private stopped = false;
+  private up: Promise<void> = Promise.resolve();
+
   constructor(
     readonly name: string,
     private readonly env: Record<string, string>,
   ) {}
 
-  async start(): Promise<void> {
+  /** Starts it, and resolves once it says it is ready (after any restarts that takes). */
+  start(): Promise<void> {
+    this.up = this.spawnUntilReady();
+    return this.up;
+  }
+
+  /** Resolves once the process is ready again. */
+  ready(): Promise<void> {
+    return this.up;
+  }
+
+  private async spawnUntilReady(): Promise<void> {
+    for (;;) {
+      try {
+        await this.spawnOnce();
+        return;
+      } catch (err) {
+        say(`${this.name}: ${err instanceof Error ? err.message : String(err)}; restarting in 2 s`);
+        await sleep(2_000);
+      }
+    }
+  }
+
+  private spawnOnce(): Promise<void> {
+    this.starts++;
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(PROJECT_ROOT, 'src', 'main.ts')], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, ...this.env },
@@ -69,32 +103,41 @@ class BridgeProcess {
     });
     this.child = child;
     const ready = this.env.RUN_API === 'false' ? /worker running/ : /bridge is up/;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.name} did not start in 60 s`)), 60_000);
-      const onData = (d: Buffer) => {
-        if (ready.test(d.toString())) {
+    return new Promise<void>((resolve, reject) => {
+      let isReady = false;
+      const timer = setTimeout(() => reject(new Error('did not start in 60 s')), 60_000);
+      child.stdout.on('data', (d: Buffer) => {
+        if (!isReady && ready.test(d.toString())) {
+          isReady = true;
           clearTimeout(timer);
           resolve();
         }
-      };
-      child.stdout.on('data', onData);
+      });
       child.stderr.on('data', (d: Buffer) => {
         if (process.env.CHAOS_VERBOSE) process.stderr.write(`[${this.name}] ${d.toString()}`);
       });
-      child.once('exit', (code) => {
+      child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(new Error(`${this.name} exited with ${code} while starting`));
+        if (!isReady) return reject(new Error(`exited with ${code ?? signal} while starting`));
+        if (this.stopped) return;
+        say(`${this.name}: exited (${code ?? signal}); the supervisor starts it again in 2 s`);
+        this.up = sleep(2_000).then(() => this.spawnUntilReady());
       });
     });
   }
 
-  /** kill -9 of the process (no graceful shutdown, in-flight activities are lost mid-way). */
+  /** kill -9 (no graceful shutdown: in-flight activities are cut mid-way); the supervisor restarts it. */
   async kill(): Promise<void> {
     const c = this.child;
-    if (!c || c.exitCode !== null) return;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGKILL');
     await exited;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.kill();
   }
 }
 
@@ -140,6 +183,7 @@ async function main(): Promise<void> {
   const creatio: CreatioEmulator[] = [];
   for (let i = 0; i < ORGS; i++) creatio.push(await startCreatioEmulator());
   const opencx: OpenCXEmulator = await startOpenCXEmulator();
+  opencx.apiKeys.add('ocx_chaos');
 
   const apiPort = await freePort();
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -199,7 +243,7 @@ async function main(): Promise<void> {
   }
   const faults: Fault[] = [];
   const startedAt = Date.now();
-  const tSec = (s: number) => startedAt + s * 1000;
+  const tSec = (s: number) => startedAt + s * SCALE * 1000;
 
   const send = (orgId: string, event: string, data: Record<string, unknown>) => {
     const id = `msg_${randomUUID()}`;
@@ -258,7 +302,7 @@ async function main(): Promise<void> {
           timestamp: new Date().toISOString(),
         });
       }
-      const due = tSec(((n + c / CONVERSATIONS) * interval) / 1000);
+      const due = startedAt + (n + c / CONVERSATIONS) * interval;
       await sleep(Math.max(0, due - Date.now()));
     }
   });
@@ -308,14 +352,17 @@ async function main(): Promise<void> {
     window(
       'worker kill -9 #1',
       40,
-      2,
+      0,
       () => worker.kill(),
-      () => worker.start(),
+      async () => {
+        await sleep(100);
+        await worker.ready();
+      },
     ),
     window(
-      'store outage (30 s)',
+      `store outage (${STORE_OUTAGE_SECONDS} s)`,
       70,
-      30,
+      STORE_OUTAGE_SECONDS,
       () => storeProxy.set('blackhole'),
       () => storeProxy.set('up'),
     ),
@@ -348,13 +395,16 @@ async function main(): Promise<void> {
     window(
       'worker kill -9 #2',
       300,
-      2,
+      0,
       () => worker.kill(),
-      () => worker.start(),
+      async () => {
+        await sleep(100);
+        await worker.ready();
+      },
     ),
     // Bursts of 429 with Retry-After, and OpenCX accepting a send and then failing.
     (async () => {
-      for (let s = 20; s < LOAD_SECONDS + 60; s += 45) {
+      for (let s = 20; s < 460; s += 45) {
         await sleep(Math.max(0, tSec(s) - Date.now()));
         for (const e of creatio) e.setFaults({ rateLimitBurst: 10 });
         opencx.faults = { ...opencx.faults, acceptThenFail: opencx.faults.acceptThenFail + 1 };
@@ -383,6 +433,7 @@ async function main(): Promise<void> {
   const recovery: Record<string, number | null> = {};
   const pendingFaults = [...faults];
   const deadline = lastFaultEnd + DRAIN_DEADLINE_MS;
+  let lastReport = 0;
   for (;;) {
     const found = logged();
     const now = Date.now();
@@ -397,6 +448,18 @@ async function main(): Promise<void> {
       opencx.messagesFor(sessions[r.conv]!.sessionId).some((m) => m.text.includes(r.text)),
     );
     if ((allLogged && repliesIn && pendingFaults.length === 0) || now > deadline) break;
+    if (process.env.CHAOS_VERBOSE && now - lastReport > 10_000) {
+      lastReport = now;
+      const missing = sent.filter((x) => !found.has(x.token));
+      say(`draining: ${missing.length} messages not in Creatio yet`);
+      const first = missing[0] && sessions[missing[0].conv]!;
+      if (first) {
+        const res = await fetch(`${apiUrl}/v1/orgs/${orgs[first.orgIndex]}/sessions/${first.sessionId}`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        }).catch(() => undefined);
+        if (res) say(`  ${first.sessionId}: ${(await res.text()).slice(0, 1500)}`);
+      }
+    }
     await sleep(500);
   }
   for (const f of pendingFaults) recovery[f.name] = null;
@@ -444,6 +507,7 @@ async function main(): Promise<void> {
       conversations: CONVERSATIONS,
       messagesPerConversation: MESSAGES_PER_CONVERSATION,
       loadSeconds: LOAD_SECONDS,
+      timeScale: SCALE,
     },
     defaultsOverridden: 'none (the bridge runs src/main.ts with its shipped defaults)',
     faults: faults.map((f) => ({ name: f.name, seconds: Math.round((f.end - f.start) / 100) / 10 })),
@@ -460,7 +524,33 @@ async function main(): Promise<void> {
     maxRecoveryMs: recoveries.includes(null) ? null : Math.max(...(recoveries as number[])),
     recoveryMs: recovery,
   };
-  console.log(JSON.stringify(result, null, 2));
+  // Where something is missing, what the bridge says about that conversation (for the operator).
+  const missingConvs = [
+    ...new Set([
+      ...sent.filter((x) => !found.has(x.token)).map((x) => x.conv),
+      ...replies.filter((_, i) => replyCounts[i] === 0).map((r) => r.conv),
+    ]),
+  ].slice(0, 5);
+  const stuck = await Promise.all(
+    missingConvs.map(async (c) => {
+      const sess = sessions[c]!;
+      const res = await fetch(`${apiUrl}/v1/orgs/${orgs[sess.orgIndex]}/sessions/${sess.sessionId}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }).catch(() => undefined);
+      const st = res ? ((await res.json()) as Record<string, unknown>) : {};
+      return {
+        sessionId: sess.sessionId,
+        status: st.status,
+        messages: st.messages,
+        lastError: st.lastError,
+        retrying: st.retrying,
+        agentRepliesDelivered: st.agentRepliesDelivered,
+        notes: (st.notes as unknown[] | undefined)?.slice(-3),
+        error: st.error,
+      };
+    }),
+  );
+  console.log(JSON.stringify({ ...result, stuck }, null, 2));
   const out = path.join(PROJECT_ROOT, 'bench', 'results');
   await mkdir(out, { recursive: true });
   await writeFile(path.join(out, 'chaos-latest.json'), JSON.stringify(result, null, 2));
@@ -469,8 +559,8 @@ async function main(): Promise<void> {
     JSON.stringify(result, null, 2),
   );
 
-  await worker.kill();
-  await api.kill();
+  await worker.stop();
+  await api.stop();
   await temporal.stop();
   for (const e of creatio) await e.close();
   await opencx.close();

@@ -36,4 +36,42 @@ describe('Creatio recovery: each retry is cheap (issue 9.6)', () => {
     assert.equal(bridge.emu.count('POST Contact'), 1);
     assert.equal(bridge.emu.rows('Case').filter((c) => String(c.Notes).includes(s)).length, 1);
   });
+
+  it('a backlog of queued messages is written in order, exactly once, by a few activities (not one per message)', async () => {
+    const orgId = await bridge.connectOrg();
+    const s = `b-${randomUUID().slice(0, 12)}`;
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm0', 'first'));
+    const caseId = await bridge.caseOf(orgId, s);
+    // Creatio is slow: messages queue up behind the write under way.
+    bridge.emu.setFaults({ latencyMs: 150 });
+    try {
+      for (let i = 1; i <= 120; i++) {
+        await bridge.send(orgId, 'conversation.contact_response', ev.message(s, `m${i}`, `burst ${i}`));
+      }
+      await waitFor(
+        'all 121 logged',
+        async () => (await bridge.session(orgId, s)).body.messages.logged === 121,
+        60_000,
+      );
+    } finally {
+      bridge.emu.setFaults({ latencyMs: 0 });
+    }
+    const burst = bridge
+      .activitiesOf(caseId)
+      .map((a) => /burst (\d+)$/.exec(String(a.Title))?.[1])
+      .filter((n): n is string => n !== undefined)
+      .map(Number);
+    assert.deepEqual(
+      burst,
+      Array.from({ length: 120 }, (_, i) => i + 1),
+    );
+    let writes = 0;
+    const history = await bridge.handle(orgId, s).fetchHistory();
+    for (const e of history.events ?? []) {
+      const type = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      if (type === 'logEntry' || type === 'logEntries') writes++;
+    }
+    assert.ok(writes < 40, `${writes} write activities for 121 messages`);
+  });
 });

@@ -6,6 +6,7 @@ import { StoreUnavailableError, type Store, type StoredOrg } from '../store';
 
 import type { ReplyLimits } from './agent-replies';
 import { OrgNotConnectedError } from './failures';
+import { alive } from './heartbeat';
 
 export interface ActivityDeps {
   store: Store;
@@ -80,7 +81,13 @@ export class OrgContexts {
             clientId: s.clientId,
             clientSecret: s.clientSecret,
           },
-          { timeoutMs: this.deps.creatioTimeoutMs, onRequest: () => this.deps.onCreatioRequest?.(orgId) },
+          {
+            timeoutMs: this.deps.creatioTimeoutMs,
+            onRequest: () => {
+              alive();
+              this.deps.onCreatioRequest?.(orgId);
+            },
+          },
         ),
         lookups: new Map(),
       };

@@ -10,6 +10,7 @@ import { activityIdFor, caseIdFor, contactIdFor } from '../ids';
 import { conversationWorkflowId, type Contact, type LogEntry } from '../workflows/contract';
 import { DEFAULT_REPLY_LIMITS, fetchReplies, type OrgContext, type ReplyPage } from './agent-replies';
 import { isRetry, type OrgContexts } from './context';
+import { progress } from './heartbeat';
 import { withFailures } from './failures';
 import { caseSubject, entryContent, handoffDescription } from './format';
 
@@ -159,17 +160,17 @@ export function createCreatioActivities(orgs: OrgContexts) {
         }
         // What earlier attempts did: a retry under a flaky Creatio costs two calls, not five.
         const ctx = Context.current();
-        const progress = (ctx.info.heartbeatDetails ?? {}) as CaseProgress;
+        const earlier = (ctx.info.heartbeatDetails ?? {}) as CaseProgress;
         let existing: Entity | undefined;
-        if (mapped || progress.creating) existing = await client.getCase(caseId, ['Id', 'Number']);
+        if (mapped || earlier.creating) existing = await client.getCase(caseId, ['Id', 'Number']);
         let number = typeof existing?.Number === 'string' ? existing.Number : '';
         if (!existing) {
           const contactId =
-            progress.contactId !== undefined
-              ? (progress.contactId ?? undefined)
+            earlier.contactId !== undefined
+              ? (earlier.contactId ?? undefined)
               : await linkContact(client, input.orgId, input.contact);
           const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
-          ctx.heartbeat({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
+          progress({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
           const created = await createCase(client, caseId, {
             Subject: caseSubject(input.channel, input.contact, input.sessionId),
             Symptoms: input.description,
@@ -212,7 +213,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
         for (; done < input.entries.length; done++) {
           const written = await writeEntry(o, input, input.entries[done]!, verify);
           if (verify && !written.existed) verify = false;
-          ctx.heartbeat(done + 1);
+          progress(done + 1);
         }
         return done;
       });

@@ -40,6 +40,9 @@ export function creatioActivityOptions(
   return {
     taskQueue,
     startToCloseTimeout: '2 minutes',
+    // The client beats after every Creatio call (each at most CREATIO_REQUEST_TIMEOUT_MS, 15 s): a
+    // worker that died mid-activity is noticed within 30 s, not at the 2-minute attempt timeout.
+    heartbeatTimeout: '30 seconds',
     scheduleToCloseTimeout: retryFor,
     retry: {
       initialInterval: '1 second',
