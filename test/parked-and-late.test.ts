@@ -163,6 +163,59 @@ describe('parked steps: resume, skip, poison isolation, idle and continue-as-new
   });
 });
 
+describe('what continue-as-new carries stays bounded (issue 9.5)', () => {
+  const bridge = new Bridge({ conversation: { maxHistoryEvents: 120 } });
+  before(() => bridge.start());
+  after(() => bridge.close());
+
+  it('2.4 MB of messages queued behind a parked step: the run continues-as-new with them in the store, and every one is logged once, in order', async () => {
+    const orgId = await bridge.connectOrg();
+    const s = sid();
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'g0', 'first'));
+    const caseId = await bridge.caseOf(orgId, s);
+    bridge.emu.setFaults({ rejectWrite: POISON });
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'g1', 'POISON'));
+    await parkedAt(bridge, orgId, s, 'log message g1');
+    // 40 messages of 60,000 characters, then short ones until the history asks for a new run.
+    const big = (i: number) => `large ${i} ${'x'.repeat(60_000)}`;
+    for (let i = 2; i <= 41; i++) {
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, `g${i}`, big(i)));
+    }
+    for (let i = 42; i <= 141; i++) {
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, `g${i}`, `short ${i}`));
+    }
+    await waitFor(
+      'a new run while parked',
+      async () => (await bridge.session(orgId, s)).body?.runs > 1,
+      60_000,
+    );
+    const spilled = await bridge.store.db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM conversation_spill',
+    );
+    assert.ok(Number(spilled[0]!.n) > 0, 'the queue over the budget went to the store');
+    // The new run does the interrupted step again, and parks on it again.
+    await parkedAt(bridge, orgId, s, 'log message g1');
+    const r = await bridge.api.request('POST', `/v1/orgs/${orgId}/sessions/${s}/skip`, { reason: 'poison' });
+    assert.equal(r.status, 200, r.text);
+    bridge.emu.setFaults({ rejectWrite: null });
+    await waitFor(
+      'all 140 messages after the poison logged',
+      async () => (await bridge.session(orgId, s)).body.messages.logged === 141,
+      120_000,
+    );
+    const order = bridge
+      .activitiesOf(caseId)
+      .map((a) => /(large|short) (\d+)/.exec(String(a.Title))?.[2])
+      .filter((n): n is string => n !== undefined)
+      .map(Number);
+    assert.deepEqual(
+      order,
+      Array.from({ length: 140 }, (_, i) => i + 2),
+    );
+  });
+});
+
 describe('idle timeout while parked (issue 9.4)', () => {
   const bridge = new Bridge({ conversation: { idleTimeout: '4s', parkedRetryEvery: '1h' } });
   before(() => bridge.start());

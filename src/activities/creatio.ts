@@ -145,46 +145,51 @@ export function createCreatioActivities(orgs: OrgContexts) {
   return {
     /** Creates the case of a conversation (at most once, ever) and records the case ⇄ session map. */
     async ensureCase(input: EnsureCaseInput): Promise<{ caseId: string; caseNumber: string | null }> {
-      return withFailures(async () => {
-        const { settings, client, lookup } = await orgs.creatio(input.orgId);
-        const caseId = caseIdFor(input.orgId, input.sessionId);
-        // The map comes first: a Creatio process may call the webhook the moment the case exists.
-        const mapped = await deps.store.findSessionByCase(input.orgId, caseId);
-        if (!mapped) {
-          await deps.store.putCaseSession({
-            orgId: input.orgId,
-            caseId,
-            sessionId: input.sessionId,
-            workflowId: conversationWorkflowId(input.orgId, input.sessionId),
-          });
-        }
-        // What earlier attempts did: a retry under a flaky Creatio costs two calls, not five.
-        const ctx = Context.current();
-        const earlier = (ctx.info.heartbeatDetails ?? {}) as CaseProgress;
-        let existing: Entity | undefined;
-        if (mapped || earlier.creating) existing = await client.getCase(caseId, ['Id', 'Number']);
-        let number = typeof existing?.Number === 'string' ? existing.Number : '';
-        if (!existing) {
-          const contactId =
-            earlier.contactId !== undefined
-              ? (earlier.contactId ?? undefined)
-              : await linkContact(client, input.orgId, input.contact);
-          const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
-          progress({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
-          const created = await createCase(client, caseId, {
-            Subject: caseSubject(input.channel, input.contact, input.sessionId),
-            Symptoms: input.description,
-            Notes: `OpenCX session: ${input.sessionId}`,
-            RegisteredOn: new Date(input.registeredOn).toISOString(),
-            ...(contactId && { ContactId: contactId }),
-            ...(originId && { OriginId: originId }),
-            ...(settings.defaultCaseOwnerId && { OwnerId: settings.defaultCaseOwnerId }),
-            ...(settings.defaultCaseGroupId && { GroupId: settings.defaultCaseGroupId }),
-          });
-          number = typeof created.Number === 'string' ? created.Number : '';
-        }
-        return { caseId, caseNumber: number || null };
-      });
+      let progressed = false;
+      return withFailures(
+        async () => {
+          const { settings, client, lookup } = await orgs.creatio(input.orgId);
+          const caseId = caseIdFor(input.orgId, input.sessionId);
+          // The map comes first: a Creatio process may call the webhook the moment the case exists.
+          const mapped = await deps.store.findSessionByCase(input.orgId, caseId);
+          if (!mapped) {
+            await deps.store.putCaseSession({
+              orgId: input.orgId,
+              caseId,
+              sessionId: input.sessionId,
+              workflowId: conversationWorkflowId(input.orgId, input.sessionId),
+            });
+          }
+          // What earlier attempts did: a retry under a flaky Creatio costs two calls, not five.
+          const ctx = Context.current();
+          const earlier = (ctx.info.heartbeatDetails ?? {}) as CaseProgress;
+          let existing: Entity | undefined;
+          if (mapped || earlier.creating) existing = await client.getCase(caseId, ['Id', 'Number']);
+          let number = typeof existing?.Number === 'string' ? existing.Number : '';
+          if (!existing) {
+            const contactId =
+              earlier.contactId !== undefined
+                ? (earlier.contactId ?? undefined)
+                : await linkContact(client, input.orgId, input.contact);
+            const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
+            progress({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
+            progressed = earlier.contactId === undefined;
+            const created = await createCase(client, caseId, {
+              Subject: caseSubject(input.channel, input.contact, input.sessionId),
+              Symptoms: input.description,
+              Notes: `OpenCX session: ${input.sessionId}`,
+              RegisteredOn: new Date(input.registeredOn).toISOString(),
+              ...(contactId && { ContactId: contactId }),
+              ...(originId && { OriginId: originId }),
+              ...(settings.defaultCaseOwnerId && { OwnerId: settings.defaultCaseOwnerId }),
+              ...(settings.defaultCaseGroupId && { GroupId: settings.defaultCaseGroupId }),
+            });
+            number = typeof created.Number === 'string' ? created.Number : '';
+          }
+          return { caseId, caseNumber: number || null };
+        },
+        () => progressed,
+      );
     },
 
     /**
@@ -205,18 +210,22 @@ export function createCreatioActivities(orgs: OrgContexts) {
      * first one missing in Creatio is where to resume) and writes the rest without reads.
      */
     async logEntries(input: CaseAt & { entries: LogEntry[]; verify?: boolean }): Promise<number> {
-      return withFailures(async () => {
-        const o = await orgs.creatio(input.orgId);
-        const ctx = Context.current();
-        let done = Number(ctx.info.heartbeatDetails ?? 0) || 0;
-        let verify = input.verify === true || isRetry();
-        for (; done < input.entries.length; done++) {
-          const written = await writeEntry(o, input, input.entries[done]!, verify);
-          if (verify && !written.existed) verify = false;
-          progress(done + 1);
-        }
-        return done;
-      });
+      const ctx = Context.current();
+      const start = Number(ctx.info.heartbeatDetails ?? 0) || 0;
+      let done = start;
+      return withFailures(
+        async () => {
+          const o = await orgs.creatio(input.orgId);
+          let verify = input.verify === true || isRetry();
+          for (; done < input.entries.length; done++) {
+            const written = await writeEntry(o, input, input.entries[done]!, verify);
+            if (verify && !written.existed) verify = false;
+            progress(done + 1);
+          }
+          return done;
+        },
+        () => done > start,
+      );
     },
 
     /**

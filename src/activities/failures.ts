@@ -52,10 +52,33 @@ export function toFailure(err: unknown): unknown {
   return err;
 }
 
-export async function withFailures<T>(fn: () => Promise<T>): Promise<T> {
+/** The next try after an attempt that made progress before failing (the backoff starts over). */
+export const PROGRESS_RETRY_DELAY_MS = 1_000;
+
+/**
+ * Runs an activity body, turning its errors into the failures Temporal acts on. `progressed`: an
+ * attempt that got some of its work done before a transient failure is tried again in a second,
+ * not after a backoff that grew with earlier failures (a long batch under a flaky Creatio would
+ * otherwise wait minutes between steps that each succeed a little).
+ */
+export async function withFailures<T>(fn: () => Promise<T>, progressed?: () => boolean): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw toFailure(err);
+    const failure = toFailure(err);
+    if (
+      progressed?.() &&
+      failure instanceof ApplicationFailure &&
+      !failure.nonRetryable &&
+      failure.nextRetryDelay === undefined
+    ) {
+      throw ApplicationFailure.create({
+        type: failure.type ?? 'Error',
+        message: failure.message,
+        details: failure.details ? [...failure.details] : undefined,
+        nextRetryDelay: PROGRESS_RETRY_DELAY_MS,
+      });
+    }
+    throw failure;
   }
 }

@@ -1,4 +1,8 @@
-/** Reads of the bridge's own store that the workflow decides by (local activities: no secrets out). */
+/**
+ * The workflow's local activities on the bridge's own store: the settings it decides by (no
+ * secrets out), the case a conversation already has, and the events it spills at continue-as-new.
+ */
+import type { ConversationEvent } from '../workflows/contract';
 import type { OrgContexts } from './context';
 import { withFailures } from './failures';
 
@@ -17,6 +21,30 @@ export function createSettingsActivities(orgs: OrgContexts) {
         const { createCaseOnlyOnHandoff, afterClose } = stored.settings;
         return { createCaseOnlyOnHandoff, afterClose };
       });
+    },
+
+    /** Keeps events the run cannot carry (continue-as-new input is limited to 2 MB). */
+    async spillEvents(input: {
+      workflowId: string;
+      chunk: number;
+      events: ConversationEvent[];
+    }): Promise<void> {
+      return withFailures(() =>
+        orgs.deps.store.putSpill(input.workflowId, input.chunk, JSON.stringify(input.events)),
+      );
+    },
+
+    async loadSpill(input: { workflowId: string; chunk: number }): Promise<ConversationEvent[]> {
+      return withFailures(async () => {
+        const json = await orgs.deps.store.getSpill(input.workflowId, input.chunk);
+        if (json === undefined)
+          throw new Error(`spilled chunk ${input.chunk} of ${input.workflowId} is missing`);
+        return JSON.parse(json) as ConversationEvent[];
+      });
+    },
+
+    async dropSpill(input: { workflowId: string; chunks: number[] }): Promise<void> {
+      return withFailures(() => orgs.deps.store.dropSpill(input.workflowId, input.chunks));
     },
 
     /** The case a conversation already has (an event arrived after its workflow had finished). */

@@ -188,6 +188,35 @@ export class Store {
     return rows.map((r) => r.workflow_id);
   }
 
+  /**
+   * Events a conversation could not carry across continue-as-new, sealed like the secrets (they
+   * hold message text). Written before the run ends; a chunk is rewritten identically on a retry.
+   */
+  async putSpill(workflowId: string, chunk: number, json: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO conversation_spill (workflow_id, chunk, payload) VALUES ($1, $2, $3)
+       ON CONFLICT (workflow_id, chunk) DO UPDATE SET payload = EXCLUDED.payload`,
+      [workflowId, chunk, this.box.seal(json, `spill:${workflowId}:${chunk}`)],
+    );
+  }
+
+  async getSpill(workflowId: string, chunk: number): Promise<string | undefined> {
+    const rows = await this.db.query<{ payload: string }>(
+      'SELECT payload FROM conversation_spill WHERE workflow_id = $1 AND chunk = $2',
+      [workflowId, chunk],
+    );
+    const r = rows[0];
+    return r && this.box.open(r.payload, `spill:${workflowId}:${chunk}`);
+  }
+
+  async dropSpill(workflowId: string, chunks: number[]): Promise<void> {
+    if (chunks.length === 0) return;
+    await this.db.query('DELETE FROM conversation_spill WHERE workflow_id = $1 AND chunk = ANY($2::int[])', [
+      workflowId,
+      chunks,
+    ]);
+  }
+
   async putCaseSession(m: CaseSession): Promise<void> {
     await this.db.query(
       `INSERT INTO case_sessions (org_id, case_id, session_id, workflow_id) VALUES ($1, $2, $3, $4)

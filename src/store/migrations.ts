@@ -71,6 +71,19 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
         WHERE settings->'agentReplyFilter' = '{"activityTypes":["Email","Task"],"activityCategories":[]}'::jsonb`,
     ],
   },
+  {
+    id: 5,
+    name: 'events a conversation spilled at continue-as-new',
+    sql: [
+      `CREATE TABLE conversation_spill (
+         workflow_id text NOT NULL,
+         chunk integer NOT NULL,
+         payload text NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (workflow_id, chunk)
+       )`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

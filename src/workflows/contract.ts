@@ -246,6 +246,19 @@ export interface CarriedState {
    */
   verifyWrites?: boolean;
   replyCheck?: { nextAt: number | null; delayMs: number };
+  /**
+   * Events kept in the store because the run could not carry them (oldest chunk first), events
+   * received since (they come after the spilled ones), the next chunk number, and chunks already
+   * read back (deleted once their read is in the history).
+   */
+  spill?: SpillState;
+}
+
+export interface SpillState {
+  chunks: number[];
+  incoming: ConversationEvent[];
+  next: number;
+  read: number[];
 }
 
 export interface ConversationInput {

@@ -27,6 +27,7 @@ import { adoptPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, timingsOf } from './state';
+import { refill, spillForCarry } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
@@ -89,12 +90,12 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   }
 
   // Events are handled even after the close: a late customer message is logged (or reopens).
-  while (run.state.status === 'open' || run.queue.length > 0) {
+  while (run.state.status === 'open' || run.hasWork()) {
     const idleAt = run.lastEventAt + timings.idle;
     const { replyCheck } = run;
     const wakeAt = replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt);
     const active = await condition(
-      () => run.queue.length > 0 || shouldContinueAsNew(),
+      () => run.hasWork() || shouldContinueAsNew(),
       Math.max(1, wakeAt - Date.now()),
     );
     let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
@@ -110,8 +111,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       outcome = await guarded(() => checkCaseOnTimer(c));
     } else {
       // The event leaves the queue once handled: a run that ends mid-event hands it on.
-      run.handlingHead = true;
-      outcome = await guarded(() => handle(c, run.queue[0]!));
+      outcome = await guarded(async () => {
+        await refill(c);
+        run.handlingHead = true;
+        await handle(c, run.queue[0]!);
+      });
       run.handlingHead = false;
       if (outcome === 'done') {
         run.queue.shift();
@@ -126,6 +130,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     if (outcome === 'continue-as-new') {
       // A step may have been cut off mid-way: the next run looks before it writes.
       if (run.queue.length > 0) run.verifyWrites = true;
+      await spillForCarry(c);
       await condition(allHandlersFinished);
       await continueAsNew<typeof conversationWorkflow>({
         orgId,
@@ -136,6 +141,15 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
   }
   await condition(allHandlersFinished);
+  if (run.spill.read.length > 0) {
+    await activities.settings
+      .dropSpill({ workflowId: workflowInfo().workflowId, chunks: run.spill.read })
+      .catch(() => {
+        run.note(
+          'events read back from the store could not be deleted there (they expire with the conversation)',
+        );
+      });
+  }
   return run.view();
 }
 

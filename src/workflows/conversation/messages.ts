@@ -134,8 +134,10 @@ export async function onMessage(c: Conversation, m: MessageEntry): Promise<void>
   const fresh = take(c, m);
   // Messages queued right behind this one are written with it, in order, in one activity (a burst,
   // or the backlog after an outage, costs a few activities rather than one per message).
+  // At most one batch is taken ahead: the rest stays in the queue (what continue-as-new carries
+  // is bounded by the queue's spill, not by a buffer that grows through an outage).
   if (run.handlingHead && !run.state.closedAt) {
-    while (run.queue[1]?.kind === 'message') {
+    while (run.queue[1]?.kind === 'message' && run.unlogged.length < BATCH) {
       const next = run.queue.splice(1, 1)[0] as Extract<ConversationEvent, { kind: 'message' }>;
       take(c, toEntry(next));
     }

@@ -10,6 +10,7 @@ import {
   type LogEntry,
   type MessageEntry,
   type ProcessEvidence,
+  type SpillState,
 } from '../contract';
 
 /** Characters of transcript kept for AI fields. */
@@ -66,6 +67,11 @@ export class ConversationRun {
   verifyWrites: boolean;
   /** The head of the queue is being handled (it leaves the queue once done). */
   handlingHead = false;
+  /**
+   * Events in order are: `queue` (in memory), then `spill.chunks` (in the store), then
+   * `spill.incoming` (received while chunks wait). See spill.ts.
+   */
+  readonly spill: SpillState;
 
   constructor(input: ConversationInput, timings: Timings) {
     const { orgId, sessionId } = input;
@@ -109,6 +115,7 @@ export class ConversationRun {
     this.lastEventAt = carried?.lastEventAt ?? Date.now();
     this.replyCheck = carried?.replyCheck ?? { nextAt: null, delayMs: timings.replyCheckEvery };
     this.verifyWrites = carried?.verifyWrites ?? input.resumed === true;
+    this.spill = carried?.spill ?? { chunks: [], incoming: [], next: 0, read: [] };
     if (input.resumed && !carried) this.state.resumed = true;
   }
 
@@ -135,10 +142,17 @@ export class ConversationRun {
     if (event.kind === 'creatio_activity') called(this.state.processes.agentReply);
     if (event.kind === 'creatio_status') called(this.state.processes.closure);
     // A check already under way may have read Creatio before this call's activity was written.
-    const waiting = this.handlingHead ? this.queue.slice(1) : this.queue;
+    const waiting = [...(this.handlingHead ? this.queue.slice(1) : this.queue), ...this.spill.incoming];
     if (event.kind === 'creatio_activity' && waiting.some((e) => e.kind === 'creatio_activity')) return;
     this.seenEvents.add(event.eventId);
-    this.queue.push(event);
+    // Behind spilled events, new ones wait in `incoming` so that the order stays the order received.
+    if (this.spill.chunks.length > 0) this.spill.incoming.push(event);
+    else this.queue.push(event);
+  }
+
+  /** Events are waiting, in memory or in the store. */
+  hasWork(): boolean {
+    return this.queue.length > 0 || this.spill.chunks.length > 0 || this.spill.incoming.length > 0;
   }
 
   /** True the first time a message id is seen. */
@@ -178,6 +192,9 @@ export class ConversationRun {
       lastEventAt: this.lastEventAt,
       replyCheck: this.replyCheck,
       ...(this.verifyWrites && { verifyWrites: true }),
+      ...((this.spill.chunks.length > 0 || this.spill.incoming.length > 0 || this.spill.read.length > 0) && {
+        spill: this.spill,
+      }),
     };
   }
 }

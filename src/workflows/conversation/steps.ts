@@ -22,6 +22,8 @@ export interface StepOptions<T> {
   onSkip?: (reason: string) => T;
   /** False: a failure is thrown to the caller instead of parking (it has a finer way to go on). */
   park?: boolean;
+  /** A step of continue-as-new itself: it does not give way to continue-as-new. */
+  partOfContinueAsNew?: boolean;
 }
 
 type Command = { kind: 'resume' } | { kind: 'skip'; reason: string };
@@ -94,7 +96,7 @@ export class Steps {
     let again = false;
     for (;;) {
       try {
-        const result = await this.unlessContinueAsNew(fn(again));
+        const result = o.partOfContinueAsNew ? await fn(again) : await this.unlessContinueAsNew(fn(again));
         if (state.lastError?.step === name) state.lastError = null;
         return result;
       } catch (err) {
@@ -119,7 +121,7 @@ export class Steps {
           step: name,
           type,
         });
-        const command = await this.parkedWait(name, skippable);
+        const command = await this.parkedWait(name, skippable, o.partOfContinueAsNew !== true);
         if (command?.kind === 'skip' && o.onSkip) {
           state.lastError = null;
           this.record(name, command.reason);
@@ -133,16 +135,21 @@ export class Steps {
   }
 
   /** Waits while parked; answers the operator's command, or null for the periodic try. */
-  private async parkedWait(name: string, skippable: boolean): Promise<Command | null> {
+  private async parkedWait(
+    name: string,
+    skippable: boolean,
+    yieldToContinueAsNew: boolean,
+  ): Promise<Command | null> {
+    const continueAsNew = () => yieldToContinueAsNew && this.wake.continueAsNew();
     this.command = null;
     this.current = { name, skippable };
     const received = (): Command | null => this.command;
     try {
       const until = Math.min(msToNumber(this.parkedRetryEvery), this.wake.idleAt() - Date.now());
-      await condition(() => received() !== null || this.wake.continueAsNew(), Math.max(1, until));
+      await condition(() => received() !== null || continueAsNew(), Math.max(1, until));
       const command = received();
       if (command) return command;
-      if (this.wake.continueAsNew()) throw new ContinueAsNewNow();
+      if (continueAsNew()) throw new ContinueAsNewNow();
       if (Date.now() >= this.wake.idleAt()) throw new IdleWhileParked(name);
       return null;
     } finally {
