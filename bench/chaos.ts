@@ -265,6 +265,32 @@ async function main(): Promise<void> {
   };
 
   const sent: Sent[] = [];
+  // Recovery, watched from the start: for each fault that has ended, the first moment every message
+  // accepted before its end is in Creatio.
+  const recovery: Record<string, number | null> = {};
+  const loggedTokens = () => {
+    const found = new Map<string, number>();
+    for (const emu of creatio) {
+      for (const a of emu.rows('Activity')) {
+        const m = /chaos:\d+:\d+/.exec(String(a.Title));
+        if (m) found.set(m[0], (found.get(m[0]) ?? 0) + 1);
+      }
+    }
+    return found;
+  };
+  let monitoring = true;
+  const monitor = (async () => {
+    while (monitoring) {
+      const found = loggedTokens();
+      for (const f of faults) {
+        if (recovery[f.name] !== undefined) continue;
+        if (sent.filter((s) => s.ackedAt <= f.end).every((s) => found.has(s.token))) {
+          recovery[f.name] = Math.max(0, Date.now() - f.end);
+        }
+      }
+      await sleep(500);
+    }
+  })();
   const sessions = Array.from({ length: CONVERSATIONS }, (_, c) => ({
     orgIndex: c % ORGS,
     sessionId: `chaos-${c}-${randomUUID().slice(0, 8)}`,
@@ -419,30 +445,14 @@ async function main(): Promise<void> {
   say('agent replies, round 2');
   await writeReplies(2);
 
-  // Recovery: from each fault's end until every message accepted before it is in Creatio.
-  const logged = () => {
-    const found = new Map<string, number>();
-    for (const emu of creatio) {
-      for (const a of emu.rows('Activity')) {
-        const m = /chaos:\d+:\d+/.exec(String(a.Title));
-        if (m) found.set(m[0], (found.get(m[0]) ?? 0) + 1);
-      }
-    }
-    return found;
-  };
-  const recovery: Record<string, number | null> = {};
-  const pendingFaults = [...faults];
+  // The backlog drains; recovery is recorded by the monitor.
+  const logged = loggedTokens;
   const deadline = lastFaultEnd + DRAIN_DEADLINE_MS;
   let lastReport = 0;
   for (;;) {
     const found = logged();
     const now = Date.now();
-    for (const f of [...pendingFaults]) {
-      if (sent.filter((s) => s.ackedAt <= f.end).every((s) => found.has(s.token))) {
-        recovery[f.name] = Math.max(0, now - f.end);
-        pendingFaults.splice(pendingFaults.indexOf(f), 1);
-      }
-    }
+    const pendingFaults = faults.filter((f) => recovery[f.name] === undefined);
     const allLogged = sent.every((s) => found.has(s.token));
     const repliesIn = replies.every((r) =>
       opencx.messagesFor(sessions[r.conv]!.sessionId).some((m) => m.text.includes(r.text)),
@@ -462,7 +472,9 @@ async function main(): Promise<void> {
     }
     await sleep(500);
   }
-  for (const f of pendingFaults) recovery[f.name] = null;
+  monitoring = false;
+  await monitor;
+  for (const f of faults) recovery[f.name] ??= null;
 
   // Closure: every conversation is closed as resolved; its case must get the Resolved status.
   await Promise.all(

@@ -53,7 +53,7 @@ const envSchema = z.object({
   SANDBOX_PORT: port.default(8300),
   CREATIO_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
   CREATIO_RETRY_FOR: duration.default('24h'),
-  CREATIO_RETRY_MAX_INTERVAL: duration.default('30s'),
+  CREATIO_RETRY_MAX_INTERVAL: duration.default('10s'),
   CREATIO_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
   OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),

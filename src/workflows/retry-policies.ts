@@ -28,8 +28,8 @@ export const OPENCX_NON_RETRYABLE = [
 ];
 
 /**
- * Calls to Creatio: exponential backoff up to `maxInterval` between tries (30 s by default, so that
- * waiting work resumes within 30 s of Creatio coming back, with the per-organization rate cap
+ * Calls to Creatio: exponential backoff up to `maxInterval` between tries (10 s by default, so that
+ * waiting work resumes within 10 s of Creatio coming back, with the per-organization rate cap
  * protecting it meanwhile), for as long as `retryFor` (24 hours by default), then the step is parked.
  */
 export function creatioActivityOptions(
