@@ -31,6 +31,9 @@ export const isRetry = () => Context.current().info.attempt > 1;
  * The per-organization context every activity shares: settings read from the store, and clients
  * (with their tokens and lookup caches) kept while the settings stay the same.
  */
+/** Calls per organization that `answering` looks at. */
+const HEALTH_WINDOW = 20;
+
 export class OrgContexts {
   private readonly clients = new Map<
     string,
@@ -39,7 +42,27 @@ export class OrgContexts {
 
   private readonly settingsCache = new Map<string, { stored: StoredOrg }>();
 
+  /** The outcomes of each organization's last Creatio calls (true: answered). */
+  private readonly outcomes = new Map<string, boolean[]>();
+
   constructor(readonly deps: ActivityDeps) {}
+
+  private record(orgId: string, ok: boolean): void {
+    const o = this.outcomes.get(orgId) ?? [];
+    o.push(ok);
+    if (o.length > HEALTH_WINDOW) o.shift();
+    this.outcomes.set(orgId, o);
+  }
+
+  /**
+   * Creatio answers most of this organization's calls right now (at least 60 % of the last 20):
+   * a transient failure is flakiness, worth trying again in a second, not an outage to back off from.
+   */
+  answering(orgId: string): boolean {
+    const o = this.outcomes.get(orgId);
+    if (!o || o.length < HEALTH_WINDOW / 2) return false;
+    return o.filter(Boolean).length / o.length >= 0.6;
+  }
 
   /**
    * The organization's stored settings. A copy is kept and used while its version (updated_at) is
@@ -83,8 +106,9 @@ export class OrgContexts {
           },
           {
             timeoutMs: this.deps.creatioTimeoutMs,
-            onRequest: () => {
+            onRequest: ({ status }) => {
               alive();
+              this.record(orgId, typeof status === 'number' && status < 500 && status !== 429);
               this.deps.onCreatioRequest?.(orgId);
             },
           },

@@ -106,6 +106,12 @@ async function linkContact(client: CreatioClient, orgId: string, c: Contact): Pr
 
 export function createCreatioActivities(orgs: OrgContexts) {
   const { deps } = orgs;
+  /**
+   * An activity body: a transient failure is tried again in a second when the attempt made
+   * progress or the organization's Creatio answers most calls (flaky, not down).
+   */
+  const call = <T>(orgId: string, fn: () => Promise<T>, progressed?: () => boolean) =>
+    withFailures(fn, () => progressed?.() === true || orgs.answering(orgId));
   const replyLimits = { ...DEFAULT_REPLY_LIMITS, ...deps.replyLimits };
 
   /** Formats one entry and writes it under its deterministic id; with `verify`, looks for it first. */
@@ -146,7 +152,8 @@ export function createCreatioActivities(orgs: OrgContexts) {
     /** Creates the case of a conversation (at most once, ever) and records the case ⇄ session map. */
     async ensureCase(input: EnsureCaseInput): Promise<{ caseId: string; caseNumber: string | null }> {
       let progressed = false;
-      return withFailures(
+      return call(
+        input.orgId,
         async () => {
           const { settings, client, lookup } = await orgs.creatio(input.orgId);
           const caseId = caseIdFor(input.orgId, input.sessionId);
@@ -197,7 +204,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
      * first even on a first attempt (a step tried again after parking, a resumed conversation).
      */
     async logEntry(input: CaseAt & { entry: LogEntry; verify?: boolean }): Promise<string> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const o = await orgs.creatio(input.orgId);
         const written = await writeEntry(o, input, input.entry, input.verify === true || isRetry());
         return written.id;
@@ -213,7 +220,8 @@ export function createCreatioActivities(orgs: OrgContexts) {
       const ctx = Context.current();
       const start = Number(ctx.info.heartbeatDetails ?? 0) || 0;
       let done = start;
-      return withFailures(
+      return call(
+        input.orgId,
         async () => {
           const o = await orgs.creatio(input.orgId);
           let verify = input.verify === true || isRetry();
@@ -240,7 +248,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
       delivered?: string[];
       lookbackMs?: number;
     }): Promise<ReplyPage> {
-      return withFailures(async () =>
+      return call(input.orgId, async () =>
         fetchReplies(await orgs.creatio(input.orgId), input, {
           ...replyLimits,
           lookbackMs: input.lookbackMs ?? replyLimits.lookbackMs,
@@ -256,7 +264,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
       closureStatusNames: string[];
       modifiedOn: string | null;
     }> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { settings, client } = await orgs.creatio(input.orgId);
         const c = await client.getCase<Entity & { StatusId: string; ModifiedOn?: string }>(input.caseId, [
           'Id',
@@ -281,7 +289,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
       caseId: string;
       patch: Record<string, unknown>;
     }): Promise<void> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { client } = await orgs.creatio(input.orgId);
         await client.update('Case', input.caseId, input.patch);
       });
@@ -296,7 +304,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
       sentiment: string;
       reason: string;
     }): Promise<void> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { client } = await orgs.creatio(input.orgId);
         await client.update('Case', input.caseId, { Symptoms: handoffDescription(input) });
       });
@@ -304,7 +312,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
 
     /** A customer wrote after the close: the case gets the organization's Reopen Status ID. */
     async reopenCase(input: { orgId: string; caseId: string }): Promise<{ done: boolean; reason?: string }> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { settings, client } = await orgs.creatio(input.orgId);
         if (!settings.reopenStatusId) {
           return { done: false, reason: 'no Reopen Status ID is configured for this organization' };
@@ -320,7 +328,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
 
     /** `conversation.started` came after the case was made: the case gets its customer now. */
     async attachContact(input: { orgId: string; caseId: string; contact: Contact }): Promise<void> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { client } = await orgs.creatio(input.orgId);
         const current = await client.getCase<Entity & { ContactId?: string | null }>(input.caseId, [
           'Id',
@@ -337,7 +345,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
      * none is configured, or when the case already has a final status.
      */
     async resolveCase(input: { orgId: string; caseId: string }): Promise<{ done: boolean; reason?: string }> {
-      return withFailures(async () => {
+      return call(input.orgId, async () => {
         const { settings, client } = await orgs.creatio(input.orgId);
         if (!settings.resolvedStatusId) {
           return { done: false, reason: 'no Resolved Status ID is configured for this organization' };
