@@ -242,6 +242,8 @@ async function main(): Promise<void> {
     });
   }
   const faults: Fault[] = [];
+  /** Faults under way (name and start), for recovery timing. */
+  const active: { name: string; start: number }[] = [];
   const startedAt = Date.now();
   const tSec = (s: number) => startedAt + s * SCALE * 1000;
 
@@ -266,7 +268,8 @@ async function main(): Promise<void> {
 
   const sent: Sent[] = [];
   // Recovery, watched from the start: for each fault that has ended, the first moment every message
-  // accepted before its end is in Creatio.
+  // accepted before its end is in Creatio. A fault that ends while another is still on (a worker
+  // kill during the Creatio outage) can only recover once that one ends: it is timed from there.
   const recovery: Record<string, number | null> = {};
   const loggedTokens = () => {
     const found = new Map<string, number>();
@@ -284,8 +287,13 @@ async function main(): Promise<void> {
       const found = loggedTokens();
       for (const f of faults) {
         if (recovery[f.name] !== undefined) continue;
+        if (active.some((a) => a.start <= f.end)) continue;
+        const from = Math.max(
+          f.end,
+          ...faults.filter((o) => o.start <= f.end && o.end >= f.end).map((o) => o.end),
+        );
         if (sent.filter((s) => s.ackedAt <= f.end).every((s) => found.has(s.token))) {
-          recovery[f.name] = Math.max(0, Date.now() - f.end);
+          recovery[f.name] = Math.max(0, Date.now() - from);
         }
       }
       await sleep(500);
@@ -366,10 +374,13 @@ async function main(): Promise<void> {
   ) => {
     await sleep(Math.max(0, tSec(startS) - Date.now()));
     const start = Date.now();
+    const on = { name, start };
+    active.push(on);
     say(`${name}: begins`);
     await down();
     if (seconds > 0) await sleep(seconds * 1000);
     await up();
+    active.splice(active.indexOf(on), 1);
     faults.push({ name, start, end: Date.now() });
     say(`${name}: ends`);
   };

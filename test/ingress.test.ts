@@ -123,4 +123,14 @@ describe('ingress: an event is acknowledged only once Temporal has it (issue 9.1
     const st = (await bridge.session(orgId, s)).body;
     assert.equal(st.lastError, null, JSON.stringify(st.lastError));
   });
+
+  it('a signed event with data.timestamp 1e20 is a 400 naming the field, not a 500 (issue 9.7)', async () => {
+    const orgId = await bridge.connectOrg();
+    const r = await bridge.send(orgId, 'conversation.contact_response', {
+      ...ev.message(sid(), 'm1', 'from the far future'),
+      timestamp: 1e20,
+    });
+    assert.equal(r.status, 400, JSON.stringify(r.body));
+    assert.equal(r.body.error.field, 'data.timestamp');
+  });
 });
