@@ -29,10 +29,6 @@ const SIGNATURE_FIX =
   'Send the Standard Webhooks headers webhook-id, webhook-timestamp and webhook-signature, signed with the webhook secret stored for the organization.';
 
 /**
- * POST /webhooks/opencx: verifies the Standard Webhooks signature, validates the event, and hands
- * it to the conversation's workflow with one signalWithStart. 202 as soon as Temporal has it.
- */
-/**
  * Organizations' webhook secrets, kept in memory for a short while (30 s, known or not) so that a
  * flood of signed-looking requests costs no database read or decryption; a signature that does not
  * match a cached secret reloads it once (the secret may just have been rotated).
@@ -56,6 +52,10 @@ class WebhookSecrets {
   }
 }
 
+/**
+ * POST /webhooks/opencx: verifies the Standard Webhooks signature, validates the event, and hands
+ * it to the conversation's workflow with one signalWithStart. 202 once Temporal has it, never before.
+ */
 export function opencxWebhookRouter(deps: AppDeps): Router {
   const r = Router();
   const secrets = new WebhookSecrets(deps.store);
