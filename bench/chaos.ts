@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client as PgClient } from 'pg';
 import { createLogger } from '../src/logger';
-import { sign } from '../src/opencx/signature';
+import { signedHeaders } from '../src/opencx/signature';
 import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
@@ -251,15 +251,10 @@ async function main(): Promise<void> {
     const id = `msg_${randomUUID()}`;
     const body = JSON.stringify({ event, organization_id: orgId, data });
     return retryUntilAccepted(() => {
-      const ts = Math.floor(Date.now() / 1000);
       return fetch(`${apiUrl}/webhooks/opencx`, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'webhook-id': id,
-          'webhook-timestamp': String(ts),
-          'webhook-signature': sign(WEBHOOK_SECRET, id, ts, body),
-        },
+        // The same delivery id on every try, freshly signed (as OpenCX retries).
+        headers: signedHeaders(WEBHOOK_SECRET, body, id),
         body,
         signal: AbortSignal.timeout(15_000),
       });

@@ -80,7 +80,7 @@ export async function conversationBench(): Promise<Stat[]> {
     stats.push(
       summarize(`bridge: OpenCX webhook ack (202), ${N} conv in parallel`, acks),
       summarize(
-        `bridge: message → activity in Creatio`,
+        `bridge: message → activity, burst of ${N} conv × ${M}`,
         latencies,
         wall,
         `${(((N * M) / wall) * 1000).toFixed(1)} msg/s sustained; ${bridgeCalls.toFixed(1)} OData calls + ${emu.count('token')} token(s) per ${N} conv`,

@@ -18,10 +18,14 @@ const PACE_MS = Number(process.env.BENCH_REPLY_PACE_MS ?? 1_500);
 
 export async function replyBench(): Promise<Stat[]> {
   const shipped = loadConfig({});
-  const rates = process.env.BENCH_UNCAPPED
-    ? { creatio: 1000, opencx: 1000 }
-    : { creatio: shipped.creatioActivitiesPerSecond, opencx: shipped.opencxActivitiesPerSecond };
-  const { bridge, stop } = await startBenchBridge({ rates });
+  const limits = process.env.BENCH_UNCAPPED
+    ? { creatioInitialPerSecond: 1000, opencxMaxPerSecond: 1000 }
+    : {
+        creatioInitialPerSecond: shipped.creatioInitialCallsPerSecond,
+        opencxMaxPerSecond: shipped.opencxMaxCallsPerSecond,
+      };
+  const rates = { creatio: limits.creatioInitialPerSecond, opencx: limits.opencxMaxPerSecond };
+  const { bridge, stop } = await startBenchBridge({ limits });
   const stats: Stat[] = [];
   try {
     bridge.emu.setFaults({ latencyMs: LATENCY });
@@ -94,7 +98,7 @@ export async function replyBench(): Promise<Stat[]> {
           `bridge: Creatio webhook → reply at OpenCX${bridgeActivities ? `, cases of ${bridgeActivities.toLocaleString('en')} activities` : ''}`,
           latencies,
           undefined,
-          `${N} conv, 1 reply per ${PACE_MS} ms; ${reads.toFixed(1)} GET Activity per reply; shipped rates (Creatio ${rates.creatio}/s, OpenCX ${rates.opencx}/s per org); emulator latency ${LATENCY} ms`,
+          `${N} conv, 1 reply per ${PACE_MS} ms; ${reads.toFixed(1)} GET Activity per reply; ${process.env.BENCH_UNCAPPED ? 'limits OVERRIDDEN (BENCH_UNCAPPED)' : 'shipped limits'} (Creatio adaptive from ${rates.creatio} calls/s, OpenCX ${rates.opencx} calls/s per org); emulator latency ${LATENCY} ms`,
         ),
       );
     }

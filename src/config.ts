@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { SHIPPED_CALL_LIMITS } from './net/call-limiter';
 import { z } from 'zod';
 import type { TemporalSecurity } from './temporal/connection';
 
@@ -54,8 +55,22 @@ const envSchema = z.object({
   CREATIO_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
   CREATIO_RETRY_FOR: duration.default('24h'),
   CREATIO_RETRY_MAX_INTERVAL: duration.default('10s'),
-  CREATIO_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(10),
-  OPENCX_ACTIVITIES_PER_SECOND: z.coerce.number().positive().max(1000).default(1.5),
+  /** Hard cap on Creatio HTTP calls per second per organization (all processes); unset: adaptive only. */
+  CREATIO_MAX_CALLS_PER_SECOND: z.coerce.number().positive().max(10_000).optional(),
+  /** Where an organization's adaptive Creatio call rate starts (it grows while Creatio answers). */
+  CREATIO_INITIAL_CALLS_PER_SECOND: z.coerce
+    .number()
+    .positive()
+    .max(10_000)
+    .default(SHIPPED_CALL_LIMITS.creatioInitialPerSecond),
+  /** OpenCX calls per second per organization (OpenCX allows 100 per minute). */
+  OPENCX_MAX_CALLS_PER_SECOND: z.coerce
+    .number()
+    .positive()
+    .max(1000)
+    .default(SHIPPED_CALL_LIMITS.opencxMaxPerSecond),
+  /** Creatio activities one worker process runs at once (I/O-bound). */
+  WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(100),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
   /** `id:base64key,…` (32-byte keys), the first encrypts; unset: one key derived from ENCRYPTION_KEY. */
@@ -110,8 +125,10 @@ export interface Config {
   creatioRequestTimeoutMs: number;
   creatioRetryFor: string;
   creatioRetryMaxInterval: string;
-  creatioActivitiesPerSecond: number;
-  opencxActivitiesPerSecond: number;
+  creatioMaxCallsPerSecond: number | undefined;
+  creatioInitialCallsPerSecond: number;
+  opencxMaxCallsPerSecond: number;
+  workerActivitySlots: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   temporalPayloadKeys: string | undefined;
@@ -212,8 +229,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     creatioRequestTimeoutMs: e.CREATIO_REQUEST_TIMEOUT_MS,
     creatioRetryFor: e.CREATIO_RETRY_FOR,
     creatioRetryMaxInterval: e.CREATIO_RETRY_MAX_INTERVAL,
-    creatioActivitiesPerSecond: e.CREATIO_ACTIVITIES_PER_SECOND,
-    opencxActivitiesPerSecond: e.OPENCX_ACTIVITIES_PER_SECOND,
+    creatioMaxCallsPerSecond: e.CREATIO_MAX_CALLS_PER_SECOND,
+    creatioInitialCallsPerSecond: e.CREATIO_INITIAL_CALLS_PER_SECOND,
+    opencxMaxCallsPerSecond: e.OPENCX_MAX_CALLS_PER_SECOND,
+    workerActivitySlots: e.WORKER_ACTIVITY_SLOTS,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,

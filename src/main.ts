@@ -140,9 +140,12 @@ async function main(): Promise<void> {
             attachmentsTotalMaxBytes: 2 * config.replyAttachmentMaxBytes,
           },
         },
-        creatioActivitiesPerSecond: config.creatioActivitiesPerSecond,
-        opencxActivitiesPerSecond: config.opencxActivitiesPerSecond,
-        orgRefreshMs: 10_000,
+        limits: {
+          ...(config.creatioMaxCallsPerSecond && { creatioMaxPerSecond: config.creatioMaxCallsPerSecond }),
+          creatioInitialPerSecond: config.creatioInitialCallsPerSecond,
+          opencxMaxPerSecond: config.opencxMaxCallsPerSecond,
+        },
+        activitySlots: config.workerActivitySlots,
       });
       await workers.start();
       const w = workers;
@@ -183,16 +186,12 @@ async function main(): Promise<void> {
             : Promise.reject(new Error(`worker is ${workers.state}`)),
         ),
       ]);
-      // An organization's worker that failed is started again; the last failures stay visible.
-      const recent = (workers?.failures ?? []).filter(
-        (f) => f.orgId && Date.now() - Date.parse(f.at) < 600_000,
-      );
-      if (recent.length > 0) {
-        checks.organizationWorkers = {
+      if (workers) {
+        // An activity worker that failed is started again; the last failures stay visible.
+        const recent = workers.failures.filter((f) => Date.now() - Date.parse(f.at) < 600_000);
+        checks.workers = {
           ok: true,
-          detail: `restarted after a failure in the last 10 minutes: ${recent
-            .map((f) => `${f.orgId} at ${f.at} (${f.message})`)
-            .join('; ')}`,
+          detail: { ...workers.describe(), ...(recent.length > 0 && { restartedAfter: recent }) },
         };
       }
       return { ready: Object.values(checks).every((c) => c.ok), checks };

@@ -8,10 +8,22 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { randomUUID } from 'node:crypto';
 import { createActivities, type ActivityDeps } from './activities';
+import { CallLimiters } from './net/call-limiter';
 import type { Logger } from './logger';
 import type { Store } from './store';
 import { creatioTaskQueue, opencxTaskQueue } from './workflows/task-queues';
+
+/** How the HTTP calls to each organization's Creatio and OpenCX are paced (src/net/call-limiter.ts). */
+export interface CallLimits {
+  /** Hard cap on Creatio calls per second per organization, all worker processes together. */
+  creatioMaxPerSecond?: number;
+  /** Creatio calls per second an organization starts at (it adapts from there). */
+  creatioInitialPerSecond: number;
+  /** OpenCX calls per second per organization (OpenCX allows 100 per minute). */
+  opencxMaxPerSecond: number;
+}
 
 let runtimeInstalled = false;
 
@@ -26,7 +38,7 @@ export function installRuntime(log: Logger): void {
   Runtime.install({
     shutdownSignals: [],
     logger: new DefaultLogger('INFO', (entry) => {
-      // Activity-only workers (one pair per organization) say this at start by design.
+      // The activity-only workers (Creatio, OpenCX) say this at start by design.
       const level = /^No (workflows|Nexus services) registered/.test(entry.message)
         ? 'debug'
         : levels[entry.level];
@@ -60,13 +72,10 @@ export interface WorkerOptions {
   taskQueue: string;
   store: Store;
   log: Logger;
-  activityDeps: Omit<ActivityDeps, 'store'>;
-  /** Server-side cap on Creatio activities per second, per organization. */
-  creatioActivitiesPerSecond: number;
-  /** Server-side cap on OpenCX calls per second, per organization (OpenCX allows 100 per minute). */
-  opencxActivitiesPerSecond: number;
-  /** How often the pool looks for newly connected organizations. */
-  orgRefreshMs: number;
+  activityDeps: Omit<ActivityDeps, 'store' | 'limiters'>;
+  limits: CallLimits;
+  /** Activities one process runs at once on the Creatio queue (they wait on I/O, not CPU). */
+  activitySlots?: number;
   maxCachedWorkflows?: number;
   /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
   dataConverter?: DataConverter;
@@ -79,98 +88,130 @@ type WorkerCreateOptions = Parameters<typeof Worker.create>[0];
 /** A worker that stopped with an error, as /readyz shows it. */
 export interface WorkerFailure {
   worker: string;
-  orgId: string | null;
   at: string;
   message: string;
 }
 
+/** How often a worker process says it is alive (the call limits are shared among the live ones). */
+const PRESENCE_EVERY_MS = 5_000;
+/** Pollers per worker: fixed, whatever the number of organizations. */
+const POLLERS = 4;
+
 /**
- * The bridge's workers: one for conversation workflows (and the local store reads), and one
- * activity worker per connected organization on that organization's Creatio task queue.
+ * The bridge's workers, three per process whatever the number of organizations: one for the
+ * conversation workflows (and the local store reads), one for the Creatio activities of every
+ * organization, one for the OpenCX activities. Organizations are kept apart in the process, not
+ * by task queues: each has its own call limiter (a slow or failing Creatio gives its worker slots
+ * back at once instead of holding them), and every task carries the organization as its fairness
+ * key. See docs/decisions/0014-shared-task-queues.md.
  */
 export class BridgeWorkers {
   private readonly activities;
+  private readonly limiters;
   private workflowWorker: Worker | undefined;
-  private readonly orgWorkers = new Map<string, { worker: Worker; running: Promise<void> }[]>();
+  private readonly activityWorkers = new Map<string, Worker>();
   private readonly runs: Promise<void>[] = [];
-  private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
-  /** Most recent worker failures (an organization's workers are started again on the next refresh). */
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private liveProcesses = 1;
+  readonly processId = `${process.pid}-${randomUUID().slice(0, 8)}`;
+  /** Most recent worker failures (an activity worker is started again after a failure). */
   readonly failures: WorkerFailure[] = [];
 
   constructor(private readonly o: WorkerOptions) {
-    this.activities = createActivities({ ...o.activityDeps, store: o.store });
+    const share = () => 1 / this.liveProcesses;
+    this.limiters = {
+      creatio: new CallLimiters({
+        initialPerSecond: o.limits.creatioInitialPerSecond,
+        ...(o.limits.creatioMaxPerSecond && { maxPerSecond: o.limits.creatioMaxPerSecond }),
+        share,
+      }),
+      opencx: new CallLimiters({
+        initialPerSecond: o.limits.opencxMaxPerSecond,
+        maxPerSecond: o.limits.opencxMaxPerSecond,
+        minPerSecond: Math.min(0.2, o.limits.opencxMaxPerSecond),
+        maxWaitMs: 1_000,
+        share,
+      }),
+    };
+    this.activities = createActivities({ ...o.activityDeps, store: o.store, limiters: this.limiters });
   }
 
   get state(): string {
     return this.workflowWorker?.getState() ?? 'NOT_STARTED';
   }
 
+  /** What /readyz shows of the workers: states, pollers, live processes, current call rates. */
+  describe() {
+    return {
+      processId: this.processId,
+      liveProcesses: this.liveProcesses,
+      pollers: POLLERS * (1 + this.activityWorkers.size),
+      workers: Object.fromEntries([...this.activityWorkers].map(([q, w]) => [q, w.getState()])),
+      creatioCallsPerSecond: this.limiters.creatio.rates(),
+    };
+  }
+
   async start(): Promise<void> {
+    await this.announce();
+    this.presenceTimer = setInterval(() => {
+      this.announce().catch((err: unknown) =>
+        this.o.log.warn(
+          { reason: err instanceof Error ? err.message : String(err) },
+          'could not record this worker process as alive; keeping the last share of the call limits',
+        ),
+      );
+    }, PRESENCE_EVERY_MS);
+    this.presenceTimer.unref();
+
     this.workflowWorker = await this.create({
       connection: this.o.connection,
       namespace: this.o.namespace,
       taskQueue: this.o.taskQueue,
       workflowBundle: await workflowBundle(),
-      // The store reads the workflow makes as local activities.
-      activities: this.activities.settings,
+      // Local activities: the store reads, and the first try of short Creatio writes.
+      activities: { ...this.activities.settings, ...this.activities.creatio },
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
+      maxConcurrentWorkflowTaskPolls: POLLERS,
       shutdownGraceTime: '10 seconds',
     });
-    this.runs.push(this.track(this.workflowWorker, 'workflow worker', null));
-    await this.refreshOrgs();
-    this.refreshTimer = setInterval(() => {
-      this.refreshOrgs().catch((err: unknown) =>
-        // The workers already running go on; the next refresh tries again.
-        this.o.log.warn(
-          { reason: err instanceof Error ? err.message : String(err) },
-          'could not refresh organization workers',
-        ),
-      );
-    }, this.o.orgRefreshMs);
+    this.runs.push(this.track(this.workflowWorker, 'workflow worker'));
+    await Promise.all([this.startActivityWorker('creatio'), this.startActivityWorker('opencx')]);
   }
 
-  private refreshChain: Promise<void> = Promise.resolve();
-
-  /**
-   * Starts an activity worker for every organization that does not have one yet. Calls are
-   * serialised: two overlapping refreshes would both see a new organization as missing.
-   */
-  refreshOrgs(): Promise<void> {
-    const next = this.refreshChain.then(() => this.startMissingOrgWorkers());
-    this.refreshChain = next.catch(() => undefined);
-    return next;
+  private async announce(): Promise<void> {
+    this.liveProcesses = Math.max(
+      1,
+      await this.o.store.announceWorkerProcess(this.processId, 3 * PRESENCE_EVERY_MS),
+    );
   }
 
-  private async startMissingOrgWorkers(): Promise<void> {
+  private async startActivityWorker(peer: 'creatio' | 'opencx'): Promise<void> {
     if (this.stopping) return;
-    for (const orgId of await this.o.store.listOrgIds()) {
-      if (this.orgWorkers.has(orgId)) continue;
-      const started: { worker: Worker; running: Promise<void> }[] = [];
-      const { creatio, aiFields, opencx } = this.activities;
-      for (const [taskQueue, perSecond, activities] of [
-        [
-          creatioTaskQueue(this.o.taskQueue, orgId),
-          this.o.creatioActivitiesPerSecond,
-          { ...creatio, ...aiFields },
-        ],
-        [opencxTaskQueue(this.o.taskQueue, orgId), this.o.opencxActivitiesPerSecond, opencx],
-      ] as const) {
-        const worker = await this.create({
-          connection: this.o.connection,
-          namespace: this.o.namespace,
-          taskQueue,
-          activities,
-          ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
-          maxTaskQueueActivitiesPerSecond: perSecond,
-          maxConcurrentActivityTaskExecutions: 20,
-          shutdownGraceTime: '10 seconds',
-        });
-        started.push({ worker, running: this.track(worker, taskQueue, orgId) });
-      }
-      this.orgWorkers.set(orgId, started);
-    }
+    const { creatio, aiFields, opencx } = this.activities;
+    const taskQueue =
+      peer === 'creatio' ? creatioTaskQueue(this.o.taskQueue) : opencxTaskQueue(this.o.taskQueue);
+    const worker = await this.create({
+      connection: this.o.connection,
+      namespace: this.o.namespace,
+      taskQueue,
+      activities: peer === 'creatio' ? { ...creatio, ...aiFields } : opencx,
+      ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
+      maxConcurrentActivityTaskExecutions: peer === 'creatio' ? (this.o.activitySlots ?? 100) : 20,
+      maxConcurrentActivityTaskPolls: POLLERS,
+      shutdownGraceTime: '10 seconds',
+    });
+    this.activityWorkers.set(taskQueue, worker);
+    const running = this.track(worker, taskQueue, () => {
+      // An activity worker that failed is made again: its tasks wait in the queue meanwhile.
+      setTimeout(() => {
+        this.startActivityWorker(peer).catch((err: unknown) =>
+          this.o.log.error({ err, taskQueue }, 'could not start the activity worker again'),
+        );
+      }, 1_000).unref();
+    });
+    this.runs.push(running);
   }
 
   private create(options: WorkerCreateOptions): Promise<Worker> {
@@ -178,39 +219,32 @@ export class BridgeWorkers {
   }
 
   /**
-   * Runs a worker. One organization's worker failing never takes the process down: its workers
-   * are stopped and started again by the next refresh, and the failure shows in /readyz. The
-   * workflow worker failing makes the process not ready (the orchestrator restarts it).
+   * Runs a worker. An activity worker failing never takes the process down: it is made again and
+   * the failure shows in /readyz. The workflow worker failing makes the process not ready (the
+   * orchestrator restarts it).
    */
-  private track(worker: Worker, name: string, orgId: string | null): Promise<void> {
+  private track(worker: Worker, name: string, restart?: () => void): Promise<void> {
     return worker.run().catch((err: unknown) => {
       const message = err instanceof Error ? err.message : String(err);
-      this.failures.push({ worker: name, orgId, at: new Date().toISOString(), message });
+      this.failures.push({ worker: name, at: new Date().toISOString(), message });
       if (this.failures.length > 20) this.failures.shift();
-      if (orgId === null) {
+      if (!restart) {
         this.o.log.fatal({ err, worker: name }, 'workflow worker stopped with an error: not ready');
         return;
       }
-      this.o.log.error(
-        { err, worker: name, orgId },
-        'organization worker stopped with an error; restarting it',
-      );
-      const mine = this.orgWorkers.get(orgId);
-      if (mine?.some((m) => m.worker === worker)) {
-        this.orgWorkers.delete(orgId);
-        for (const m of mine) if (m.worker.getState() === 'RUNNING') m.worker.shutdown();
-      }
+      this.o.log.error({ err, worker: name }, 'activity worker stopped with an error; starting it again');
+      if (!this.stopping) restart();
     });
   }
 
   /** Stops polling, lets running tasks finish (grace time), then resolves. */
   async shutdown(): Promise<void> {
     this.stopping = true;
-    if (this.refreshTimer) clearInterval(this.refreshTimer);
-    const orgWorkers = [...this.orgWorkers.values()].flat();
-    for (const w of [this.workflowWorker, ...orgWorkers.map((o) => o.worker)]) {
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    for (const w of [this.workflowWorker, ...this.activityWorkers.values()]) {
       if (w && w.getState() === 'RUNNING') w.shutdown();
     }
-    await Promise.allSettled([...this.runs, ...orgWorkers.map((o) => o.running)]);
+    await Promise.allSettled(this.runs);
+    await this.o.store.retireWorkerProcess(this.processId).catch(() => undefined);
   }
 }

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import type { BusinessProcess } from '../src/sandbox/emulators/creatio';
 import { Bridge, ev, waitFor } from './bridge-harness';
+import { killWorkerProcess, startWorkerProcess } from './fixtures/worker-processes';
 
 const sid = () => `ar-${randomUUID().slice(0, 12)}`;
 
@@ -247,33 +247,11 @@ describe('agent replies: a worker killed right after OpenCX accepted a send', ()
     await bridge.close();
   });
 
-  async function startWorkerProcess(): Promise<ChildProcess> {
-    const p = spawn(
-      process.execPath,
-      ['--import', 'tsx', path.join(__dirname, 'fixtures', 'worker-process.ts')],
-      {
-        env: {
-          ...process.env,
-          BRIDGE_WORKER: JSON.stringify({
-            address: bridge.address,
-            taskQueue: bridge.taskQueue,
-            databaseUrl: bridge.storeConfig.databaseUrl,
-            key: bridge.storeConfig.key.toString('base64'),
-          }),
-        },
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    await new Promise<void>((resolve, reject) => {
-      p.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
-      p.once('exit', (code) => reject(new Error(`worker process exited with ${code}`)));
-    });
-    return p;
-  }
+  const startWorker = () => startWorkerProcess(bridge);
 
   it('the reply is at OpenCX once, and the next one follows it', async () => {
     const orgId = await bridge.connectOrg({ resolvedStatusId: IDS.caseStatus.Resolved });
-    child = await startWorkerProcess();
+    child = await startWorker();
     const url = await bridge.creatioWebhookUrl(orgId);
     bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
     const s = sid();
@@ -284,14 +262,12 @@ describe('agent replies: a worker killed right after OpenCX accepted a send', ()
     bridge.opencx.onAccepted = async (m) => {
       if (killed || m.sessionId !== s) return;
       killed = true;
-      const exited = new Promise((r) => child!.once('exit', r));
-      child!.kill('SIGKILL');
-      await exited;
+      await killWorkerProcess(child!);
     };
     outgoingEmail(bridge, caseId, 'Your order ships today.');
     await waitFor('the worker killed after the send', () => killed, 60_000);
     bridge.opencx.onAccepted = undefined;
-    child = await startWorkerProcess();
+    child = await startWorker();
     outgoingEmail(bridge, caseId, 'Tracking number: 42.');
     await waitFor('the next reply', () => texts(bridge, s).includes('Tracking number: 42.'), 90_000);
     assert.deepEqual(texts(bridge, s), ['Your order ships today.', 'Tracking number: 42.']);

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { createLogger, type Logger } from '../src/logger';
-import { sign } from '../src/opencx/signature';
+import { signedHeaders } from '../src/opencx/signature';
 import type { Store } from '../src/store';
-import { BridgeWorkers, installRuntime, type WorkerOptions } from '../src/worker';
+import { BridgeWorkers, installRuntime, type CallLimits, type WorkerOptions } from '../src/worker';
+import { SHIPPED_CALL_LIMITS } from '../src/net/call-limiter';
 import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
 import { CreatioInbox } from '../src/conversations/creatio-inbox';
 import type { ConversationOptions } from '../src/workflows/contract';
@@ -33,8 +34,8 @@ export interface BridgeOptions {
   llmBaseUrl?: string;
   /** False: no worker in this process (a test runs them in child processes). */
   inProcessWorkers?: boolean;
-  /** Activities per second per organization (tests run uncapped unless they ask for the shipped caps). */
-  rates?: { creatio: number; opencx: number };
+  /** How HTTP calls are paced per organization (the shipped defaults unless a test says otherwise). */
+  limits?: CallLimits;
   /** Route the API's Temporal client through a proxy that the test can break (`bridge.temporalProxy`). */
   proxyApiTemporal?: boolean;
   /** Route every store connection (API and workers) through a proxy the test can break (`bridge.storeProxy`). */
@@ -50,7 +51,7 @@ export function testWorkerOptions(o: {
   store: Store;
   log: Logger;
   llmBaseUrl?: string;
-  rates?: { creatio: number; opencx: number };
+  limits?: CallLimits;
   /** Payload encryption, with the key the client of the test uses. */
   payloadKey: Buffer;
 }): ConstructorParameters<typeof BridgeWorkers>[0] {
@@ -69,9 +70,7 @@ export function testWorkerOptions(o: {
         llm: { baseUrl: o.llmBaseUrl, apiKey: 'sk-test', model: 'emu-1', timeoutMs: 3_000 },
       }),
     },
-    creatioActivitiesPerSecond: o.rates?.creatio ?? 1_000,
-    opencxActivitiesPerSecond: o.rates?.opencx ?? 100,
-    orgRefreshMs: 200,
+    limits: o.limits ?? SHIPPED_CALL_LIMITS,
     maxCachedWorkflows: 100,
   };
 }
@@ -168,7 +167,7 @@ export class Bridge {
         log: this.log,
         payloadKey: this.storeConfig.key,
         ...(this.opts.llmBaseUrl && { llmBaseUrl: this.opts.llmBaseUrl }),
-        ...(this.opts.rates && { rates: this.opts.rates }),
+        ...(this.opts.limits && { limits: this.opts.limits }),
       }),
       ...(this.opts.createWorker && { createWorker: this.opts.createWorker }),
     });
@@ -208,8 +207,6 @@ export class Bridge {
       }),
     );
     if (res.status !== 201) throw new Error(`connect failed: ${res.text}`);
-    // The worker pool picks the organization up on its next refresh.
-    await this.workers?.refreshOrgs();
     this.emu.calls.clear();
     return orgId;
   }
@@ -222,17 +219,9 @@ export class Bridge {
     o: { id?: string; timestamp?: number; secret?: string; headers?: Record<string, string> } = {},
   ): Promise<{ status: number; body: any }> {
     const body = JSON.stringify({ event, organization_id: orgId, data });
-    const id = o.id ?? `msg_${randomUUID()}`;
-    const ts = o.timestamp ?? Math.floor(Date.now() / 1000);
     const res = await fetch(`${this.api.url}/webhooks/opencx`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        'webhook-id': id,
-        'webhook-timestamp': String(ts),
-        'webhook-signature': sign(o.secret ?? WEBHOOK_SECRET, id, ts, body),
-        ...o.headers,
-      },
+      headers: { ...signedHeaders(o.secret ?? WEBHOOK_SECRET, body, o.id, o.timestamp), ...o.headers },
       body,
       // A bridge that leaves the sender hanging fails the test rather than hanging it.
       signal: AbortSignal.timeout(20_000),
@@ -283,6 +272,15 @@ export class Bridge {
   /** Activities of a case as the emulator stored them, in the order they were written. */
   activitiesOf(caseId: string) {
     return this.emu.rows('Activity').filter((a) => a.CaseId === caseId);
+  }
+
+  /** The customer messages logged on a case, in the order Creatio received them. */
+  customerTexts(caseId: string): string[] {
+    const prefix = '[OpenCX] Customer: ';
+    return this.activitiesOf(caseId)
+      .map((a) => String(a.Title))
+      .filter((t) => t.startsWith(prefix))
+      .map((t) => t.slice(prefix.length));
   }
 }
 

@@ -98,8 +98,13 @@ export async function startApi(
   return {
     url,
     async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Requests under way finish first (their Temporal calls end within the API's deadline), as
+      // in production: a hand-over still retrying must not meet a closed Temporal connection.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 10_000);
+      await closed;
+      clearTimeout(force);
     },
     async request(method, path, body, headers = {}) {
       const res = await fetch(url + path, {

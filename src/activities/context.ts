@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
 import type { LlmConfig } from '../llm/client';
+import { CallLimiters, SHIPPED_CALL_LIMITS } from '../net/call-limiter';
 import { OpenCXClient } from '../opencx/client';
 import { StoreUnavailableError, type Store, type StoredOrg } from '../store';
 
@@ -22,7 +23,12 @@ export interface ActivityDeps {
   allowLoopbackHttpLinks?: boolean;
   /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
   replyLimits?: Partial<ReplyLimits>;
+  /** Paces each organization's HTTP calls (src/net/call-limiter.ts); defaults when absent. */
+  limiters?: { creatio: CallLimiters; opencx: CallLimiters };
 }
+
+/** A settings copy younger than this is used without asking the store whether it changed. */
+export const SETTINGS_FRESH_MS = 1_000;
 
 /** True when this activity attempt is a retry (it must look before it writes). */
 export const isRetry = () => Context.current().info.attempt > 1;
@@ -40,12 +46,24 @@ export class OrgContexts {
     { version: string; client: CreatioClient; lookups: Map<string, Promise<string | undefined>> }
   >();
 
-  private readonly settingsCache = new Map<string, { stored: StoredOrg }>();
+  private readonly settingsCache = new Map<string, { stored: StoredOrg; checkedAt: number }>();
+  private readonly limiters: { creatio: CallLimiters; opencx: CallLimiters };
 
   /** The outcomes of each organization's last Creatio calls (true: answered). */
   private readonly outcomes = new Map<string, boolean[]>();
 
-  constructor(readonly deps: ActivityDeps) {}
+  constructor(readonly deps: ActivityDeps) {
+    this.limiters = deps.limiters ?? {
+      creatio: new CallLimiters({ initialPerSecond: SHIPPED_CALL_LIMITS.creatioInitialPerSecond }),
+      opencx: new CallLimiters({
+        initialPerSecond: SHIPPED_CALL_LIMITS.opencxMaxPerSecond,
+        maxPerSecond: SHIPPED_CALL_LIMITS.opencxMaxPerSecond,
+        maxWaitMs: 1_000,
+      }),
+    };
+    // A save in this process applies from the next step; in another process, within a second.
+    deps.store.onSettingsChanged((orgId) => this.settingsCache.delete(orgId));
+  }
 
   private record(orgId: string, ok: boolean): void {
     const o = this.outcomes.get(orgId) ?? [];
@@ -65,17 +83,23 @@ export class OrgContexts {
   }
 
   /**
-   * The organization's stored settings. A copy is kept and used while its version (updated_at) is
-   * the stored one, so that a step reads one timestamp, not the settings and their secrets; a
-   * change applies from the next step. While the store does not answer, the last copy read is
+   * The organization's stored settings. A copy is kept: used as is for a second, then while its
+   * version (updated_at) is the stored one, so that a step reads at most one timestamp, not the
+   * settings and their secrets. A save in this process drops the copy at once; in another
+   * process, it applies within a second. While the store does not answer, the last copy read is
    * used: a blip in the bridge's own database never stops a conversation this process knows.
    */
   async settings(orgId: string): Promise<StoredOrg> {
     const hit = this.settingsCache.get(orgId);
+    const now = Date.now();
+    if (hit && now - hit.checkedAt < SETTINGS_FRESH_MS) return hit.stored;
     let stored: StoredOrg | undefined;
     try {
       const version = hit && (await this.deps.store.settingsVersion(orgId));
-      if (hit && version && version.getTime() === hit.stored.updatedAt.getTime()) return hit.stored;
+      if (hit && version && version.getTime() === hit.stored.updatedAt.getTime()) {
+        hit.checkedAt = now;
+        return hit.stored;
+      }
       stored = await this.deps.store.getOrg(orgId);
     } catch (err) {
       if (hit && err instanceof StoreUnavailableError) return hit.stored;
@@ -85,7 +109,7 @@ export class OrgContexts {
       this.settingsCache.delete(orgId);
       throw new OrgNotConnectedError(orgId);
     }
-    this.settingsCache.set(orgId, { stored });
+    this.settingsCache.set(orgId, { stored, checkedAt: now });
     return stored;
   }
 
@@ -106,6 +130,7 @@ export class OrgContexts {
           },
           {
             timeoutMs: this.deps.creatioTimeoutMs,
+            limiter: this.limiters.creatio.for(orgId),
             onRequest: ({ status }) => {
               alive();
               this.record(orgId, typeof status === 'number' && status < 500 && status !== 429);
@@ -135,6 +160,6 @@ export class OrgContexts {
   async opencx(orgId: string): Promise<OpenCXClient> {
     const { apiBaseUrl, apiKey } = (await this.settings(orgId)).settings.opencx;
     if (!apiKey) throw new OrgNotConnectedError(orgId, 'has no OpenCX API key');
-    return new OpenCXClient(apiBaseUrl, apiKey, this.deps.creatioTimeoutMs);
+    return new OpenCXClient(apiBaseUrl, apiKey, this.deps.creatioTimeoutMs, this.limiters.opencx.for(orgId));
   }
 }

@@ -1,6 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { CreatioError } from '../creatio/errors';
 import { OpenCXError } from '../opencx/client';
+import { RateLimitedError } from '../net/call-limiter';
 import { StoreUnavailableError } from '../store';
 
 /** The next try after the bridge's own database failed to answer. */
@@ -35,6 +36,14 @@ export function toFailure(err: unknown): unknown {
       nonRetryable: !err.retryable,
       ...(err.retryAfterMs !== undefined && { nextRetryDelay: withJitter(err.retryAfterMs) }),
       details: [{ kind: err.kind, status: err.status ?? null }],
+    });
+  }
+  if (err instanceof RateLimitedError) {
+    // Not a failure of the remote: the call was not made. Try again when the pace allows.
+    return ApplicationFailure.create({
+      type: err.name,
+      message: err.message,
+      nextRetryDelay: withJitter(err.retryAfterMs),
     });
   }
   if (err instanceof StoreUnavailableError) {

@@ -12,7 +12,8 @@ const recorded = new WeakMap<Context, unknown>();
 export function progress(details: unknown): void {
   const ctx = Context.current();
   recorded.set(ctx, details);
-  ctx.heartbeat(details);
+  // A local activity (a first try in the workflow's worker) has no heartbeat: it is retried whole.
+  if (!ctx.info.isLocal) ctx.heartbeat(details);
 }
 
 /** Beats for the current activity, if any, keeping its progress (or the previous attempt's). */
@@ -23,5 +24,6 @@ export function alive(): void {
   } catch {
     return; // not inside an activity (Test & Save, the API)
   }
+  if (ctx.info.isLocal) return;
   ctx.heartbeat(recorded.has(ctx) ? recorded.get(ctx) : ctx.info.heartbeatDetails);
 }

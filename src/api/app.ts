@@ -23,7 +23,7 @@ import { settingsRouter } from './settings-routes';
 
 export interface Readiness {
   ready: boolean;
-  checks: Record<string, { ok: boolean; detail?: string }>;
+  checks: Record<string, { ok: boolean; detail?: string | Record<string, unknown> }>;
 }
 
 export interface AppDeps {

@@ -8,6 +8,7 @@ import {
 import { createHash } from 'node:crypto';
 import { CreatioError, parseRetryAfter } from './errors';
 import { parseMetadata, type EntityMetadata } from './metadata';
+import type { CallLimiter } from '../net/call-limiter';
 
 export interface CreatioConnection {
   /** Normalised: scheme + host (+ optional path), no trailing slash, no `/0`. */
@@ -22,6 +23,8 @@ export interface CreatioClientOptions {
   timeoutMs?: number;
   /** Called once per HTTP request; used by metrics and tests. */
   onRequest?: (info: { method: string; url: string; status: number | 'error'; ms: number }) => void;
+  /** Paces every HTTP call (token and OData) of this organization; see src/net/call-limiter.ts. */
+  limiter?: CallLimiter;
 }
 
 interface CachedToken {
@@ -376,6 +379,8 @@ export class CreatioClient {
     endpoint: 'token' | 'odata',
     entity?: string,
   ): Promise<Response> {
+    const { limiter } = this.opts;
+    await limiter?.acquire();
     const started = Date.now();
     try {
       const res = await policyFetch(url, {
@@ -385,9 +390,14 @@ export class CreatioClient {
         redirect: 'manual',
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      limiter?.done({
+        status: res.status,
+        retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+      });
       this.opts.onRequest?.({ method, url, status: res.status, ms: Date.now() - started });
       return res;
     } catch (err) {
+      limiter?.done({ status: 'error' });
       this.opts.onRequest?.({ method, url, status: 'error', ms: Date.now() - started });
       throw networkError(err, method, url, endpoint, entity, this.timeoutMs);
     }

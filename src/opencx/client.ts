@@ -1,4 +1,5 @@
 import { parseRetryAfter } from '../creatio/errors';
+import type { CallLimiter } from '../net/call-limiter';
 import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
 
 export type OpenCXErrorKind =
@@ -47,6 +48,8 @@ export class OpenCXClient {
     private readonly baseUrl: string,
     private readonly apiKey: string,
     private readonly timeoutMs = 15_000,
+    /** Paces this organization's calls (OpenCX allows about 100 per minute per key). */
+    private readonly limiter?: CallLimiter,
   ) {}
 
   /**
@@ -128,6 +131,7 @@ export class OpenCXClient {
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const url = `${this.baseUrl.replace(/\/+$/, '')}${path}`;
     let res: Response;
+    await this.limiter?.acquire();
     try {
       res = await policyFetch(url, {
         method,
@@ -140,7 +144,12 @@ export class OpenCXClient {
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
+      this.limiter?.done({
+        status: res.status,
+        retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
+      });
     } catch (err) {
+      this.limiter?.done({ status: 'error' });
       const e = err as { name?: string; cause?: { code?: string } };
       const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
       if (refused instanceof OutboundAddressRefusedError)

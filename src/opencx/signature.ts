@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 
 /** Standard Webhooks: tolerance for `webhook-timestamp`, in seconds, both ways. */
 export const TOLERANCE_SECONDS = 5 * 60;
@@ -13,6 +13,21 @@ export function sign(secret: string, id: string, timestamp: number | string, bod
   mac.update(`${id}.${timestamp}.`);
   mac.update(body);
   return `v1,${mac.digest('base64')}`;
+}
+
+/** The headers of a Standard Webhooks delivery of `body` (what OpenCX sends, and what the sandbox and tests send). */
+export function signedHeaders(
+  secret: string,
+  body: string,
+  id = `msg_${randomUUID()}`,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'webhook-id': id,
+    'webhook-timestamp': String(timestamp),
+    'webhook-signature': sign(secret, id, timestamp, body),
+  };
 }
 
 export type VerifyResult =

@@ -47,10 +47,43 @@ export interface CaseSession {
  * incoming call is matched by an indexed lookup rather than by comparing tokens one by one.
  */
 export class Store {
+  private readonly settingsListeners: ((orgId: string) => void)[] = [];
+
   constructor(
     readonly db: Db,
     private readonly box: SecretBox,
   ) {}
+
+  /** Calls `fn` after this process changed an organization's settings (caches drop their copy). */
+  onSettingsChanged(fn: (orgId: string) => void): void {
+    this.settingsListeners.push(fn);
+  }
+
+  private settingsChanged(orgId: string): void {
+    for (const fn of this.settingsListeners) fn(orgId);
+  }
+
+  /**
+   * Records this worker process as alive and answers how many are (seen within `aliveMs`): each
+   * takes that share of every organization's call limit. Long-gone processes are forgotten.
+   */
+  async announceWorkerProcess(processId: string, aliveMs: number): Promise<number> {
+    await this.db.query(
+      `INSERT INTO worker_processes (process_id, seen_at) VALUES ($1, now())
+       ON CONFLICT (process_id) DO UPDATE SET seen_at = now()`,
+      [processId],
+    );
+    await this.db.query(`DELETE FROM worker_processes WHERE seen_at < now() - interval '1 hour'`);
+    const rows = await this.db.query<{ n: string | number }>(
+      `SELECT count(*) AS n FROM worker_processes WHERE seen_at > now() - make_interval(secs => $1)`,
+      [aliveMs / 1000],
+    );
+    return Number(rows[0]?.n ?? 1);
+  }
+
+  async retireWorkerProcess(processId: string): Promise<void> {
+    await this.db.query('DELETE FROM worker_processes WHERE process_id = $1', [processId]);
+  }
 
   async ping(): Promise<void> {
     await this.db.query('SELECT 1');
@@ -116,6 +149,7 @@ export class Store {
        RETURNING updated_at`,
       [orgId, JSON.stringify(plain), JSON.stringify(secrets), sha256Hex(webhookToken)],
     );
+    this.settingsChanged(orgId);
     return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at, notices: [] };
   }
 
@@ -129,6 +163,7 @@ export class Store {
        WHERE org_id = $1 RETURNING org_id`,
       [orgId, this.box.seal(token, `${orgId}:webhookToken`), sha256Hex(token)],
     );
+    this.settingsChanged(orgId);
     return rows.length > 0 ? token : undefined;
   }
 

@@ -84,6 +84,16 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
        )`,
     ],
   },
+  {
+    id: 6,
+    name: 'worker processes alive, which share the call limits',
+    sql: [
+      `CREATE TABLE worker_processes (
+         process_id text PRIMARY KEY,
+         seen_at timestamptz NOT NULL DEFAULT now()
+       )`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -18,6 +18,8 @@ export interface TemporalServer {
   uiUrl: string | undefined;
   /** How the server was found: an existing address, a binary we started, or the SDK's download. */
   source: 'address' | 'binary' | 'sdk-download';
+  /** The server's process, when this process started it (CPU figures of the benchmark). */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -258,6 +260,7 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
     namespace,
     uiUrl: opts.uiPort ? `http://localhost:${opts.uiPort}` : undefined,
     source: 'binary',
+    ...(child.pid !== undefined && { pid: child.pid }),
     async stop() {
       if (exitCode !== undefined) return;
       child.kill('SIGTERM');

@@ -95,6 +95,17 @@ export const settingsActivityOptions: LocalActivityOptions = {
 };
 
 /**
+ * The first try of a short Creatio write, as a local activity in the workflow's own worker: no
+ * task round trip through the server and one history event instead of three. One attempt only,
+ * bounded well under the workflow task timeout; any failure falls back to the durable activity
+ * (creatioActivityOptions), which looks before it writes (docs/decisions/0015-fast-path.md).
+ */
+export const creatioFirstTryOptions: LocalActivityOptions = {
+  startToCloseTimeout: '5 seconds',
+  retry: { maximumAttempts: 1 },
+};
+
+/**
  * AI field evaluation: LLM 5xx, 429 and timeouts are retried with backoff, but the whole step is
  * bounded by `deadline` (the seed: evaluation "adds a few seconds"); then only the fields are given up.
  */

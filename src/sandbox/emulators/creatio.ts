@@ -35,6 +35,8 @@ export interface CreatioFaults {
   /** The next N OData requests are answered 429 with Retry-After. */
   rateLimitBurst: number;
   retryAfterSec: number;
+  /** A quota like a real instance's: OData requests over this many per second are answered 429. */
+  maxPerSecond: number | null;
   latencyMs: number;
   /** Delay between committing a POST and answering it (the record exists meanwhile). */
   afterWriteLatencyMs: number;
@@ -59,6 +61,7 @@ const DEFAULT_FAULTS: CreatioFaults = {
   writeThenFailRate: 0,
   rateLimitBurst: 0,
   retryAfterSec: 1,
+  maxPerSecond: null,
   latencyMs: 0,
   afterWriteLatencyMs: 0,
   outage: false,
@@ -126,6 +129,10 @@ export class CreatioEmulator extends EventEmitter {
   readonly clients = new Map<string, EmulatorClient>();
   readonly tables = new Map<string, Map<string, Row>>();
   faults: CreatioFaults = { ...DEFAULT_FAULTS };
+  /** When the OData requests of the last second came (for `maxPerSecond`). */
+  private recent: number[] = [];
+  /** Requests answered 429 by `maxPerSecond` since the last reset. */
+  rateLimited = 0;
   /** Requests counted per "METHOD Set" (e.g. "POST Activity") plus "token". */
   readonly calls = new Map<string, number>();
   private readonly tokens = new Map<string, { clientId: string; expiresAt: number }>();
@@ -223,6 +230,8 @@ export class CreatioEmulator extends EventEmitter {
     this.clients.clear();
     this.addClient(SANDBOX_CLIENT);
     this.faults = { ...DEFAULT_FAULTS };
+    this.rateLimited = 0;
+    this.recent = [];
     this.calls.clear();
     this.tokens.clear();
     this.random = prng(42);
@@ -398,6 +407,17 @@ export class CreatioEmulator extends EventEmitter {
     this.bump(`${req.method} ${rest === '$metadata' ? '$metadata' : (set ?? rest)}`);
 
     const f = this.faults;
+    if (f.maxPerSecond !== null) {
+      const now = Date.now();
+      this.recent = this.recent.filter((t) => now - t < 1_000);
+      if (this.recent.length >= f.maxPerSecond) {
+        this.rateLimited++;
+        res.writeHead(429, { 'retry-after': String(f.retryAfterSec), 'content-type': 'text/plain' });
+        res.end('Too Many Requests');
+        return;
+      }
+      this.recent.push(now);
+    }
     if (f.rateLimitBurst > 0) {
       f.rateLimitBurst--;
       res.writeHead(429, { 'retry-after': String(f.retryAfterSec), 'content-type': 'text/plain' });

@@ -29,6 +29,7 @@ import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, timingsOf } from './state';
 import { refill, spillForCarry } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
+import { WakeTimer } from './wake';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
   const { orgId, sessionId, options } = input;
@@ -89,24 +90,25 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
   }
 
+  const wake = new WakeTimer();
   // Events are handled even after the close: a late customer message is logged (or reopens).
   while (run.state.status === 'open' || run.hasWork()) {
     const idleAt = run.lastEventAt + timings.idle;
     const { replyCheck } = run;
-    const wakeAt = replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt);
-    const active = await condition(
-      () => run.hasWork() || shouldContinueAsNew(),
-      Math.max(1, wakeAt - Date.now()),
-    );
+    wake.arm(replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt));
+    await condition(() => run.hasWork() || shouldContinueAsNew() || wake.due);
     let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
     if (shouldContinueAsNew()) {
       outcome = 'continue-as-new';
-    } else if (!active) {
+    } else if (!run.hasWork()) {
+      wake.take();
       if (Date.now() >= idleAt) {
         run.note('no event for the idle timeout: conversation finished');
         run.state.status = 'closed';
         break;
       }
+      // Woken before anything is due (the wake-up moved later meanwhile): arm the next timer.
+      if (replyCheck.nextAt === null || Date.now() < replyCheck.nextAt) continue;
       replyCheck.nextAt = null;
       outcome = await guarded(() => checkCaseOnTimer(c));
     } else {

@@ -2,13 +2,16 @@
  * OpenCX → Creatio: messages become activities on the case, in order and exactly once. The case is
  * created at the first customer message (or at handoff in handoff-only mode, see handoff.ts).
  */
-import { ActivityFailure, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTE_KEYS } from '../../temporal/search-attributes';
 import type { ConversationEvent, LogEntry, MessageEntry } from '../contract';
 import type { Conversation } from './context';
+import { isActivityFailure } from './steps';
 
 /** Most messages written by one activity when a burst is waiting. */
 const BATCH = 25;
+/** Most written by one first try (a local activity, which holds the workflow task meanwhile). */
+const FIRST_TRY_BATCH = 5;
 
 /**
  * Handoff-only mode keeps messages in the workflow until handoff. Past this many characters the
@@ -22,8 +25,30 @@ const IN_PROGRESS_DESCRIPTION =
 
 const labelOf = (e: LogEntry) => (e.kind === 'message' ? `message ${e.messageId}` : e.kind);
 
+/**
+ * The first try of a short Creatio write, as a local activity (no task round trip, one history
+ * event). Undefined when it did not succeed: the caller then takes the durable activity, which
+ * looks before it writes. Every write has a deterministic id, so even a first try that ran twice
+ * (its worker died before the result was recorded) writes once.
+ */
+async function firstTry<T>(
+  c: Conversation,
+  write: (p: Conversation['peers']['creatioFirstTry']) => Promise<T>,
+): Promise<T | undefined> {
+  if (c.run.verifyWrites) return undefined;
+  try {
+    return await write(c.peers.creatioFirstTry);
+  } catch (err) {
+    if (!isActivityFailure(err)) throw err;
+    c.run.verifyWrites = true;
+    return undefined;
+  }
+}
+
 /** Writes one entry; an operator may give it up (it is then only in the state and the skip note). */
 export async function logEntry(c: Conversation, entry: LogEntry): Promise<void> {
+  const at = { orgId: c.orgId, sessionId: c.sessionId, caseId: c.run.state.caseId! };
+  if ((await firstTry(c, (p) => p.logEntry({ ...at, entry, verify: false }))) !== undefined) return;
   await c.steps.run(
     `log ${labelOf(entry)}`,
     (again) =>
@@ -41,16 +66,17 @@ export async function logEntry(c: Conversation, entry: LogEntry): Promise<void> 
 /** Creates the case (at most once, ever), then its first activity: the link to the session. */
 export async function createCase(c: Conversation, description: string, registeredOn: string): Promise<void> {
   const { state } = c.run;
-  const created = await c.steps.run('create case', () =>
-    c.peers.creatio.ensureCase({
-      orgId: c.orgId,
-      sessionId: c.sessionId,
-      contact: state.contact,
-      channel: state.channel ?? 'web',
-      description,
-      registeredOn,
-    }),
-  );
+  const input = {
+    orgId: c.orgId,
+    sessionId: c.sessionId,
+    contact: state.contact,
+    channel: state.channel ?? 'web',
+    description,
+    registeredOn,
+  };
+  const created =
+    (await firstTry(c, (p) => p.ensureCase(input))) ??
+    (await c.steps.run('create case', () => c.peers.creatio.ensureCase(input)));
   state.caseId = created.caseId;
   state.caseNumber = created.caseNumber;
   upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.CreatioCaseId, value: created.caseId }]);
@@ -75,8 +101,16 @@ export async function drain(c: Conversation): Promise<void> {
   while (state.caseId && unlogged.length > 0) {
     const batch = unlogged.slice(0, BATCH);
     const at = { orgId: c.orgId, sessionId: c.sessionId, caseId: state.caseId };
+    // A first try writes a few entries only: it holds the workflow task (and the state query)
+    // while it runs.
+    const tried = batch.slice(0, FIRST_TRY_BATCH);
+    if ((await firstTry(c, (p) => p.logEntries({ ...at, entries: tried, verify: false }))) !== undefined) {
+      unlogged.splice(0, tried.length);
+      state.messages.logged += tried.filter((e) => e.kind === 'message').length;
+      continue;
+    }
     let written = false;
-    if (batch.length > 1) {
+    if (!written && batch.length > 1) {
       try {
         await c.steps.run(
           `log ${batch.length} messages from ${labelOf(batch[0]!)}`,
@@ -85,7 +119,7 @@ export async function drain(c: Conversation): Promise<void> {
         );
         written = true;
       } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isActivityFailure(err)) throw err;
         // Entries already written are found by the look-before-write below.
         run.verifyWrites = true;
       }

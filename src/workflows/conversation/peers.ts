@@ -9,6 +9,7 @@ import { REPLY_DEFAULTS, type ConversationOptions } from '../contract';
 import {
   aiFieldsActivityOptions,
   creatioActivityOptions,
+  creatioFirstTryOptions,
   settingsActivityOptions,
   opencxActivityOptions,
 } from '../retry-policies';
@@ -19,24 +20,36 @@ import { creatioTaskQueue, opencxTaskQueue } from '../task-queues';
  * and carrying that peer's retry options (src/workflows/retry-policies.ts).
  */
 export function peers(orgId: string, options: ConversationOptions) {
-  const creatioQueue = creatioTaskQueue(options.taskQueue, orgId);
+  const creatioQueue = creatioTaskQueue(options.taskQueue);
+  // The task queues are shared by every organization: the fairness key lets a server with task
+  // queue fairness dispatch each organization's backlog in turn.
+  const fair = <T extends object>(o: T) => ({ ...o, priority: { fairnessKey: orgId } });
   return {
     creatio: proxyActivities<CreatioActivities>(
-      creatioActivityOptions(creatioQueue, options.creatioRetryFor, options.creatioRetryMaxInterval),
+      fair(creatioActivityOptions(creatioQueue, options.creatioRetryFor, options.creatioRetryMaxInterval)),
     ),
     opencx: proxyActivities<OpenCXActivities>(
-      opencxActivityOptions(
-        opencxTaskQueue(options.taskQueue, orgId),
-        options.creatioRetryFor,
-        options.creatioRetryMaxInterval,
-        options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
+      fair(
+        opencxActivityOptions(
+          opencxTaskQueue(options.taskQueue),
+          options.creatioRetryFor,
+          options.creatioRetryMaxInterval,
+          options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
+        ),
       ),
     ),
     /** Notes about the conversation itself (a skipped step): a few minutes of tries, never parked. */
     creatioNote: proxyActivities<CreatioActivities>(
-      creatioActivityOptions(creatioQueue, '2 minutes', options.creatioRetryMaxInterval),
+      fair(creatioActivityOptions(creatioQueue, '2 minutes', options.creatioRetryMaxInterval)),
     ),
-    ai: proxyActivities<AiFieldsActivities>(aiFieldsActivityOptions(creatioQueue, options.aiFieldsDeadline)),
+    /** The first try of a short write, in this worker (see creatioFirstTryOptions). */
+    creatioFirstTry:
+      proxyLocalActivities<Pick<CreatioActivities, 'ensureCase' | 'logEntry' | 'logEntries'>>(
+        creatioFirstTryOptions,
+      ),
+    ai: proxyActivities<AiFieldsActivities>(
+      fair(aiFieldsActivityOptions(creatioQueue, options.aiFieldsDeadline)),
+    ),
     settings: proxyLocalActivities<SettingsActivities>(settingsActivityOptions),
   };
 }

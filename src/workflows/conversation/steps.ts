@@ -1,8 +1,23 @@
-import { ActivityFailure, ApplicationFailure, condition, log } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  condition,
+  log,
+  TemporalFailure,
+} from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import { NOTHING_PARKED, STEP_NOT_SKIPPABLE } from '../contract';
 import type { ConversationRun } from './state';
+
+/**
+ * An activity that failed for good. A remote activity's failure comes as ActivityFailure; a local
+ * activity's may come as its cause itself (an ApplicationFailure that is not retryable, a timeout).
+ */
+export function isActivityFailure(err: unknown): err is TemporalFailure {
+  return err instanceof TemporalFailure && !(err instanceof CancelledFailure);
+}
 
 /** Thrown out of a step when the history should continue-as-new first (handled by the main loop). */
 export class ContinueAsNewNow extends Error {
@@ -100,8 +115,8 @@ export class Steps {
         if (state.lastError?.step === name) state.lastError = null;
         return result;
       } catch (err) {
-        if (!(err instanceof ActivityFailure) || o.park === false) throw err;
-        const cause = err.cause;
+        if (!isActivityFailure(err) || o.park === false) throw err;
+        const cause = err instanceof ActivityFailure ? err.cause : err;
         const type =
           cause instanceof ApplicationFailure
             ? (cause.type ?? 'ApplicationFailure')
