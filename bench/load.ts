@@ -90,10 +90,15 @@ function cpuSeconds(pid: number): number {
 
 /** A bridge process started from src/main.ts with the shipped defaults and these settings. */
 function startProcess(name: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts')], {
-    env: { ...process.env, LOG_LEVEL: 'info', SANDBOX: 'off', NODE_ENV: 'development', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const nodeArgs = env.BENCH_NODE_ARGS?.split(' ') ?? [];
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts')],
+    {
+      env: { ...process.env, LOG_LEVEL: 'info', SANDBOX: 'off', NODE_ENV: 'development', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   child.stderr.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d.toString()}`));
   return new Promise((resolve, reject) => {
     let out = '';
@@ -239,6 +244,7 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
         ...common,
         RUN_API: 'false',
         PORT: String(await freePort()),
+        ...(process.env.BENCH_WORKER_NODE_ARGS && { BENCH_NODE_ARGS: process.env.BENCH_WORKER_NODE_ARGS }),
       });
     }
     const api = `http://127.0.0.1:${apiPort}`;
@@ -275,6 +281,51 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
       'bench (emulators, driver, naive path)': process.pid,
     });
 
+    /** One message to the bridge (signed webhook) or to the naive path; answers the HTTP status. */
+    const sendTo = async (
+      target: 'bridge' | 'naive',
+      org: number,
+      conv: number,
+      key: string,
+      tag: string,
+    ) => {
+      const orgId = orgIds[org]!;
+      const data = ev.message(`${tag}-c${conv}`, key, key);
+      if (target === 'naive') {
+        const res = await fetch(`${naive.url}/webhooks/opencx`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ organization_id: orgId, data }),
+        });
+        await res.text();
+        if (res.ok) logged.set(key, logged.get(key) ?? performance.now());
+        return res.status;
+      }
+      const body = JSON.stringify({
+        event: 'conversation.contact_response',
+        organization_id: orgId,
+        data,
+      });
+      const res = await fetch(`${api}/webhooks/opencx`, {
+        method: 'POST',
+        headers: signedHeaders(WEBHOOK_SECRET, body),
+        body,
+      });
+      await res.text();
+      return res.status;
+    };
+
+    // Warm-up (not measured), both paths: a running service has its workflow code loaded, its
+    // tokens minted and its lookups cached.
+    for (const target of ['bridge', 'naive'] as const) {
+      const warm = await drive(
+        { name: 'warm-up', perSecond: 20, orgs: orgIds.length, conversationsPerOrg: 1, seconds: 2 },
+        (org, conv, key) => sendTo(target, org, conv, key, `LW${target[0]}`),
+        `LW${target[0]}`,
+      );
+      await untilLogged(logged, warm, 60_000);
+    }
+
     for (const [n, scenario] of scenarios.entries()) {
       for (const target of ['bridge', 'naive'] as const) {
         const tag = `L${n}${target[0]}${randomUUID().slice(0, 4)}`;
@@ -282,36 +333,7 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
         const cpu0 = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuSeconds(pid)]));
         const commits0 = target === 'bridge' ? await serverCommits() : undefined;
         const t0 = performance.now();
-        const sent = await drive(
-          scenario,
-          async (org, conv, key) => {
-            const orgId = orgIds[org]!;
-            const data = ev.message(`${tag}-c${conv}`, key, key);
-            if (target === 'naive') {
-              const res = await fetch(`${naive.url}/webhooks/opencx`, {
-                method: 'POST',
-                headers: { 'content-type': 'application/json' },
-                body: JSON.stringify({ organization_id: orgId, data }),
-              });
-              await res.text();
-              if (res.ok) logged.set(key, logged.get(key) ?? performance.now());
-              return res.status;
-            }
-            const body = JSON.stringify({
-              event: 'conversation.contact_response',
-              organization_id: orgId,
-              data,
-            });
-            const res = await fetch(`${api}/webhooks/opencx`, {
-              method: 'POST',
-              headers: signedHeaders(WEBHOOK_SECRET, body),
-              body,
-            });
-            await res.text();
-            return res.status;
-          },
-          tag,
-        );
+        const sent = await drive(scenario, (org, conv, key) => sendTo(target, org, conv, key, tag), tag);
         await untilLogged(logged, sent, 120_000);
         const wallS = (performance.now() - t0) / 1000;
         const cpuPercent = Object.fromEntries(

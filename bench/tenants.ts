@@ -7,7 +7,8 @@
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { temporal } from '@temporalio/proto';
-import type { OrgSettings } from '../src/settings/schema';
+import { SANDBOX_CLIENT } from '../src/sandbox/emulators/creatio';
+import { storedSettings } from '../test/helpers';
 import { ev, WEBHOOK_SECRET } from '../test/bridge-harness';
 import { startBenchBridge } from './bridge';
 import { percentile, type Stat } from './run';
@@ -48,30 +49,17 @@ export async function tenantsBench(): Promise<Stat[]> {
   const hole = await blackhole();
   const refused = await refusedUrl();
   try {
-    const base = (instanceUrl: string): OrgSettings => ({
-      instanceUrl,
-      identityServiceUrl: undefined,
-      clientId: 'sandbox-client',
-      clientSecret: 'sandbox-secret',
-      defaultCaseOwnerId: undefined,
-      defaultCaseGroupId: undefined,
-      resolvedStatusId: undefined,
-      afterClose: 'log',
-      reopenStatusId: undefined,
-      createCaseOnlyOnHandoff: false,
-      agentReplyFilter: { activityTypes: ['Email'], activityCategories: [] },
-      closureStatusNames: [],
-      aiFields: [],
-      opencx: { apiBaseUrl: bridge.opencx.url, apiKey: 'ocx_bench_key', webhookSecret: WEBHOOK_SECRET },
-    });
-    const { SANDBOX_CLIENT } = await import('../src/sandbox/emulators/creatio');
-    const reachable = (): OrgSettings => ({ ...base(bridge.emu.url), ...SANDBOX_CLIENT });
+    const opencx = { apiBaseUrl: bridge.opencx.url, apiKey: 'ocx_bench_key', webhookSecret: WEBHOOK_SECRET };
+    const down = (instanceUrl: string) => storedSettings({ instanceUrl, opencx });
+    const reachable = () => storedSettings({ instanceUrl: bridge.emu.url, ...SANDBOX_CLIENT, opencx });
     const t0 = performance.now();
     const orgIds: string[] = [];
     for (let i = 0; i < ORGS; i++) {
       const orgId = `tenant-${String(i).padStart(4, '0')}`;
-      const down = i < UNREACHABLE;
-      await bridge.store.saveOrg(orgId, down ? base(i % 2 === 0 ? hole.url : refused) : reachable());
+      await bridge.store.saveOrg(
+        orgId,
+        i < UNREACHABLE ? down(i % 2 === 0 ? hole.url : refused) : reachable(),
+      );
       orgIds.push(orgId);
     }
     console.log(

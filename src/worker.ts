@@ -170,7 +170,7 @@ export class BridgeWorkers {
       taskQueue: this.o.taskQueue,
       workflowBundle: await workflowBundle(),
       // Local activities: the store reads, and the first try of short Creatio writes.
-      activities: { ...this.activities.settings, ...this.activities.creatio },
+      activities: { ...this.activities.store, ...this.activities.creatio },
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
       maxConcurrentWorkflowTaskPolls: POLLERS,

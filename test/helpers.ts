@@ -7,6 +7,7 @@ import { createApp, type AppDeps } from '../src/api/app';
 import { createLogger, type Logger } from '../src/logger';
 import { openStore, type Store } from '../src/store';
 import { SANDBOX_CLIENT, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
+import type { OrgSettings } from '../src/settings/schema';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 
@@ -125,6 +126,27 @@ export async function startApi(
       }
       return { status: res.status, body: parsed, text };
     },
+  };
+}
+
+/** Stored settings of an organization (as Test & Save would have saved them), for a store or activity test. */
+export function storedSettings(o: Partial<OrgSettings> = {}): OrgSettings {
+  return {
+    instanceUrl: 'https://acme.creatio.com',
+    identityServiceUrl: undefined,
+    clientId: 'client',
+    clientSecret: 'secret',
+    defaultCaseOwnerId: undefined,
+    defaultCaseGroupId: undefined,
+    resolvedStatusId: undefined,
+    afterClose: 'log',
+    reopenStatusId: undefined,
+    createCaseOnlyOnHandoff: false,
+    agentReplyFilter: { activityTypes: ['Email'], activityCategories: [] },
+    closureStatusNames: ['Resolved'],
+    aiFields: [],
+    opencx: { apiBaseUrl: 'https://api.open.cx', apiKey: undefined, webhookSecret: undefined },
+    ...o,
   };
 }
 

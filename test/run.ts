@@ -1,6 +1,12 @@
 /**
  * `npm test`: brings up one Temporal dev server through the service's own launcher (or uses
  * TEMPORAL_ADDRESS), then runs every test file with Node's test runner against it.
+ *
+ * The layers, fastest first (`npm run test:unit`, `npm run test:workflow`):
+ * - unit: no Temporal server. Activities (MockActivityEnvironment) against the emulators, the API
+ *   routes that need no workflow, the store, the clients, the call limiter, the replay corpus.
+ * - workflow: the conversation workflow with its activities faked in memory (test/workflow/).
+ * - end to end: everything else (real workers, emulators, store).
  */
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
@@ -32,28 +38,53 @@ async function dropTestSchemas(url: string): Promise<void> {
   }
 }
 
+/** Test files that need no Temporal server. */
+const UNIT = [
+  'call-limiter.test.ts',
+  'coalesce.test.ts',
+  'connect.test.ts',
+  'creatio-client.test.ts',
+  'store.test.ts',
+  'activities/',
+  'replay/',
+];
+
+function layerOf(root: string, file: string): 'unit' | 'workflow' | 'e2e' {
+  const rel = path.relative(root, file);
+  if (UNIT.some((u) => (u.endsWith('/') ? rel.startsWith(u) : rel === u))) return 'unit';
+  return rel.startsWith('workflow/') ? 'workflow' : 'e2e';
+}
+
 async function main(): Promise<number> {
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'info');
   const root = path.resolve(__dirname);
-  const only = process.argv.slice(2);
-  const files = only.length > 0 ? only.map((f) => path.resolve(f)) : await testFiles(root);
+  const args = process.argv.slice(2);
+  const layer = args.find((a) => a.startsWith('--layer='))?.slice('--layer='.length);
+  const only = args.filter((a) => !a.startsWith('--layer='));
+  let files = only.length > 0 ? only.map((f) => path.resolve(f)) : await testFiles(root);
+  if (layer) files = files.filter((f) => layerOf(root, f) === layer);
+  const needsTemporal = files.some((f) => layerOf(root, f) !== 'unit');
   const databaseUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
   await dropTestSchemas(databaseUrl);
   const started = Date.now();
-  const temporal = await startTemporal({
-    address: process.env.TEMPORAL_ADDRESS,
-    cliPath: process.env.TEMPORAL_CLI_PATH,
-    log,
-    // Small histories in tests so that continue-as-new happens for real.
-    extraArgs: ['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=300'],
-  });
-  log.info(
-    { address: temporal.address, source: temporal.source, ms: Date.now() - started },
-    'test Temporal server ready',
-  );
+  const temporal = needsTemporal
+    ? await startTemporal({
+        address: process.env.TEMPORAL_ADDRESS,
+        cliPath: process.env.TEMPORAL_CLI_PATH,
+        log,
+        // Small histories in tests so that continue-as-new happens for real.
+        extraArgs: ['--dynamic-config-value', 'limit.historyCount.suggestContinueAsNew=300'],
+      })
+    : undefined;
+  if (temporal) {
+    log.info(
+      { address: temporal.address, source: temporal.source, ms: Date.now() - started },
+      'test Temporal server ready',
+    );
+  }
   const env = {
     ...process.env,
-    TEMPORAL_ADDRESS: temporal.address,
+    ...(temporal && { TEMPORAL_ADDRESS: temporal.address }),
     TEST_DATABASE_URL: databaseUrl,
   };
   const child = spawn(
@@ -71,7 +102,7 @@ async function main(): Promise<number> {
   const forward = (sig: NodeJS.Signals) => child.kill(sig);
   process.once('SIGINT', forward).once('SIGTERM', forward);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
-  await temporal.stop();
+  await temporal?.stop();
   return code;
 }
 

@@ -6,24 +6,13 @@ import { createLogger } from '../src/logger';
 import type { OrgSettings } from '../src/settings/schema';
 import { Store } from '../src/store';
 import { migrate } from '../src/store/migrations';
-import { openTestStore, uniqueOrg } from './helpers';
+import { openTestStore, storedSettings, uniqueOrg } from './helpers';
 
-const settings = (secret: string): OrgSettings => ({
-  instanceUrl: 'https://acme.creatio.com',
-  identityServiceUrl: undefined,
-  clientId: 'client',
-  clientSecret: secret,
-  defaultCaseOwnerId: undefined,
-  defaultCaseGroupId: undefined,
-  resolvedStatusId: undefined,
-  afterClose: 'log',
-  reopenStatusId: undefined,
-  createCaseOnlyOnHandoff: false,
-  agentReplyFilter: { activityTypes: ['Email'], activityCategories: [] },
-  closureStatusNames: ['Resolved'],
-  aiFields: [],
-  opencx: { apiBaseUrl: 'https://api.open.cx', apiKey: 'key-1', webhookSecret: undefined },
-});
+const settings = (secret: string): OrgSettings =>
+  storedSettings({
+    clientSecret: secret,
+    opencx: { apiBaseUrl: 'https://api.open.cx', apiKey: 'key-1', webhookSecret: undefined },
+  });
 
 for (const kind of ['postgres', 'pglite'] as const) {
   describe(`store on ${kind}`, () => {

@@ -2,6 +2,9 @@
  * Creatio → customer: which activities of a case are agent replies, how they are read (filtered
  * in OData, paged, bounded), and how each is delivered to OpenCX once even when a send's answer
  * is lost (DESIGN.md §8; docs/decisions/0010-agent-replies.md).
+ *
+ * Over 300 lines on purpose: the read (filter, paging, cursor) and the exactly-once send share
+ * their types and limits, and reading one without the other is where mistakes come from.
  */
 import { CreatioError } from '../creatio/errors';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';

@@ -2,6 +2,10 @@
  * Activities that talk to the organization's Creatio: the case, its activities, its status, the
  * agent replies on it. Every write uses a deterministic id; on a retry it first reads that id, so a
  * write whose first attempt did land (but whose answer was lost) is never made twice.
+ *
+ * Over 300 lines on purpose: one factory holds every Creatio activity so that each shares the
+ * look-before-write helpers and the failure mapping; the read of agent replies lives in
+ * agent-replies.ts.
  */
 import { Context } from '@temporalio/activity';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';

@@ -1,20 +1,22 @@
 /**
- * The bridge's side effects, grouped by the peer they talk to. Each group runs on its own task
- * queue (src/worker.ts) and is called through its own proxy and retry options
+ * The bridge's side effects, grouped by the peer they talk to: Creatio, OpenCX, the LLM (AI
+ * fields) and the bridge's own store. Creatio and OpenCX run on their own task queues, the store
+ * reads and the first tries of short Creatio writes as local activities of the workflow worker
+ * (src/worker.ts); each group is called through its own proxy and retry options
  * (src/workflows/conversation/peers.ts); all share one per-organization context.
  */
 import { createAiFieldsActivities } from './ai-fields';
 import { OrgContexts, type ActivityDeps } from './context';
 import { createCreatioActivities } from './creatio';
 import { createOpenCXActivities } from './opencx';
-import { createSettingsActivities } from './settings';
+import { createStoreActivities } from './store';
 
 export type { ActivityDeps } from './context';
 export type { AgentReply, ReplyPage } from './agent-replies';
 export type { AiFieldsActivities } from './ai-fields';
 export type { CreatioActivities, EnsureCaseInput } from './creatio';
 export type { OpenCXActivities } from './opencx';
-export type { ConversationSettings, SettingsActivities } from './settings';
+export type { ConversationSettings, StoreActivities } from './store';
 
 export function createActivities(deps: ActivityDeps) {
   const orgs = new OrgContexts(deps);
@@ -22,7 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     creatio: createCreatioActivities(orgs),
     opencx: createOpenCXActivities(orgs),
     aiFields: createAiFieldsActivities(orgs),
-    settings: createSettingsActivities(orgs),
+    store: createStoreActivities(orgs),
   };
 }
 

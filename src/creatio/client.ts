@@ -1,3 +1,8 @@
+/**
+ * The Creatio HTTP client: OAuth 2.0 client credentials (tokens shared per credentials), OData 4
+ * reads and writes, $metadata, typed errors. Over 300 lines on purpose: one transport (timeouts,
+ * call limiter, capped reads, error mapping) under every call, with the calls it makes beside it.
+ */
 import {
   OutboundAddressRefusedError,
   policyFetch,

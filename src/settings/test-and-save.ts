@@ -1,3 +1,8 @@
+/**
+ * Test & Save: every check of an organization's settings, in order, each failure named with its
+ * fix (the product's troubleshooting page). Over 300 lines on purpose: the checks run in sequence
+ * and each skips the next ones when it fails, which reads best as one function.
+ */
 import { OutboundAddressRefusedError, policyFetch } from '../net/outbound';
 import { randomUUID } from 'node:crypto';
 import { CreatioClient, identityServiceUrlFor, type Entity } from '../creatio/client';

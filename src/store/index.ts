@@ -1,3 +1,8 @@
+/**
+ * The bridge's own store: organization settings (secrets sealed), webhook deliveries, the
+ * Creatio inbox, spilled events, worker processes, the case ⇄ session map. Over 300 lines on
+ * purpose: one class per database keeps every query and its index in one place to review.
+ */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';

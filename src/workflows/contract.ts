@@ -189,7 +189,7 @@ export interface ConversationState {
 export const stateQuery = defineQuery<ConversationState>('state');
 
 export interface ConversationOptions {
-  /** Base task queue; Creatio activities run on creatioTaskQueue(taskQueue, orgId). */
+  /** Base task queue (workflows); activities run on creatioTaskQueue() and opencxTaskQueue() of it. */
   taskQueue: string;
   /** How long a Creatio write keeps retrying through an outage before the step is parked. */
   creatioRetryFor: Duration;

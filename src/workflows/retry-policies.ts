@@ -83,7 +83,7 @@ export function opencxActivityOptions(
  * is back; only after 30 minutes is the step parked. (Store errors in any activity also ask for
  * the next try within 2 s: src/activities/failures.ts.)
  */
-export const settingsActivityOptions: LocalActivityOptions = {
+export const storeActivityOptions: LocalActivityOptions = {
   startToCloseTimeout: '10 seconds',
   scheduleToCloseTimeout: '30 minutes',
   retry: {

@@ -10,6 +10,9 @@ import { checkFilter, edmType, evalFilter, FilterError, parseFilter } from './od
  * credentials at /connect/token and OData 4 at /0/odata/, speaking the wire formats documented in
  * reference/creatio-api.md. It is strict where the real API is (property names, GUID literals,
  * zone-less dates, lookups that must exist, duplicate keys) and can inject faults.
+ *
+ * Over 300 lines on purpose: one server holds the OAuth, OData, fault injection and business
+ * process behaviour that the tests, the benchmarks and the sandbox all drive through one object.
  */
 
 export type Permission = 'read' | 'create' | 'update' | 'delete';

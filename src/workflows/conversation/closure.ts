@@ -105,7 +105,7 @@ export async function checkCaseOnTimer(c: Conversation): Promise<void> {
 export async function reopenAfterClose(c: Conversation): Promise<void> {
   const { run } = c;
   const { state } = run;
-  const s = await c.steps.run('read settings', () => c.peers.settings.getConversationSettings(c.orgId));
+  const s = await c.steps.run('read settings', () => c.peers.store.getConversationSettings(c.orgId));
   if (s.afterClose !== 'reopen') return;
   const r = await c.steps.run(
     'reopen case',

@@ -144,7 +144,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   }
   await condition(allHandlersFinished);
   if (run.spill.read.length > 0) {
-    await activities.settings
+    await activities.store
       .dropSpill({ workflowId: workflowInfo().workflowId, chunks: run.spill.read })
       .catch(() => {
         run.note(

@@ -145,7 +145,7 @@ export async function drain(c: Conversation): Promise<void> {
 
 /** Reads the organization's mode (it matters only before the case exists); true for handoff-only. */
 export async function readMode(c: Conversation): Promise<boolean> {
-  const s = await c.steps.run('read settings', () => c.peers.settings.getConversationSettings(c.orgId));
+  const s = await c.steps.run('read settings', () => c.peers.store.getConversationSettings(c.orgId));
   c.run.state.mode = s.createCaseOnlyOnHandoff ? 'handoff_only' : 'every_conversation';
   return s.createCaseOnlyOnHandoff;
 }
@@ -228,7 +228,7 @@ export async function adoptPriorCase(c: Conversation): Promise<void> {
   if (!state.resumed || state.caseId || state.priorCaseChecked) return;
   state.priorCaseChecked = true;
   const prior = await c.steps.run('find the case', () =>
-    c.peers.settings.findCase({ orgId: c.orgId, sessionId: c.sessionId }),
+    c.peers.store.findCase({ orgId: c.orgId, sessionId: c.sessionId }),
   );
   if (!prior) return;
   await createCase(c, IN_PROGRESS_DESCRIPTION, new Date().toISOString());

@@ -3,14 +3,14 @@ import type {
   AiFieldsActivities,
   CreatioActivities,
   OpenCXActivities,
-  SettingsActivities,
+  StoreActivities,
 } from '../../activities';
 import { REPLY_DEFAULTS, type ConversationOptions } from '../contract';
 import {
   aiFieldsActivityOptions,
   creatioActivityOptions,
   creatioFirstTryOptions,
-  settingsActivityOptions,
+  storeActivityOptions,
   opencxActivityOptions,
 } from '../retry-policies';
 import { creatioTaskQueue, opencxTaskQueue } from '../task-queues';
@@ -50,7 +50,8 @@ export function peers(orgId: string, options: ConversationOptions) {
     ai: proxyActivities<AiFieldsActivities>(
       fair(aiFieldsActivityOptions(creatioQueue, options.aiFieldsDeadline)),
     ),
-    settings: proxyLocalActivities<SettingsActivities>(settingsActivityOptions),
+    /** Reads and writes of the bridge's own store (local activities). */
+    store: proxyLocalActivities<StoreActivities>(storeActivityOptions),
   };
 }
 

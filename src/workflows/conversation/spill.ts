@@ -20,7 +20,7 @@ export async function spillForCarry(c: Conversation): Promise<void> {
   const { queue, spill } = c.run;
   const { workflowId } = workflowInfo();
   if (spill.read.length > 0) {
-    await c.peers.settings.dropSpill({ workflowId, chunks: spill.read });
+    await c.peers.store.dropSpill({ workflowId, chunks: spill.read });
     spill.read = [];
   }
   const total = [...queue, ...spill.incoming].reduce((n, e) => n + sizeOf(e), 0);
@@ -47,7 +47,7 @@ async function store(c: Conversation, workflowId: string, events: ConversationEv
     const events = chunk;
     await c.steps.run(
       'keep waiting events in the store',
-      () => c.peers.settings.spillEvents({ workflowId, chunk: id, events }),
+      () => c.peers.store.spillEvents({ workflowId, chunk: id, events }),
       { partOfContinueAsNew: true },
     );
     chunks.push(id);
@@ -71,7 +71,7 @@ export async function refill(c: Conversation): Promise<void> {
   if (chunk !== undefined) {
     const { workflowId } = workflowInfo();
     const events = await c.steps.run('read waiting events from the store', () =>
-      c.peers.settings.loadSpill({ workflowId, chunk }),
+      c.peers.store.loadSpill({ workflowId, chunk }),
     );
     spill.chunks.shift();
     spill.read.push(chunk);

@@ -12,7 +12,7 @@ export interface ConversationSettings {
   afterClose: 'log' | 'reopen';
 }
 
-export function createSettingsActivities(orgs: OrgContexts) {
+export function createStoreActivities(orgs: OrgContexts) {
   return {
     /** The settings the workflow decides by, read fresh at every step. */
     async getConversationSettings(orgId: string): Promise<ConversationSettings> {
@@ -57,4 +57,4 @@ export function createSettingsActivities(orgs: OrgContexts) {
   };
 }
 
-export type SettingsActivities = ReturnType<typeof createSettingsActivities>;
+export type StoreActivities = ReturnType<typeof createStoreActivities>;

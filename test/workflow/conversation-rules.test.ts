@@ -1,0 +1,129 @@
+/**
+ * The conversation workflow's rules, one test each, with its activities faked in memory (no
+ * emulator, no database) on the test run's Temporal server.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { resumeStepUpdate, stateQuery, type ConversationEvent } from '../../src/workflows/contract';
+import { createLogger } from '../../src/logger';
+import { installRuntime } from '../../src/worker';
+import { waitFor } from '../bridge-harness';
+import { FakePeers, message, runWithFakes, send } from './fake-peers';
+
+const sid = () => `wf-${randomUUID().slice(0, 10)}`;
+const handoff = (): ConversationEvent => ({
+  kind: 'handoff',
+  eventId: `h-${randomUUID()}`,
+  timestamp: new Date().toISOString(),
+  reason: 'user_requested_human',
+  summary: 'Customer cannot log in.',
+  language: 'en',
+  sentiment: 'neutral',
+});
+
+describe('conversation workflow rules (activities faked)', () => {
+  let env: TestWorkflowEnvironment;
+  before(async () => {
+    installRuntime(createLogger(process.env.TEST_LOG_LEVEL ?? 'warn'));
+    env = await TestWorkflowEnvironment.createFromExistingServer({ address: process.env.TEMPORAL_ADDRESS! });
+  });
+  after(() => env.teardown());
+
+  const state = (workflowId: string) => env.client.workflow.getHandle(workflowId).query(stateQuery);
+
+  it('order: messages are written in the order they arrived, each once', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const texts = Array.from({ length: 30 }, (_, i) => `m${i}`);
+      await send(
+        env,
+        tq,
+        s,
+        texts.map((t) => message(t, t)),
+      );
+      await waitFor('30 written', () => peers.texts(`case-${s}`).length === 30);
+      assert.deepEqual(peers.texts(`case-${s}`), texts);
+    });
+  });
+
+  it('dedupe: a message delivered again (new event, same message id) is written once', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [
+        message('a', 'first'),
+        message('a', 'first'),
+        message('b', 'second'),
+      ]);
+      await waitFor('the later message written (positive control)', () =>
+        peers.texts(`case-${s}`).includes('second'),
+      );
+      assert.deepEqual(peers.texts(`case-${s}`), ['first', 'second']);
+      assert.equal((await state(id)).messages.received, 2);
+    });
+  });
+
+  it('handoff-only: nothing is written before handoff, then the case with the whole transcript', async () => {
+    const peers = new FakePeers();
+    peers.handoffOnly = true;
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [message('1', 'one'), message('2', 'two'), message('3', 'three')]);
+      await waitFor(
+        'three received (positive control)',
+        async () => (await state(id)).messages.received === 3,
+      );
+      assert.equal((await state(id)).caseId, null);
+      assert.equal(peers.cases.size, 0);
+      await send(env, tq, s, [handoff()]);
+      await waitFor('the handoff note', () => peers.written.some((w) => w.entry.kind === 'handoff_note'));
+      assert.deepEqual(peers.texts(`case-${s}`), ['one', 'two', 'three']);
+      assert.match(peers.cases.get(`case-${s}`)!.description, /Customer cannot log in/);
+    });
+  });
+
+  it('parking: a write refused for good parks, shows in the state, and goes on after resume', async () => {
+    const peers = new FakePeers();
+    peers.refuse = (text) => text === 'poison';
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [message('1', 'ok'), message('2', 'poison'), message('3', 'after')]);
+      const parked = await waitFor('parked', async () => (await state(id)).lastError);
+      assert.equal(parked.type, 'CreatioForbiddenError');
+      assert.equal(parked.parked, true);
+      assert.deepEqual(peers.texts(`case-${s}`), ['ok']);
+      peers.refuse = null;
+      await env.client.workflow.getHandle(id).executeUpdate(resumeStepUpdate);
+      await waitFor('all three', () => peers.texts(`case-${s}`).length === 3);
+      assert.deepEqual(peers.texts(`case-${s}`), ['ok', 'poison', 'after']);
+      assert.equal((await state(id)).lastError, null);
+    });
+  });
+
+  it('continue-as-new: the next run carries the case, the counts and the ids already seen', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const o = { maxHistoryEvents: 20 };
+      const first = Array.from({ length: 25 }, (_, i) => message(`m${i}`, `t${i}`));
+      const id = await send(env, tq, s, first, o);
+      await waitFor('25 written', () => peers.texts(`case-${s}`).length === 25);
+      await waitFor('a later run', async () => (await state(id)).runs > 1);
+      // m3 again (a redelivery after continue-as-new), then a new message as the sentinel.
+      await send(env, tq, s, [message('m3', 't3'), message('m25', 't25')], o);
+      await waitFor('the sentinel', () => peers.texts(`case-${s}`).includes('t25'));
+      assert.deepEqual(
+        peers.texts(`case-${s}`),
+        Array.from({ length: 26 }, (_, i) => `t${i}`),
+      );
+      const st = await state(id);
+      assert.equal(st.caseId, `case-${s}`);
+      assert.equal(st.messages.received, 26);
+      assert.equal(st.messages.logged, 26);
+      assert.equal(peers.calls.get('ensureCase'), 1, 'the case is made once, by the first run');
+    });
+  });
+});
