@@ -5,6 +5,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createApp, type Readiness } from './api/app';
+import { apiGrpcInterceptors } from './conversations/client';
 import { CreatioInbox } from './conversations/creatio-inbox';
 import { Metrics } from './api/metrics';
 import { ConfigError, loadConfig, type Config } from './config';
@@ -111,7 +112,11 @@ async function main(): Promise<void> {
     setOutboundPolicy({ allowLoopback: config.env !== 'production' });
     const codec = new EncryptionCodec(parsePayloadKeys(config.temporalPayloadKeys, key));
     const dataConverter = { payloadCodecs: [codec] };
-    const connection = await Connection.connect({ address: temporal.address, ...security });
+    const connection = await Connection.connect({
+      address: temporal.address,
+      ...security,
+      interceptors: apiGrpcInterceptors(),
+    });
     shutdown.add('temporal client', () => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
 

@@ -7,6 +7,7 @@ import type { Store } from '../src/store';
 import { BridgeWorkers, installRuntime, type CallLimits, type WorkerOptions } from '../src/worker';
 import { SHIPPED_CALL_LIMITS } from '../src/net/call-limiter';
 import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
+import { apiGrpcInterceptors } from '../src/conversations/client';
 import { CreatioInbox } from '../src/conversations/creatio-inbox';
 import type { ConversationOptions } from '../src/workflows/contract';
 import { conversationWorkflowId } from '../src/workflows/contract';
@@ -128,12 +129,18 @@ export class Bridge {
     }
     this.store = await openTestStore(this.log, this.opts.store ?? 'postgres', this.storeConfig);
     this.codec = new EncryptionCodec(parsePayloadKeys(undefined, this.storeConfig.key));
-    this.connection = await Connection.connect({ address: this.address });
+    this.connection = await Connection.connect({
+      address: this.address,
+      interceptors: apiGrpcInterceptors(),
+    });
     this.client = new Client({ connection: this.connection, dataConverter: { payloadCodecs: [this.codec] } });
     let apiClient = this.client;
     if (this.opts.proxyApiTemporal) {
       this.temporalProxy = await TcpProxy.start(this.address);
-      this.apiConnection = await Connection.connect({ address: this.temporalProxy.address });
+      this.apiConnection = await Connection.connect({
+        address: this.temporalProxy.address,
+        interceptors: apiGrpcInterceptors(),
+      });
       apiClient = new Client({
         connection: this.apiConnection,
         dataConverter: { payloadCodecs: [this.codec] },

@@ -4,6 +4,8 @@
  * becomes a quick 503 rather than a request that hangs.
  */
 import {
+  defaultGrpcRetryOptions,
+  makeGrpcRetryInterceptor,
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
@@ -31,6 +33,29 @@ export interface Conversations {
   creatioInbox?: CreatioInbox;
   /** Longest wait for one Temporal call of a request (5 s by default). */
   deadlineMs?: number;
+}
+
+/**
+ * The gRPC retries of the API's Temporal connection. A signal that meets a workflow in the middle
+ * of continue-as-new is answered "workflow is closing" (RESOURCE_EXHAUSTED) for a few
+ * milliseconds; the client's default waits 1 s, then 2 s… before the next try, which held a
+ * webhook's ack for seconds and could miss its 5 s deadline. That answer is tried again after
+ * 50 ms; a real rate limit (RESOURCE_EXHAUSTED otherwise) keeps the default's 1 s.
+ */
+const GRPC_RESOURCE_EXHAUSTED = 8;
+
+export function apiGrpcInterceptors() {
+  return [
+    makeGrpcRetryInterceptor(
+      defaultGrpcRetryOptions({
+        initialIntervalMs: ({ code, details }) => {
+          if (/workflow is closing/i.test(details)) return 50;
+          return Number(code) === GRPC_RESOURCE_EXHAUSTED ? 1_000 : 100;
+        },
+        maxIntervalMs: ({ details }) => (/workflow is closing/i.test(details) ? 500 : 5_000),
+      }),
+    ),
+  ];
 }
 
 /** Temporal did not answer in time, or refused: the sender should retry later. */
