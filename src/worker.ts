@@ -94,8 +94,13 @@ export interface WorkerFailure {
 
 /** How often a worker process says it is alive (the call limits are shared among the live ones). */
 const PRESENCE_EVERY_MS = 5_000;
-/** Pollers per worker: fixed, whatever the number of organizations. */
-const POLLERS = 4;
+/**
+ * Pollers per worker: fixed, whatever the number of organizations. Workflow tasks get more: a
+ * task that runs a first try (a local activity) holds its slot for a Creatio round trip, and a new
+ * conversation's first task comes from the shared (non-sticky) queue, which gets half of them.
+ */
+const ACTIVITY_POLLERS = 4;
+const WORKFLOW_POLLERS = 10;
 
 /**
  * The bridge's workers, three per process whatever the number of organizations: one for the
@@ -146,7 +151,7 @@ export class BridgeWorkers {
     return {
       processId: this.processId,
       liveProcesses: this.liveProcesses,
-      pollers: POLLERS * (1 + this.activityWorkers.size),
+      pollers: WORKFLOW_POLLERS + ACTIVITY_POLLERS * this.activityWorkers.size,
       workers: Object.fromEntries([...this.activityWorkers].map(([q, w]) => [q, w.getState()])),
       creatioCallsPerSecond: this.limiters.creatio.rates(),
     };
@@ -173,7 +178,8 @@ export class BridgeWorkers {
       activities: { ...this.activities.store, ...this.activities.creatio },
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
-      maxConcurrentWorkflowTaskPolls: POLLERS,
+      maxConcurrentWorkflowTaskPolls: WORKFLOW_POLLERS,
+      nonStickyToStickyPollRatio: 0.5,
       shutdownGraceTime: '10 seconds',
     });
     this.runs.push(this.track(this.workflowWorker, 'workflow worker'));
@@ -199,7 +205,7 @@ export class BridgeWorkers {
       activities: peer === 'creatio' ? { ...creatio, ...aiFields } : opencx,
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxConcurrentActivityTaskExecutions: peer === 'creatio' ? (this.o.activitySlots ?? 100) : 20,
-      maxConcurrentActivityTaskPolls: POLLERS,
+      maxConcurrentActivityTaskPolls: ACTIVITY_POLLERS,
       shutdownGraceTime: '10 seconds',
     });
     this.activityWorkers.set(taskQueue, worker);

@@ -44,6 +44,6 @@ describe('the Creatio activity worker failing', () => {
       );
     }
     // Pollers are fixed: three workers, whatever the number of organizations.
-    assert.equal(bridge.workers!.describe().pollers, 12);
+    assert.equal(bridge.workers!.describe().pollers, 18);
   });
 });
