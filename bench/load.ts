@@ -49,6 +49,8 @@ export const SCENARIOS: LoadScenario[] = [
     orgs: 10,
     conversationsPerOrg: 10,
   })),
+  // One conversation of 1,000 messages: is message 1,000 as quick as message 10?
+  { name: '1 conv of 1,000 msgs', perSecond: 10, orgs: 1, conversationsPerOrg: 1, seconds: 100 },
 ];
 
 interface Sent {
@@ -69,6 +71,8 @@ export interface LoadResult {
   firstMessage: { p50Ms: number; p99Ms: number };
   /** Every later message. */
   laterMessages: { p50Ms: number; p99Ms: number };
+  /** One long conversation: messages 2-11 against its last ten. */
+  byPosition?: { messages2to11P50Ms: number; last10P50Ms: number };
   ack: { p50Ms: number; p99Ms: number };
   sustainedPerSecond: number;
   failedSends: number;
@@ -204,6 +208,13 @@ function summarizeRun(
     ack: { p50Ms: r(percentile(acks, 50)), p99Ms: r(percentile(acks, 99)) },
     firstMessage: of((s) => s.first),
     laterMessages: of((s) => !s.first),
+    ...(ok.length >= 100 &&
+      scenario.orgs * scenario.conversationsPerOrg === 1 && {
+        byPosition: {
+          messages2to11P50Ms: of((s) => ok.indexOf(s) >= 1 && ok.indexOf(s) <= 10).p50Ms,
+          last10P50Ms: of((s) => ok.indexOf(s) >= ok.length - 10).p50Ms,
+        },
+      }),
     sustainedPerSecond: r((ok.length / (last - first)) * 1000),
   };
 }
@@ -409,6 +420,9 @@ function printResult(r: LoadResult): void {
       `webhook→activity p50 ${r.e2e.p50Ms} p99 ${r.e2e.p99Ms} max ${r.e2e.maxMs} ms`,
       `first msg p50 ${r.firstMessage.p50Ms} p99 ${r.firstMessage.p99Ms}, later p50 ${r.laterMessages.p50Ms} p99 ${r.laterMessages.p99Ms} ms`,
       `ack p50 ${r.ack.p50Ms} p99 ${r.ack.p99Ms} ms`,
+      r.byPosition
+        ? `messages 2-11 p50 ${r.byPosition.messages2to11P50Ms} ms, last 10 p50 ${r.byPosition.last10P50Ms} ms`
+        : '',
       `${r.sustainedPerSecond} msg/s sustained (${r.messages} msgs, ${r.failedSends} failed sends)`,
       r.historyEventsPerMessage !== undefined ? `${r.historyEventsPerMessage} history events/msg` : '',
       r.serverCommitsPerMessage !== undefined ? `${r.serverCommitsPerMessage} server commits/msg` : '',
