@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
@@ -279,6 +280,24 @@ export class Bridge {
   /** Activities of a case as the emulator stored them, in the order they were written. */
   activitiesOf(caseId: string) {
     return this.emu.rows('Activity').filter((a) => a.CaseId === caseId);
+  }
+
+  /**
+   * Waits until the conversation's `count` customer messages (texts `<session> #<n>`) are in
+   * Creatio, then checks each is there once, in order.
+   */
+  async expectCustomerMessages(orgId: string, sessionId: string, count: number): Promise<void> {
+    const caseId = await this.caseOf(orgId, sessionId, 60_000);
+    await waitFor(
+      `${count} messages of ${sessionId} in Creatio`,
+      () => this.customerTexts(caseId).length >= count,
+      120_000,
+    );
+    assert.deepEqual(
+      this.customerTexts(caseId),
+      Array.from({ length: count }, (_, n) => `${sessionId} #${n}`),
+      'every message exactly once, in order',
+    );
   }
 
   /** The customer messages logged on a case, in the order Creatio received them. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { SHIPPED_CALL_LIMITS } from '../src/net/call-limiter';
-import { Bridge, ev, waitFor } from './bridge-harness';
+import { Bridge, ev } from './bridge-harness';
 
 const sid = () => `r-${randomUUID().slice(0, 12)}`;
 
@@ -31,14 +31,7 @@ async function expectAll(
   conversations: string[],
   each: number,
 ): Promise<void> {
-  for (const s of conversations) {
-    const caseId = await bridge.caseOf(orgId, s, 60_000);
-    await waitFor(`${each} messages of ${s}`, () => bridge.customerTexts(caseId).length >= each, 120_000);
-    assert.deepEqual(
-      bridge.customerTexts(caseId),
-      Array.from({ length: each }, (_, n) => `${s} #${n}`),
-    );
-  }
+  for (const s of conversations) await bridge.expectCustomerMessages(orgId, s, each);
 }
 
 describe('rate limits that adapt to what Creatio answers', () => {

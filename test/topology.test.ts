@@ -16,20 +16,6 @@ function messagesLogged(bridge: Bridge, prefix: string): number {
   return bridge.emu.rows('Activity').filter((a) => String(a.Title).includes(prefix)).length;
 }
 
-async function expectOnceInOrder(bridge: Bridge, orgId: string, s: string, count: number): Promise<void> {
-  const caseId = await bridge.caseOf(orgId, s, 60_000);
-  await waitFor(
-    `${count} messages of ${s} in Creatio`,
-    () => bridge.customerTexts(caseId).length >= count,
-    120_000,
-  );
-  assert.deepEqual(
-    bridge.customerTexts(caseId),
-    Array.from({ length: count }, (_, n) => `${s} #${n}`),
-    'every message exactly once, in order',
-  );
-}
-
 describe('worker processes under load (shipped limits)', () => {
   const bridge = new Bridge({ inProcessWorkers: false });
   const children: ChildProcess[] = [];
@@ -57,7 +43,7 @@ describe('worker processes under load (shipped limits)', () => {
     await killWorkerProcess(children[0]!);
     assert.ok(loggedAtKill < 200, `killed mid-burst (${loggedAtKill} of 200 written)`);
     children.push(await startWorkerProcess(bridge));
-    await expectOnceInOrder(bridge, orgId, s, 200);
+    await bridge.expectCustomerMessages(orgId, s, 200);
   });
 
   it('two worker processes share the queues; killing one mid-load loses and duplicates nothing', async () => {
@@ -97,6 +83,6 @@ describe('worker processes under load (shipped limits)', () => {
       }),
     );
     assert.ok(killed);
-    for (const { orgId, s } of conversations) await expectOnceInOrder(bridge, orgId, s, perConversation);
+    for (const { orgId, s } of conversations) await bridge.expectCustomerMessages(orgId, s, perConversation);
   });
 });

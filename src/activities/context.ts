@@ -37,9 +37,6 @@ export const isRetry = () => Context.current().info.attempt > 1;
  * The per-organization context every activity shares: settings read from the store, and clients
  * (with their tokens and lookup caches) kept while the settings stay the same.
  */
-/** Calls per organization that `answering` looks at. */
-const HEALTH_WINDOW = 20;
-
 export class OrgContexts {
   private readonly clients = new Map<
     string,
@@ -48,9 +45,6 @@ export class OrgContexts {
 
   private readonly settingsCache = new Map<string, { stored: StoredOrg; checkedAt: number }>();
   private readonly limiters: { creatio: CallLimiters; opencx: CallLimiters };
-
-  /** The outcomes of each organization's last Creatio calls (true: answered). */
-  private readonly outcomes = new Map<string, boolean[]>();
 
   constructor(readonly deps: ActivityDeps) {
     this.limiters = deps.limiters ?? {
@@ -65,21 +59,9 @@ export class OrgContexts {
     deps.store.onSettingsChanged((orgId) => this.settingsCache.delete(orgId));
   }
 
-  private record(orgId: string, ok: boolean): void {
-    const o = this.outcomes.get(orgId) ?? [];
-    o.push(ok);
-    if (o.length > HEALTH_WINDOW) o.shift();
-    this.outcomes.set(orgId, o);
-  }
-
-  /**
-   * Creatio answers most of this organization's calls right now (at least 60 % of the last 20):
-   * a transient failure is flakiness, worth trying again in a second, not an outage to back off from.
-   */
+  /** Creatio answers most of this organization's calls right now (its call limiter keeps the count). */
   answering(orgId: string): boolean {
-    const o = this.outcomes.get(orgId);
-    if (!o || o.length < HEALTH_WINDOW / 2) return false;
-    return o.filter(Boolean).length / o.length >= 0.6;
+    return this.limiters.creatio.for(orgId).answering();
   }
 
   /**
@@ -131,9 +113,8 @@ export class OrgContexts {
           {
             timeoutMs: this.deps.creatioTimeoutMs,
             limiter: this.limiters.creatio.for(orgId),
-            onRequest: ({ status }) => {
+            onRequest: () => {
               alive();
-              this.record(orgId, typeof status === 'number' && status < 500 && status !== 429);
               this.deps.onCreatioRequest?.(orgId);
             },
           },

@@ -39,8 +39,9 @@ export const SHIPPED_CALL_LIMITS = { creatioInitialPerSecond: 50, opencxMaxPerSe
 /** The ceiling when no hard cap is set: far above what one conversation stream needs. */
 export const MAX_ADAPTIVE_PER_SECOND = 500;
 
-/** Calls whose outcomes tell a flaky remote from an overloaded or unreachable one. */
-const RECENT_CALLS = 10;
+/** Outcomes kept per limiter: the last 10 tell an overload or outage, all 20 a flaky remote. */
+const RECENT_CALLS = 20;
+const OVERLOAD_WINDOW = 10;
 
 /** The call was not made: the organization's pace says to try again after `retryAfterMs`. */
 export class RateLimitedError extends Error {
@@ -143,8 +144,18 @@ export class CallLimiter {
    * that fails 30 % of calls at random, 8 of 10 fail together about once in 600 windows.)
    */
   private mostlyFailing(): boolean {
-    const failures = this.recent.filter((ok) => !ok).length;
-    return failures >= 3 && failures / this.recent.length >= 0.8;
+    const last = this.recent.slice(-OVERLOAD_WINDOW);
+    const failures = last.filter((ok) => !ok).length;
+    return failures >= 3 && failures / last.length >= 0.8;
+  }
+
+  /**
+   * The remote answers most calls right now (at least 60 % of the last 20, once 10 are known): a
+   * transient failure is flakiness, worth trying again in a second, not an outage to back off from.
+   */
+  answering(): boolean {
+    if (this.recent.length < RECENT_CALLS / 2) return false;
+    return this.recent.filter(Boolean).length / this.recent.length >= 0.6;
   }
 
   /** Records the outcome of a call that `acquire` let through. */
@@ -159,7 +170,7 @@ export class CallLimiter {
         outcome.status === 'error'
           ? 'no answer (timeout or connection failure)'
           : `answered ${outcome.status}`;
-    } else if (this.recent.every(Boolean)) {
+    } else if (this.recent.slice(-OVERLOAD_WINDOW).every(Boolean)) {
       this.lastFailure = undefined;
     }
     if (!failed) {
