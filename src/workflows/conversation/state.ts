@@ -99,6 +99,9 @@ export class ConversationRun {
       runs: 0,
     };
     this.state.runs += 1;
+    // A step parked in the last run is tried again here before it parks (if it does) again: until
+    // then it is not parked, and resume or skip would find nothing to act on.
+    if (this.state.lastError?.parked) this.state.lastError = { ...this.state.lastError, parked: false };
     this.state.processes ??= { agentReply: noEvidence(), closure: noEvidence() };
     this.queue = carried?.queue ?? [];
     this.seenEvents = new Set(carried?.seenEvents);
