@@ -21,6 +21,8 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** auto: human-readable on a terminal outside production, JSON lines otherwise. */
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   ADMIN_API_TOKEN: z.string().min(24, 'must be at least 24 characters').optional(),
   DATA_DIR: z.string().min(1).default('.data'),
   DATABASE_URL: z
@@ -77,6 +79,11 @@ const envSchema = z.object({
   TEMPORAL_PAYLOAD_KEYS: z.string().min(1).optional(),
   /** The Temporal UI's origin, allowed by CORS on the codec endpoint (/codec/decode). */
   TEMPORAL_UI_ORIGIN: z.url().default('http://localhost:8233'),
+  /** host:port where the Temporal SDK serves its worker metrics for Prometheus (unset: not served). */
+  TEMPORAL_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[\w.-]+:\d{1,5}$/, 'must be host:port, e.g. 0.0.0.0:9464')
+    .optional(),
   REPLY_CHECK_EVERY: duration.default('2m'),
   REPLY_CHECK_MAX_EVERY: duration.default('30m'),
   REPLY_LOOKBACK: duration.default('10m'),
@@ -105,6 +112,7 @@ export interface Config {
   host: string;
   publicBaseUrl: string;
   logLevel: Env['LOG_LEVEL'];
+  logFormat: Env['LOG_FORMAT'];
   adminApiToken: string | undefined;
   dataDir: string;
   databaseUrl: string | undefined;
@@ -133,6 +141,7 @@ export interface Config {
   parkedStepRetryEvery: string;
   temporalPayloadKeys: string | undefined;
   temporalUiOrigin: string;
+  temporalMetricsAddress: string | undefined;
   replyCheckEvery: string;
   replyCheckMaxEvery: string;
   replyLookback: string;
@@ -202,6 +211,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     adminApiToken: e.ADMIN_API_TOKEN,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
@@ -237,6 +247,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,
     temporalUiOrigin: e.TEMPORAL_UI_ORIGIN.replace(/\/+$/, ''),
+    temporalMetricsAddress: e.TEMPORAL_METRICS_ADDRESS,
     replyCheckEvery: e.REPLY_CHECK_EVERY,
     replyCheckMaxEvery: e.REPLY_CHECK_MAX_EVERY,
     replyLookback: e.REPLY_LOOKBACK,

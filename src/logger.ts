@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 /**
  * Field names that may hold a secret anywhere in a logged object. pino replaces their values
@@ -88,6 +89,24 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
     },
     destination,
   );
+}
+
+/**
+ * Human-readable lines (pino-pretty, in this thread) when asked, or on a terminal outside
+ * production; JSON lines otherwise. Redaction happens before either.
+ */
+export function prettyWanted(format: 'auto' | 'json' | 'pretty', env: string, isTTY: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && isTTY && env !== 'production');
+}
+
+export function prettyStream(destination?: NodeJS.WritableStream, colorize = true): DestinationStream {
+  return pretty({
+    colorize,
+    translateTime: 'SYS:HH:MM:ss.l',
+    ignore: 'pid,hostname,service',
+    sync: true,
+    ...(destination && { destination }),
+  });
 }
 
 export type { Logger };

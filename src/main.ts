@@ -4,13 +4,13 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
-import { createApp, type Readiness } from './api/app';
+import { createApp, createOpsApp, type Readiness } from './api/app';
 import { apiGrpcInterceptors } from './conversations/client';
 import { CreatioInbox } from './conversations/creatio-inbox';
-import { Metrics } from './api/metrics';
+import { Metrics } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
 import { randomToken } from './crypto';
-import { createLogger, type Logger } from './logger';
+import { createLogger, prettyStream, prettyWanted, type Logger } from './logger';
 import { openStore, resolveEncryptionKey } from './store';
 import { setOutboundPolicy } from './net/outbound';
 import { EncryptionCodec, parsePayloadKeys } from './temporal/codec';
@@ -71,7 +71,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(
+    config.logLevel,
+    prettyWanted(config.logFormat, config.env, process.stdout.isTTY === true) ? prettyStream() : undefined,
+  );
   const shutdown = new Shutdown(log);
   const stop = (reason: string) => void shutdown.run(reason).then(() => process.exit(0));
   process.once('SIGINT', () => stop('SIGINT'));
@@ -120,11 +123,12 @@ async function main(): Promise<void> {
     shutdown.add('temporal client', () => connection.close());
     const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
 
+    const metrics = new Metrics();
     let workers: BridgeWorkers | undefined;
     if (!config.llm)
       log.info('LLM_BASE_URL is not set: AI fields are skipped, with that reason recorded at each handoff');
     if (config.runWorker) {
-      installRuntime(log);
+      installRuntime(log, { metricsAddress: config.temporalMetricsAddress });
       const native = await NativeConnection.connect({ address: temporal.address, ...security });
       shutdown.add('worker connection', () => native.close());
       workers = new BridgeWorkers({
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
         log,
         dataConverter,
         activityDeps: {
+          metrics,
           creatioTimeoutMs: config.creatioRequestTimeoutMs,
           opencxSessionUrlTemplate: config.opencxSessionUrlTemplate,
           allowLoopbackHttpLinks: config.env !== 'production',
@@ -202,24 +207,8 @@ async function main(): Promise<void> {
       return { ready: Object.values(checks).every((c) => c.ok), checks };
     };
 
-    if (config.runApi) {
-      const creatioInbox = new CreatioInbox(store, client, log);
-      creatioInbox.startSweep();
-      shutdown.add('creatio inbox', () => Promise.resolve(creatioInbox.stop()));
-      const app = createApp({
-        config: { ...config, adminApiToken: await adminToken(config, log) },
-        store,
-        log,
-        metrics: new Metrics(),
-        readiness,
-        codec,
-        conversations: {
-          client,
-          taskQueue: config.temporal.taskQueue,
-          options: conversationOptions,
-          creatioInbox,
-        },
-      });
+    /** Listens on PORT; on shutdown, requests under way finish first. */
+    const serve = async (app: http.RequestListener) => {
       const server = http.createServer(app);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -229,6 +218,27 @@ async function main(): Promise<void> {
         server.closeIdleConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
       });
+    };
+
+    if (config.runApi) {
+      const creatioInbox = new CreatioInbox(store, client, log);
+      creatioInbox.startSweep();
+      shutdown.add('creatio inbox', () => Promise.resolve(creatioInbox.stop()));
+      const app = createApp({
+        config: { ...config, adminApiToken: await adminToken(config, log) },
+        store,
+        log,
+        metrics,
+        readiness,
+        codec,
+        conversations: {
+          client,
+          taskQueue: config.temporal.taskQueue,
+          options: conversationOptions,
+          creatioInbox,
+        },
+      });
+      await serve(app);
       log.info(
         {
           api: `http://${config.host}:${config.port}`,
@@ -237,6 +247,10 @@ async function main(): Promise<void> {
         },
         'OpenCX ⇄ Creatio bridge is up',
       );
+    } else {
+      // A worker-only process still answers probes and scrapes (domain metrics are counted here).
+      await serve(createOpsApp({ metrics, readiness }));
+      log.info({ ops: `http://${config.host}:${config.port}` }, 'health and metrics served');
     }
   } catch (err) {
     log.fatal({ err }, 'start-up failed');

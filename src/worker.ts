@@ -26,14 +26,21 @@ export interface CallLimits {
 }
 
 let runtimeInstalled = false;
+let metricsAddress: string | undefined;
+
+/** Where this process's Temporal SDK metrics are served, if they are. */
+export function runtimeMetricsAddress(): string | undefined {
+  return metricsAddress;
+}
 
 /**
  * Routes the SDK's (and the Rust core's) logs into pino; the service owns signal handling.
  * Must run before the first NativeConnection or Worker of the process.
  */
-export function installRuntime(log: Logger): void {
+export function installRuntime(log: Logger, opts: { metricsAddress?: string } = {}): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
+  metricsAddress = opts.metricsAddress;
   const levels = { TRACE: 'trace', DEBUG: 'debug', INFO: 'info', WARN: 'warn', ERROR: 'error' } as const;
   Runtime.install({
     shutdownSignals: [],
@@ -44,7 +51,18 @@ export function installRuntime(log: Logger): void {
         : levels[entry.level];
       log[level]({ ...entry.meta, temporal: true }, entry.message);
     }),
-    telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) } },
+    telemetryOptions: {
+      logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN' }) },
+      ...(opts.metricsAddress && {
+        metrics: {
+          prometheus: {
+            bindAddress: opts.metricsAddress,
+            countersTotalSuffix: true,
+            useSecondsForDurations: true,
+          },
+        },
+      }),
+    },
   });
 }
 

@@ -14,6 +14,8 @@ import type { ConversationOptions } from '../src/workflows/contract';
 import { conversationWorkflowId } from '../src/workflows/contract';
 import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
+import { Metrics } from '../src/metrics';
+import { freePort } from '../src/temporal/launcher';
 import { TcpProxy } from './fixtures/tcp-proxy';
 import {
   newTestStoreConfig,
@@ -56,6 +58,7 @@ export function testWorkerOptions(o: {
   limits?: CallLimits;
   /** Payload encryption, with the key the client of the test uses. */
   payloadKey: Buffer;
+  metrics?: Metrics;
 }): ConstructorParameters<typeof BridgeWorkers>[0] {
   return {
     dataConverter: { payloadCodecs: [new EncryptionCodec(parsePayloadKeys(undefined, o.payloadKey))] },
@@ -65,6 +68,7 @@ export function testWorkerOptions(o: {
     store: o.store,
     log: o.log,
     activityDeps: {
+      ...(o.metrics && { metrics: o.metrics }),
       creatioTimeoutMs: 2_000,
       opencxSessionUrlTemplate: 'https://platform.open.cx/inbox/{sessionId}',
       allowLoopbackHttpLinks: true,
@@ -97,6 +101,8 @@ export class Bridge {
   private apiConnection: Connection | undefined;
   private native: NativeConnection | undefined;
   readonly taskQueue = `bridge-test-${randomUUID().slice(0, 8)}`;
+  /** The process's metrics, shared by the API and the workers as in src/main.ts. */
+  readonly metrics = new Metrics();
   log: Logger;
   address: string;
 
@@ -153,6 +159,7 @@ export class Bridge {
     this.api = await startApi({
       store: this.store,
       log: this.log,
+      metrics: this.metrics,
       codec: this.codec,
       conversations: {
         client: apiClient,
@@ -165,7 +172,8 @@ export class Bridge {
   }
 
   async startWorkers(): Promise<void> {
-    installRuntime(this.log);
+    // The SDK's Prometheus exporter on a free port of this test process (see runtimeMetricsAddress).
+    installRuntime(this.log, { metricsAddress: `127.0.0.1:${await freePort()}` });
     this.native = await NativeConnection.connect({ address: this.address });
     this.workers = new BridgeWorkers({
       ...testWorkerOptions({
@@ -174,6 +182,7 @@ export class Bridge {
         store: this.store,
         log: this.log,
         payloadKey: this.storeConfig.key,
+        metrics: this.metrics,
         ...(this.opts.llmBaseUrl && { llmBaseUrl: this.opts.llmBaseUrl }),
         ...(this.opts.limits && { limits: this.opts.limits }),
       }),

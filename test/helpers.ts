@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import http from 'node:http';
 import { Writable } from 'node:stream';
-import { Metrics } from '../src/api/metrics';
+import { Metrics } from '../src/metrics';
 import { createApp, type AppDeps } from '../src/api/app';
 import { createLogger, type Logger } from '../src/logger';
 import { openStore, type Store } from '../src/store';

@@ -43,6 +43,8 @@ const UNIT = [
   'call-limiter.test.ts',
   'coalesce.test.ts',
   'connect.test.ts',
+  'openapi.test.ts',
+  'logger.test.ts',
   'creatio-client.test.ts',
   'store.test.ts',
   'activities/',

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
 import type { LlmConfig } from '../llm/client';
+import type { Metrics } from '../metrics';
 import { CallLimiters, SHIPPED_CALL_LIMITS } from '../net/call-limiter';
 import { OpenCXClient } from '../opencx/client';
 import { StoreUnavailableError, type Store, type StoredOrg } from '../store';
@@ -19,6 +20,8 @@ export interface ActivityDeps {
   /** Link to the session in the OpenCX dashboard; `{sessionId}` is replaced. */
   opencxSessionUrlTemplate: string;
   onCreatioRequest?: (orgId: string) => void;
+  /** The process's metrics (messages logged, Creatio calls, replies delivered). */
+  metrics?: Metrics;
   /** Attachment links on loopback http (emulators, development); production keeps https only. */
   allowLoopbackHttpLinks?: boolean;
   /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
@@ -113,9 +116,11 @@ export class OrgContexts {
           {
             timeoutMs: this.deps.creatioTimeoutMs,
             limiter: this.limiters.creatio.for(orgId),
-            onRequest: () => {
+            onRequest: ({ method, status, ms }) => {
               alive();
               this.deps.onCreatioRequest?.(orgId);
+              this.deps.metrics?.creatioCalls.inc({ method, status: String(status) });
+              this.deps.metrics?.creatioCallDuration.observe({ method }, ms / 1000);
             },
           },
         ),

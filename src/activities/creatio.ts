@@ -149,6 +149,10 @@ export function createCreatioActivities(orgs: OrgContexts) {
       StartDate: when,
       DueDate: when,
     });
+    if (e.kind === 'message' && !existed && deps.metrics) {
+      deps.metrics.messagesLogged.inc();
+      deps.metrics.loggingLag.observe(Math.max(0, Date.now() - Date.parse(e.timestamp)) / 1000);
+    }
     return { id, existed };
   }
 

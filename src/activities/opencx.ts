@@ -17,14 +17,16 @@ export function createOpenCXActivities(orgs: OrgContexts) {
       verify?: boolean;
       firstTriedAt: string;
     }): Promise<{ sent: boolean; omittedAttachments: string[] }> {
-      return withFailures(async () =>
-        deliver(
+      return withFailures(async () => {
+        const out = await deliver(
           await orgs.creatio(input.orgId),
           await orgs.opencx(input.orgId),
           { ...input, verify: input.verify === true || isRetry() },
           replyLimits,
-        ),
-      );
+        );
+        if (out.sent) orgs.deps.metrics?.repliesDelivered.inc();
+        return out;
+      });
     },
 
     /** Resolves the OpenCX session (closed_resolved). */

@@ -11,13 +11,15 @@ import type { CreatioInbox } from '../conversations/creatio-inbox';
 import type { ConversationOptions } from '../workflows/contract';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
-import type { Metrics } from './metrics';
+import type { Metrics } from '../metrics';
+import { adminRouter } from './admin';
 import { codecRouter } from './codec-routes';
 import { creatioWebhookRouter } from './creatio-webhook';
 import { diagnoseRouter } from './diagnose-routes';
 import { FailureLimiter } from './failure-limiter';
 import type { PayloadCodec } from '@temporalio/common';
 import { opencxWebhookRouter } from './opencx-webhook';
+import { openApiDocument } from './openapi';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
 
@@ -28,7 +30,7 @@ export interface Readiness {
 
 export interface AppDeps {
   config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'> &
-    Partial<Pick<Config, 'temporalUiOrigin'>>;
+    Partial<Pick<Config, 'temporalUiOrigin' | 'temporal'>>;
   /** The payload codec of Temporal history; serves /codec/* for the Temporal UI and CLI. */
   codec?: PayloadCodec;
   /** Failed admin-token and webhook-token attempts per client address. */
@@ -80,6 +82,32 @@ function adminAuth(token: string | undefined): RequestHandler {
   };
 }
 
+/** Liveness, readiness and metrics: the part of the app every process serves. */
+function opsRoutes(app: express.Express, deps: Pick<AppDeps, 'metrics' | 'readiness'>): void {
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const r = await deps.readiness();
+    res.status(r.ready ? 200 : 503).json(r);
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(deps.metrics.contentType).send(await deps.metrics.render());
+  });
+}
+
+/** What a worker-only process (RUN_API=false) serves: /healthz, /readyz and /metrics. */
+export function createOpsApp(deps: Pick<AppDeps, 'metrics' | 'readiness'>): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  opsRoutes(app, deps);
+  app.use((req) => {
+    throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);
+  });
+  app.use(errorHandler);
+  return app;
+}
+
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
@@ -116,16 +144,13 @@ export function createApp(deps: AppDeps): express.Express {
     next();
   });
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
+  opsRoutes(app, deps);
+  const openapi = openApiDocument(deps.config.publicBaseUrl);
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
   });
-  app.get('/readyz', async (_req, res) => {
-    const r = await deps.readiness();
-    res.status(r.ready ? 200 : 503).json(r);
-  });
-  app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(deps.metrics.render());
-  });
+
+  app.use(adminRouter(deps));
 
   const limiter = deps.authFailures ?? new FailureLimiter();
   const admin = adminAuth(deps.config.adminApiToken);

@@ -5,7 +5,7 @@ import { ApiError } from '../errors';
 import { parseBody } from './errors';
 
 /** Temporal's codec-server body: payloads in proto3 JSON (bytes as base64). */
-const payloadsSchema = z.strictObject({
+export const payloadsSchema = z.strictObject({
   payloads: z
     .array(
       z.object({

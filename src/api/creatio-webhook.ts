@@ -1,16 +1,66 @@
 import express, { Router } from 'express';
+import { z } from 'zod';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
 import type { AppDeps } from './app';
 
-export const AGENT_REPLY_EVENTS = ['new_activity'];
-export const CLOSURE_EVENTS = ['case_closed', 'case_resolved', 'case_status_changed'];
-const ACCEPTED = [...AGENT_REPLY_EVENTS, ...CLOSURE_EVENTS];
+export const AGENT_REPLY_EVENTS = ['new_activity'] as const;
+export const CLOSURE_EVENTS = ['case_closed', 'case_resolved', 'case_status_changed'] as const;
+const ACCEPTED = [...AGENT_REPLY_EVENTS, ...CLOSURE_EVENTS] as const;
 
 const TOKEN_FIX =
   'Copy the current webhook URL from Settings → Integrations → Creatio (GET /v1/orgs/:orgId/integrations/creatio) into the business process.';
 const BODY_FIX =
   'Send a JSON body with both "event_type" (string) and "caseId" (string), e.g. {"event_type": "new_activity", "caseId": "[#Case.Id#]"}.';
+
+/** Body of POST /webhooks/creatio/:token. Other fields a process sends are allowed and ignored. */
+export const creatioWebhookBodySchema = z.looseObject({
+  event_type: z.enum(ACCEPTED).describe('What happened in Creatio'),
+  caseId: z
+    .string()
+    .trim()
+    .regex(GUID_RE, 'must be a Creatio record Id (a GUID)')
+    .transform((v) => v.toLowerCase())
+    .describe('The Id of the case ([#Case.Id#])'),
+  activityId: z
+    .string()
+    .regex(GUID_RE)
+    .nullish()
+    .describe('Optional: the new activity (every new activity of the case is read anyway)'),
+});
+
+/** The problem to name first: a missing or non-string field, then caseId, event_type, activityId. */
+function bodyError(b: Record<string, unknown>, issues: z.core.$ZodIssue[]): ApiError {
+  for (const field of ['event_type', 'caseId']) {
+    if (b[field] === undefined || b[field] === null || b[field] === '') {
+      return new ApiError(400, 'missing_field', `${field} is required and must be a string`, {
+        field,
+        fix: BODY_FIX,
+      });
+    }
+    if (typeof b[field] !== 'string') {
+      return new ApiError(400, 'invalid_field', `${field} must be a string`, { field, fix: BODY_FIX });
+    }
+  }
+  const on = (field: string) => issues.some((i) => i.path[0] === field);
+  if (on('caseId')) {
+    return new ApiError(400, 'invalid_field', 'caseId must be a Creatio record Id (a GUID)', {
+      field: 'caseId',
+      fix: 'Map caseId to the Id of the case ([#Case.Id#]), not its number or subject.',
+    });
+  }
+  if (on('event_type')) {
+    return new ApiError(
+      400,
+      'unknown_event_type',
+      `event_type "${String(b.event_type).slice(0, 100)}" is not one of: ${ACCEPTED.join(', ')}`,
+      { field: 'event_type' },
+    );
+  }
+  return new ApiError(400, 'invalid_field', 'activityId, when given, must be a GUID string', {
+    field: 'activityId',
+  });
+}
 
 /**
  * POST /webhooks/creatio/:token: calls from the customer's Creatio business processes. Answers in
@@ -39,51 +89,12 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
       outcome('bad_request');
       throw new ApiError(400, 'invalid_body', 'The request body must be a JSON object', { fix: BODY_FIX });
     }
-    const b = body as Record<string, unknown>;
-    for (const field of ['event_type', 'caseId']) {
-      if (b[field] === undefined || b[field] === null || b[field] === '') {
-        outcome('bad_request');
-        throw new ApiError(400, 'missing_field', `${field} is required and must be a string`, {
-          field,
-          fix: BODY_FIX,
-        });
-      }
-      if (typeof b[field] !== 'string') {
-        outcome('bad_request');
-        throw new ApiError(400, 'invalid_field', `${field} must be a string`, { field, fix: BODY_FIX });
-      }
-    }
-    const eventType = b.event_type as string;
-    const caseId = (b.caseId as string).trim().toLowerCase();
-    if (!GUID_RE.test(caseId)) {
+    const parsed = creatioWebhookBodySchema.safeParse(body);
+    if (!parsed.success) {
       outcome('bad_request');
-      throw new ApiError(400, 'invalid_field', 'caseId must be a Creatio record Id (a GUID)', {
-        field: 'caseId',
-        fix: 'Map caseId to the Id of the case ([#Case.Id#]), not its number or subject.',
-      });
+      throw bodyError(body as Record<string, unknown>, parsed.error.issues);
     }
-    if (!ACCEPTED.includes(eventType)) {
-      outcome('bad_request');
-      throw new ApiError(
-        400,
-        'unknown_event_type',
-        `event_type "${eventType.slice(0, 100)}" is not one of: ${ACCEPTED.join(', ')}`,
-        {
-          field: 'event_type',
-        },
-      );
-    }
-    // Optional: the workflow reads every new activity of the case anyway; a wrong value is still named.
-    if (
-      b.activityId !== undefined &&
-      b.activityId !== null &&
-      (typeof b.activityId !== 'string' || !GUID_RE.test(b.activityId))
-    ) {
-      outcome('bad_request');
-      throw new ApiError(400, 'invalid_field', 'activityId, when given, must be a GUID string', {
-        field: 'activityId',
-      });
-    }
+    const { event_type: eventType, caseId } = parsed.data;
 
     const owner = await deps.store.findSessionByCase(orgId, caseId);
     if (!owner) {
@@ -100,7 +111,9 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
     await deps.store.addInbox({
       orgId,
       workflowId: owner.workflowId,
-      kind: AGENT_REPLY_EVENTS.includes(eventType) ? 'creatio_activity' : 'creatio_status',
+      kind: (AGENT_REPLY_EVENTS as readonly string[]).includes(eventType)
+        ? 'creatio_activity'
+        : 'creatio_status',
       eventType,
     });
     void inbox.kick(owner.workflowId);

@@ -8,15 +8,17 @@ import { readSession } from './sessions-routes';
 import { orgIdParam } from './settings-routes';
 
 /** The troubleshooting page's scenarios (DESIGN.md §8). */
-export type Scenario =
-  | 'invalid_credentials'
-  | 'cases_not_created'
-  | 'agent_replies_not_reaching_customers'
-  | 'case_closure_not_syncing'
-  | 'ai_fields_blank'
-  | 'webhook_errors'
-  | 'creatio_downtime'
-  | 'none';
+export const SCENARIOS = [
+  'invalid_credentials',
+  'cases_not_created',
+  'agent_replies_not_reaching_customers',
+  'case_closure_not_syncing',
+  'ai_fields_blank',
+  'webhook_errors',
+  'creatio_downtime',
+  'none',
+] as const;
+export type Scenario = (typeof SCENARIOS)[number];
 
 export interface Finding {
   code: string;

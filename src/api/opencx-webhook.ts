@@ -142,6 +142,7 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
     if (resumed)
       req.log.info({ orgId, sessionId, event: envelope.event }, 'late event: conversation resumed');
     deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: resumed ? 'resumed' : 'accepted' });
+    if (event.kind === 'message') deps.metrics.messagesReceived.inc({ author: event.author });
     res.status(202).json({ status: 'accepted', workflowId, ...(resumed && { resumed: true }) });
   });
   return r;

@@ -63,7 +63,8 @@ const messageData = z.object({
   timestamp,
 });
 
-const schemas = {
+/** The `data` of each handled event, as the ingress validates it (and the OpenAPI document shows it). */
+export const eventDataSchemas = {
   'conversation.started': z.object({
     conversation_id: conversationId,
     contact,
@@ -124,7 +125,7 @@ export function toConversationEvent(
 ): { sessionId: string; event: ConversationEvent } {
   switch (event) {
     case 'conversation.started': {
-      const d = parse(schemas[event], data);
+      const d = parse(eventDataSchemas[event], data);
       const c = d.contact ?? {};
       const email = c.email ?? c.enriched_data?.email ?? undefined;
       const phone = c.phone_number ?? c.enriched_data?.phone_number ?? undefined;
@@ -152,7 +153,7 @@ export function toConversationEvent(
     case 'conversation.contact_response':
     case 'conversation.ai_response':
     case 'conversation.agent_response': {
-      const d = parse(schemas[event], data);
+      const d = parse(eventDataSchemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {
@@ -172,7 +173,7 @@ export function toConversationEvent(
       };
     }
     case 'conversation.handoff_to_human': {
-      const d = parse(schemas[event], data);
+      const d = parse(eventDataSchemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {
@@ -187,7 +188,7 @@ export function toConversationEvent(
       };
     }
     case 'conversation.closed': {
-      const d = parse(schemas[event], data);
+      const d = parse(eventDataSchemas[event], data);
       return {
         sessionId: d.conversation_id,
         event: {

@@ -4,6 +4,8 @@ import { testSettings } from '../settings/test-and-save';
 import type { Store } from '../store';
 
 export const SANDBOX_ORG_ID = 'sandbox';
+/** The sandbox organization's OpenCX API key (the OpenCX emulator asks for it). Sandbox only. */
+export const SANDBOX_OPENCX_API_KEY = 'ocx_sandbox_key';
 /** The sandbox organization's OpenCX webhook secret (Standard Webhooks form). Not a secret: sandbox only. */
 export const SANDBOX_WEBHOOK_SECRET = `whsec_${Buffer.from('opencx-creatio-bridge-sandbox').toString('base64')}`;
 
@@ -28,7 +30,7 @@ export async function startSandbox(opts: {
   const input = settingsInputSchema.parse({
     instanceUrl: creatio.url,
     ...SANDBOX_CLIENT,
-    opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_sandbox_key', webhookSecret: SANDBOX_WEBHOOK_SECRET },
+    opencx: { apiBaseUrl: opencx.url, apiKey: SANDBOX_OPENCX_API_KEY, webhookSecret: SANDBOX_WEBHOOK_SECRET },
   });
   const result = await testSettings(input, existing?.settings, { timeoutMs: opts.timeoutMs });
   if (!result.ok || !result.settings) {

@@ -184,6 +184,8 @@ export interface ConversationState {
   /** Things skipped on purpose, with the reason (e.g. no Resolved Status ID configured). */
   notes: { at: string; message: string }[];
   runs: number;
+  /** The most recent messages (up to 200), oldest first, with where each stands. */
+  messageLog?: { id: string; status: 'logged' | 'pending' | 'skipped' }[];
 }
 
 export const stateQuery = defineQuery<ConversationState>('state');

@@ -50,6 +50,9 @@ export function timingsOf(options: ConversationInput['options']): Timings {
  * queue of events not yet handled, the dedupe sets, the messages waiting for their case, and the
  * reply cursor. `carryOver()` is the one place that decides what survives continue-as-new.
  */
+/** Messages listed in the state query's messageLog (the most recent). */
+const MESSAGE_LOG_SIZE = 200;
+
 export class ConversationRun {
   readonly state: ConversationState;
   readonly queue: ConversationEvent[];
@@ -132,7 +135,33 @@ export class ConversationRun {
         ...this.state.messages,
         pending: this.unlogged.filter((e) => e.kind === 'message').length,
       },
+      messageLog: this.messageLog(),
     };
+  }
+
+  /**
+   * The most recent messages with where each stands: `logged` in Creatio, `pending` (not written
+   * yet: in the queue, behind a parked step, or held until handoff), or `skipped` by an operator.
+   */
+  private messageLog(): ConversationState['messageLog'] {
+    const pending = new Set(this.unlogged.flatMap((e) => (e.kind === 'message' ? [e.messageId] : [])));
+    const skipped = new Set(
+      (this.state.skipped ?? []).flatMap((s) => /^log message (.+)$/.exec(s.step)?.slice(1) ?? []),
+    );
+    const seen = [...this.seenMessages].slice(-MESSAGE_LOG_SIZE).map((id) => ({
+      id,
+      status: skipped.has(id)
+        ? ('skipped' as const)
+        : pending.has(id)
+          ? ('pending' as const)
+          : ('logged' as const),
+    }));
+    const queued = this.queue.flatMap((e) =>
+      e.kind === 'message' && !this.seenMessages.has(e.messageId)
+        ? [{ id: e.messageId, status: 'pending' as const }]
+        : [],
+    );
+    return [...seen, ...queued].slice(-MESSAGE_LOG_SIZE);
   }
 
   /**

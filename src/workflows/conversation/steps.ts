@@ -4,6 +4,7 @@ import {
   CancelledFailure,
   condition,
   log,
+  metricMeter,
   TemporalFailure,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
@@ -130,6 +131,9 @@ export class Steps {
           parked: true,
           skippable,
         };
+        metricMeter
+          .createCounter('bridge_steps_parked', 'steps', 'Conversation steps parked until fixed')
+          .add(1, { error_type: type });
         log.warn('conversation step failed; parked until fixed', {
           orgId: state.orgId,
           sessionId: state.sessionId,

@@ -1,0 +1,430 @@
+// The admin console: the Creatio settings with Test & Save, the webhook URL, and the conversation
+// inspector. Plain browser JavaScript over the bridge's own API (/v1/...); every value shown is set
+// with textContent, never as HTML.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const GUID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const SECRET_PLACEHOLDER = 'set; leave empty to keep it';
+
+const session = {
+  get token() {
+    return sessionStorage.getItem('bridge.token');
+  },
+  get orgId() {
+    return sessionStorage.getItem('bridge.orgId');
+  },
+  set(token, orgId) {
+    sessionStorage.setItem('bridge.token', token);
+    sessionStorage.setItem('bridge.orgId', orgId);
+  },
+  clear() {
+    sessionStorage.removeItem('bridge.token');
+    sessionStorage.removeItem('bridge.orgId');
+  },
+};
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: {
+      authorization: `Bearer ${session.token}`,
+      ...(body !== undefined && { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = { error: { code: 'not_json', message: text.slice(0, 200) } };
+  }
+  return { status: res.status, body: json };
+}
+
+const orgPath = (rest) => `/v1/orgs/${encodeURIComponent(session.orgId)}${rest}`;
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k.startsWith('data-')) e.setAttribute(k, v);
+    else e[k] = v;
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
+  return e;
+}
+
+/* ---------- sign in ---------- */
+
+async function signIn(token, orgId) {
+  session.set(token, orgId);
+  const res = await api('GET', orgPath('/integrations/creatio'));
+  if (res.status === 401 || res.status === 429) {
+    session.clear();
+    throw new Error(res.body?.error?.message ?? 'Sign-in refused');
+  }
+  if (res.status === 400) {
+    session.clear();
+    throw new Error(res.body?.error?.message ?? 'Bad organization ID');
+  }
+  showSignedIn(res.status === 200 ? res.body : null);
+}
+
+function showSignedIn(settings) {
+  $('#sign-in').hidden = true;
+  $('#signed-in').hidden = false;
+  $('#sign-out').hidden = false;
+  $('#who').textContent = `Organization ${session.orgId}`;
+  fillSettings(settings);
+}
+
+/* ---------- settings ---------- */
+
+function aiFieldRow(f = { column: '', title: '', type: 'text', description: '', enabled: true }) {
+  const type = el(
+    'select',
+    { name: 'type' },
+    el('option', { value: 'text' }, 'text'),
+    el('option', { value: 'dropdown' }, 'dropdown'),
+  );
+  type.value = f.type;
+  const remove = el('button', { type: 'button', className: 'remove' }, 'Remove');
+  const row = el(
+    'tr',
+    {},
+    el(
+      'td',
+      {},
+      el('input', { type: 'checkbox', name: 'enabled', checked: f.enabled !== false, title: 'Enabled' }),
+    ),
+    el('td', {}, el('input', { name: 'column', value: f.column, placeholder: 'UsrTopic' })),
+    el('td', {}, el('input', { name: 'title', value: f.title })),
+    el('td', {}, type),
+    el('td', {}, el('input', { name: 'description', value: f.description })),
+    el('td', {}, remove),
+  );
+  remove.addEventListener('click', () => row.remove());
+  return row;
+}
+
+function fillSettings(s) {
+  const form = $('#settings-form');
+  const set = (name, v) => (form.elements[name].value = v ?? '');
+  set('instanceUrl', s?.instanceUrl);
+  set('identityServiceUrl', s?.identityServiceUrl);
+  set('clientId', s?.clientId);
+  set('defaultCaseOwnerId', s?.defaultCaseOwnerId);
+  set('defaultCaseGroupId', s?.defaultCaseGroupId);
+  set('resolvedStatusId', s?.resolvedStatusId);
+  set('reopenStatusId', s?.reopenStatusId);
+  form.elements.afterClose.value = s?.afterClose ?? 'log';
+  form.elements.createCaseOnlyOnHandoff.checked = s?.createCaseOnlyOnHandoff === true;
+  set('closureStatusNames', (s?.closureStatusNames ?? ['Resolved', 'Closed']).join(', '));
+  set('activityTypes', (s?.agentReplyFilter?.activityTypes ?? ['Email']).join(', '));
+  set('apiBaseUrl', s?.opencx?.apiBaseUrl);
+  for (const [name, present] of [
+    ['clientSecret', Boolean(s)],
+    ['apiKey', Boolean(s?.opencx?.apiKey)],
+    ['webhookSecret', Boolean(s?.opencx?.webhookSecret)],
+  ]) {
+    form.elements[name].value = '';
+    form.elements[name].placeholder = present ? SECRET_PLACEHOLDER : '';
+  }
+  const body = $('#ai-fields tbody');
+  body.replaceChildren(...(s?.aiFields ?? []).map(aiFieldRow));
+  showWebhook(s?.webhookUrl);
+}
+
+function readSettings() {
+  const f = $('#settings-form').elements;
+  const text = (name) => f[name].value.trim();
+  const optional = (name) => text(name) || null;
+  const list = (name) =>
+    text(name)
+      .split(',')
+      .map((v) => v.trim())
+      .filter(Boolean);
+  const opencx = {};
+  if (text('apiBaseUrl')) opencx.apiBaseUrl = text('apiBaseUrl');
+  if (f.apiKey.value) opencx.apiKey = f.apiKey.value;
+  if (f.webhookSecret.value) opencx.webhookSecret = f.webhookSecret.value;
+  return {
+    instanceUrl: text('instanceUrl'),
+    identityServiceUrl: optional('identityServiceUrl'),
+    clientId: text('clientId'),
+    ...(f.clientSecret.value && { clientSecret: f.clientSecret.value }),
+    defaultCaseOwnerId: optional('defaultCaseOwnerId'),
+    defaultCaseGroupId: optional('defaultCaseGroupId'),
+    resolvedStatusId: optional('resolvedStatusId'),
+    reopenStatusId: optional('reopenStatusId'),
+    afterClose: f.afterClose.value,
+    createCaseOnlyOnHandoff: f.createCaseOnlyOnHandoff.checked,
+    ...(list('closureStatusNames').length > 0 && { closureStatusNames: list('closureStatusNames') }),
+    ...(list('activityTypes').length > 0 && {
+      agentReplyFilter: { activityTypes: list('activityTypes'), activityCategories: [] },
+    }),
+    aiFields: [...document.querySelectorAll('#ai-fields tbody tr')].map((row) => ({
+      enabled: $('[name=enabled]', row).checked,
+      column: $('[name=column]', row).value.trim(),
+      title: $('[name=title]', row).value.trim(),
+      type: $('[name=type]', row).value,
+      description: $('[name=description]', row).value.trim(),
+    })),
+    ...(Object.keys(opencx).length > 0 && { opencx }),
+  };
+}
+
+function renderChecks(checks = []) {
+  return el(
+    'ul',
+    { class: 'checks' },
+    ...checks.map((c) =>
+      el(
+        'li',
+        { class: c.skipped ? 'skipped' : c.ok ? 'ok' : 'failed', 'data-check': c.name },
+        el('strong', {}, c.name),
+        c.message ? ` — ${c.message}` : '',
+        c.code && !c.ok ? el('code', {}, c.code) : '',
+        c.fix && !c.ok ? el('div', { class: 'fix' }, `Fix: ${c.fix}`) : '',
+      ),
+    ),
+  );
+}
+
+function renderError(err) {
+  return el(
+    'div',
+    { class: 'banner bad', id: 'error-banner' },
+    el('code', { id: 'error-code' }, err.code),
+    ' ',
+    err.field ? `${err.field}: ` : '',
+    err.message,
+    err.fix ? el('div', { class: 'fix', id: 'error-fix' }, `Fix: ${err.fix}`) : '',
+  );
+}
+
+async function testOrSave(save) {
+  const result = $('#result');
+  result.replaceChildren(el('p', {}, save ? 'Testing, then saving…' : 'Testing…'));
+  const res = save
+    ? await api('PUT', orgPath('/integrations/creatio'), readSettings())
+    : await api('POST', orgPath('/integrations/creatio/test'), readSettings());
+  const parts = [];
+  if (res.body?.error) parts.push(renderError(res.body.error));
+  else if (save)
+    parts.push(
+      el('div', { class: 'banner ok', id: 'saved' }, res.status === 201 ? 'Connected and saved.' : 'Saved.'),
+    );
+  else
+    parts.push(
+      el(
+        'div',
+        { class: res.body.ok ? 'banner ok' : 'banner bad' },
+        res.body.ok ? 'Every check passed (not saved).' : 'A check failed.',
+      ),
+    );
+  if (res.body?.checks) parts.push(renderChecks(res.body.checks));
+  result.replaceChildren(...parts);
+  if (save && res.status < 300) fillSettings(res.body);
+}
+
+function showWebhook(url) {
+  $('#webhook').hidden = !url;
+  $('#webhook-url').textContent = url ?? '';
+}
+
+/* ---------- conversation inspector ---------- */
+
+let uiConfig;
+async function temporalLink(workflowId) {
+  uiConfig ??= await (await fetch('config.json')).json();
+  return `${uiConfig.temporalUiOrigin}/namespaces/${encodeURIComponent(uiConfig.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+}
+
+async function inspect(query) {
+  const out = $('#conversation');
+  out.replaceChildren(el('p', {}, 'Looking…'));
+  const q = query.trim();
+  const diag = await api(
+    'GET',
+    orgPath(`/diagnose?${GUID.test(q) ? 'caseId' : 'sessionId'}=${encodeURIComponent(q)}`),
+  );
+  if (diag.body?.error) {
+    out.replaceChildren(renderError(diag.body.error));
+    return;
+  }
+  if (!diag.body.sessionId) {
+    out.replaceChildren(findingsList(diag.body.findings));
+    return;
+  }
+  const st = await api('GET', orgPath(`/sessions/${encodeURIComponent(diag.body.sessionId)}`));
+  if (st.body?.error) {
+    out.replaceChildren(renderError(st.body.error));
+    return;
+  }
+  const s = st.body;
+  const row = (k, v) => [el('dt', {}, k), el('dd', { 'data-field': k }, v ?? '—')];
+  const parts = [
+    el('h2', {}, `Conversation ${s.sessionId}`),
+    el(
+      'dl',
+      {},
+      ...row('Status', s.status),
+      ...row('Mode', s.mode === 'handoff_only' ? 'case only on handoff' : 'case for every conversation'),
+      ...row('Case', s.caseId ? `${s.caseNumber ?? ''} ${s.caseId}`.trim() : null),
+      ...row(
+        'Messages',
+        `${s.messages.received} received, ${s.messages.logged} logged, ${s.messages.pending} pending`,
+      ),
+      ...row('Handed off', s.handedOffAt),
+      ...row('Agent replies delivered', String(s.agentRepliesDelivered)),
+      ...row('Case status', s.caseStatus),
+      ...row(
+        'Workflow',
+        el(
+          'a',
+          { href: await temporalLink(s.workflowId), target: '_blank', rel: 'noopener', id: 'temporal-link' },
+          `${s.workflowId} in the Temporal UI`,
+        ),
+      ),
+    ),
+  ];
+  if (s.lastError) parts.push(parkedStep(s));
+  parts.push(findingsList(diag.body.findings));
+  if (s.messageLog?.length) {
+    parts.push(
+      el('h3', {}, 'Messages'),
+      el(
+        'table',
+        { id: 'message-log' },
+        el('thead', {}, el('tr', {}, el('th', {}, 'Message'), el('th', {}, 'Sync'))),
+        el(
+          'tbody',
+          {},
+          ...s.messageLog.map((m) =>
+            el('tr', {}, el('td', {}, m.id), el('td', { class: `status-${m.status}` }, m.status)),
+          ),
+        ),
+      ),
+    );
+  }
+  if (s.notes?.length)
+    parts.push(
+      el('h3', {}, 'Notes'),
+      el('ul', {}, ...s.notes.map((n) => el('li', {}, `${n.at}: ${n.message}`))),
+    );
+  out.replaceChildren(...parts);
+}
+
+function parkedStep(s) {
+  const e = s.lastError;
+  const box = el(
+    'div',
+    { class: 'banner bad', id: 'parked' },
+    el('strong', {}, e.parked ? `Parked: ${e.step}` : `Retrying: ${e.step}`),
+    el('div', {}, `${e.type}: ${e.message}`),
+  );
+  if (e.parked) {
+    const resume = el('button', { type: 'button', id: 'resume' }, 'Resume');
+    resume.addEventListener('click', () => command(s.sessionId, 'resume'));
+    box.append(resume);
+    if (e.skippable) {
+      const reason = el('input', { id: 'skip-reason', placeholder: 'Why give this step up?' });
+      const skip = el('button', { type: 'button', id: 'skip' }, 'Skip');
+      skip.addEventListener('click', () => command(s.sessionId, 'skip', { reason: reason.value }));
+      box.append(' ', reason, skip);
+    }
+  }
+  return box;
+}
+
+async function command(sessionId, kind, body) {
+  const res = await api('POST', orgPath(`/sessions/${encodeURIComponent(sessionId)}/${kind}`), body);
+  const out = $('#conversation');
+  if (res.body?.error) {
+    out.prepend(renderError(res.body.error));
+    return;
+  }
+  await inspect(sessionId);
+  $('#conversation').prepend(
+    el('div', { class: 'banner ok', id: 'command-result' }, `${res.body.status}: ${res.body.step}`),
+  );
+}
+
+function findingsList(findings) {
+  if (!findings.length)
+    return el(
+      'div',
+      { class: 'banner ok', id: 'findings' },
+      'Diagnose: nothing is wrong with this conversation.',
+    );
+  return el(
+    'div',
+    { id: 'findings' },
+    el('h3', {}, 'Diagnose'),
+    el(
+      'ul',
+      { class: 'checks' },
+      ...findings.map((f) =>
+        el(
+          'li',
+          { class: 'failed', 'data-finding': f.code },
+          el('strong', {}, f.code),
+          ` — ${f.message}`,
+          el('div', { class: 'fix' }, `Fix: ${f.fix}`),
+        ),
+      ),
+    ),
+  );
+}
+
+/* ---------- wiring ---------- */
+
+document.addEventListener('DOMContentLoaded', () => {
+  $('#sign-in-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const f = ev.target.elements;
+    const error = $('#sign-in-error');
+    error.hidden = true;
+    signIn(f.token.value, f.orgId.value.trim()).catch((err) => {
+      error.textContent = err.message;
+      error.hidden = false;
+    });
+  });
+  $('#sign-out').addEventListener('click', () => {
+    session.clear();
+    location.reload();
+  });
+  for (const b of document.querySelectorAll('nav button')) {
+    b.addEventListener('click', () => {
+      for (const other of document.querySelectorAll('nav button'))
+        other.classList.toggle('active', other === b);
+      $('#settings').hidden = b.dataset.tab !== 'settings';
+      $('#inspector').hidden = b.dataset.tab !== 'inspector';
+    });
+  }
+  $('#add-ai-field').addEventListener('click', () => $('#ai-fields tbody').append(aiFieldRow()));
+  $('#test').addEventListener('click', () => void testOrSave(false));
+  $('#settings-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void testOrSave(true);
+  });
+  $('#copy-webhook').addEventListener(
+    'click',
+    () => void navigator.clipboard?.writeText($('#webhook-url').textContent),
+  );
+  $('#rotate-webhook').addEventListener('click', async () => {
+    if (!confirm('Rotate the webhook URL? The old one stops working at once.')) return;
+    const res = await api('POST', orgPath('/integrations/creatio/webhook-token'));
+    if (res.body?.webhookUrl) showWebhook(res.body.webhookUrl);
+  });
+  $('#find-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    void inspect(ev.target.elements.query.value);
+  });
+  if (session.token && session.orgId) {
+    signIn(session.token, session.orgId).catch(() => undefined);
+  }
+});

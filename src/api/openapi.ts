@@ -1,0 +1,483 @@
+import { z } from 'zod';
+import { settingsInputSchema } from '../settings/schema';
+import { eventDataSchemas, HANDLED_EVENTS } from '../opencx/events';
+import { payloadsSchema } from './codec-routes';
+import { creatioWebhookBodySchema } from './creatio-webhook';
+import { SCENARIOS } from './diagnose-routes';
+import { skipBodySchema } from './sessions-routes';
+
+/**
+ * The OpenAPI 3.1 document of the HTTP contract (DESIGN.md §7 and §8). Request bodies come from the
+ * zod schemas the routes validate with (as input: what a caller sends, before defaults and
+ * transforms); responses from the schemas below, which describe what the routes answer.
+ */
+
+type JsonSchema = Record<string, unknown>;
+
+/** A zod schema as JSON Schema 2020-12 (OpenAPI 3.1's dialect), without the `$schema` line. */
+function schemaOf(schema: z.ZodType, io: 'input' | 'output' = 'input'): JsonSchema {
+  const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' });
+  return rest;
+}
+
+const errorBody = z.object({
+  error: z.object({
+    code: z.string().describe('snake_case cause, stable for scripts'),
+    message: z.string().describe('what is wrong, for people'),
+    field: z.string().optional().describe('the request field at fault'),
+    fix: z.string().optional().describe('what to do about it'),
+  }),
+});
+
+const check = z.object({
+  name: z.string(),
+  ok: z.boolean(),
+  skipped: z.boolean().optional(),
+  code: z.string().optional(),
+  message: z.string().optional(),
+  fix: z.string().optional(),
+  field: z.string().optional(),
+});
+const notice = z.looseObject({ code: z.string(), message: z.string() });
+
+const masked = z.string().describe('"********" when set');
+const settingsView = z.object({
+  orgId: z.string(),
+  instanceUrl: z.string(),
+  identityServiceUrl: z.string().nullable(),
+  clientId: z.string(),
+  clientSecret: masked,
+  defaultCaseOwnerId: z.string().nullable(),
+  defaultCaseGroupId: z.string().nullable(),
+  resolvedStatusId: z.string().nullable(),
+  afterClose: z.enum(['log', 'reopen']),
+  reopenStatusId: z.string().nullable(),
+  createCaseOnlyOnHandoff: z.boolean(),
+  agentReplyFilter: z.object({ activityTypes: z.array(z.string()), activityCategories: z.array(z.string()) }),
+  closureStatusNames: z.array(z.string()),
+  aiFields: z.array(
+    z.object({
+      column: z.string(),
+      title: z.string(),
+      type: z.enum(['text', 'dropdown']),
+      description: z.string(),
+      enabled: z.boolean(),
+    }),
+  ),
+  opencx: z.object({ apiBaseUrl: z.string(), apiKey: masked.nullable(), webhookSecret: masked.nullable() }),
+  webhookUrl: z.string().describe('The URL the Creatio business processes call'),
+  notices: z.array(notice).optional(),
+  checks: z.array(check).optional(),
+});
+
+const stepError = z.object({
+  step: z.string(),
+  type: z.string(),
+  message: z.string(),
+  at: z.string(),
+  parked: z.boolean(),
+  skippable: z.boolean().optional(),
+});
+const evidence = z.object({
+  calls: z.number(),
+  lastCallAt: z.string().nullable(),
+  missed: z.number(),
+  lastMissedAt: z.string().nullable(),
+  finding: z.string().nullable(),
+});
+const sessionView = z.looseObject({
+  orgId: z.string(),
+  sessionId: z.string(),
+  workflowId: z.string(),
+  mode: z.enum(['every_conversation', 'handoff_only']),
+  status: z.enum(['open', 'closed']),
+  caseId: z.string().nullable(),
+  caseNumber: z.string().nullable(),
+  messages: z.object({
+    received: z.number(),
+    logged: z.number(),
+    pending: z.number(),
+    skipped: z.number().optional(),
+  }),
+  handedOffAt: z.string().nullable(),
+  caseStatus: z.string().nullable(),
+  agentRepliesDelivered: z.number(),
+  processes: z.object({ agentReply: evidence, closure: evidence }),
+  aiFields: z
+    .object({
+      status: z.enum(['done', 'failed']),
+      reason: z.string().optional(),
+      fields: z.array(
+        z.looseObject({
+          column: z.string(),
+          title: z.string(),
+          outcome: z.string(),
+          reason: z.string().optional(),
+        }),
+      ),
+    })
+    .nullable(),
+  lastError: stepError.nullable(),
+  notes: z.array(z.object({ at: z.string(), message: z.string() })),
+  runs: z.number(),
+  messageLog: z
+    .array(z.object({ id: z.string(), status: z.enum(['logged', 'pending', 'skipped']) }))
+    .optional()
+    .describe('The most recent messages (up to 200), oldest first'),
+  workflow: z.object({ id: z.string(), runId: z.string(), status: z.string(), taskQueue: z.string() }),
+  retrying: z.array(
+    z.object({
+      activity: z.string().nullable(),
+      attempt: z.number().nullable(),
+      lastFailure: z.string().nullable(),
+      lastFailureType: z.string().nullable(),
+    }),
+  ),
+});
+
+const diagnosis = z.object({
+  sessionId: z.string().nullable(),
+  caseId: z.string().nullable(),
+  workflowId: z.string().nullable(),
+  findings: z.array(
+    z.object({ code: z.string(), scenario: z.enum(SCENARIOS), message: z.string(), fix: z.string() }),
+  ),
+});
+
+const opencxEnvelopes = HANDLED_EVENTS.map((event) =>
+  z.object({
+    event: z.literal(event),
+    organization_id: z.string().min(1),
+    data: eventDataSchemas[event],
+  }),
+);
+
+const json = (schema: z.ZodType, io: 'input' | 'output' = 'output') => ({
+  'application/json': { schema: schemaOf(schema, io) },
+});
+const ok = (description: string, schema: z.ZodType) => ({ description, content: json(schema) });
+const errorRef = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+const orgId = {
+  name: 'orgId',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' },
+};
+const sessionId = {
+  name: 'sessionId',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' },
+  description: 'The OpenCX session (conversation) id',
+};
+const admin = [{ adminToken: [] }];
+const adminErrors = {
+  '400': errorRef('The request is not valid: error.field names the problem'),
+  '401': errorRef('Missing or wrong admin token'),
+  '429': errorRef('Too many failed attempts from this address'),
+};
+const temporalErrors = {
+  '404': errorRef('No such conversation'),
+  '503': errorRef('Temporal or the store is not reachable; retry later'),
+};
+
+/** The document served at /openapi.json. */
+export function openApiDocument(serverUrl: string): JsonSchema {
+  const settingsBody = {
+    required: true,
+    content: json(settingsInputSchema, 'input'),
+  };
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'OpenCX ⇄ Creatio bridge',
+      version: '1',
+      description:
+        'Keeps OpenCX conversations and Creatio cases in sync. Errors are `{ error: { code, message, field?, fix? } }`.',
+    },
+    servers: [{ url: serverUrl }],
+    components: {
+      securitySchemes: {
+        adminToken: { type: 'http', scheme: 'bearer', description: 'ADMIN_API_TOKEN' },
+        standardWebhooks: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'webhook-signature',
+          description: 'Standard Webhooks signature (webhook-id, webhook-timestamp, webhook-signature)',
+        },
+      },
+      schemas: { Error: schemaOf(errorBody, 'output') },
+    },
+    paths: {
+      '/v1/orgs/{orgId}/integrations/creatio': {
+        parameters: [orgId],
+        put: {
+          operationId: 'testAndSave',
+          summary: 'Test & Save: run every live check, store the settings only if all pass',
+          security: admin,
+          requestBody: settingsBody,
+          responses: {
+            '200': ok('Saved (updated)', settingsView),
+            '201': ok('Saved (new organization)', settingsView),
+            '422': errorRef('A check failed; nothing stored. error.code names it, `checks` lists all'),
+            ...adminErrors,
+          },
+        },
+        get: {
+          operationId: 'getSettings',
+          summary: 'The stored settings, secrets masked, with the webhook URL',
+          security: admin,
+          responses: {
+            '200': ok('Stored settings', settingsView),
+            '404': errorRef('The organization has no Creatio integration'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/integrations/creatio/test': {
+        parameters: [orgId],
+        post: {
+          operationId: 'testSettings',
+          summary: 'The same live checks as Test & Save, without saving',
+          security: admin,
+          requestBody: settingsBody,
+          responses: {
+            '200': ok(
+              'Each check with its outcome and fix',
+              z.object({ ok: z.boolean(), checks: z.array(check), notices: z.array(notice) }),
+            ),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/integrations/creatio/webhook-token': {
+        parameters: [orgId],
+        post: {
+          operationId: 'rotateWebhookToken',
+          summary: 'Rotate the Creatio webhook token; the old URL stops working at once',
+          security: admin,
+          responses: {
+            '200': ok('The new webhook URL', z.object({ webhookUrl: z.string() })),
+            '404': errorRef('The organization has no Creatio integration'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/sessions/{sessionId}': {
+        parameters: [orgId, sessionId],
+        get: {
+          operationId: 'getSession',
+          summary: 'The conversation as its workflow sees it',
+          security: admin,
+          responses: { '200': ok('Conversation state', sessionView), ...adminErrors, ...temporalErrors },
+        },
+      },
+      '/v1/orgs/{orgId}/sessions/{sessionId}/resume': {
+        parameters: [orgId, sessionId],
+        post: {
+          operationId: 'resumeStep',
+          summary: 'Try the parked step again now',
+          security: admin,
+          responses: {
+            '200': ok('Resumed', z.object({ status: z.literal('resumed'), step: z.string() })),
+            '409': errorRef('No step is parked (nothing_parked)'),
+            ...adminErrors,
+            ...temporalErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/sessions/{sessionId}/skip': {
+        parameters: [orgId, sessionId],
+        post: {
+          operationId: 'skipStep',
+          summary:
+            'Give up the parked step (recorded in the state and on the case); the conversation goes on',
+          security: admin,
+          requestBody: { required: true, content: json(skipBodySchema, 'input') },
+          responses: {
+            '200': ok(
+              'Skipped',
+              z.object({ status: z.literal('skipped'), step: z.string(), reason: z.string() }),
+            ),
+            '409': errorRef('No step is parked, or the step cannot be skipped'),
+            ...adminErrors,
+            ...temporalErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/diagnose': {
+        parameters: [
+          orgId,
+          {
+            name: 'sessionId',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'The OpenCX session id',
+          },
+          {
+            name: 'caseId',
+            in: 'query',
+            schema: { type: 'string', format: 'uuid' },
+            description: 'Or the Creatio case Id',
+          },
+        ],
+        get: {
+          operationId: 'diagnose',
+          summary: 'Walk the troubleshooting page for one conversation; empty findings = nothing wrong',
+          security: admin,
+          responses: {
+            '200': ok('Findings, each with its fix', diagnosis),
+            ...adminErrors,
+            ...temporalErrors,
+          },
+        },
+      },
+      '/webhooks/opencx': {
+        post: {
+          operationId: 'opencxWebhook',
+          summary: 'OpenCX conversation events (Standard Webhooks signature)',
+          security: [{ standardWebhooks: [] }],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  oneOf: opencxEnvelopes.map((e) => schemaOf(e)),
+                  description: 'Other event names are acknowledged and ignored.',
+                },
+              },
+            },
+          },
+          responses: {
+            '202': { description: 'Accepted: durable in the conversation workflow' },
+            '200': { description: 'Acknowledged (an event the bridge does not act on, or a redelivery)' },
+            '400': errorRef('The event is not valid: error.field names the problem'),
+            '401': errorRef('Bad or missing signature, or a timestamp outside the tolerance'),
+            '404': errorRef('The organization has no Creatio integration'),
+            '503': errorRef('Temporal or the store is not reachable; OpenCX retries'),
+          },
+        },
+      },
+      '/webhooks/creatio/{token}': {
+        parameters: [
+          {
+            name: 'token',
+            in: 'path',
+            required: true,
+            schema: { type: 'string' },
+            description: 'The organization webhook token',
+          },
+        ],
+        post: {
+          operationId: 'creatioWebhook',
+          summary: 'Calls from the Creatio business processes (agent reply, case closure)',
+          requestBody: { required: true, content: json(creatioWebhookBodySchema, 'input') },
+          responses: {
+            '202': ok('Accepted', z.object({ status: z.literal('accepted'), sessionId: z.string() })),
+            '200': ok(
+              'Ignored: the case was not created by the bridge',
+              z.object({ status: z.literal('ignored'), reason: z.string() }),
+            ),
+            '400': errorRef('The body is not valid: error.field names the problem, error.fix the mapping'),
+            '401': errorRef('Unknown token: the process uses a stale webhook URL'),
+            '429': errorRef('Too many failed attempts from this address'),
+          },
+        },
+      },
+      '/healthz': {
+        get: {
+          operationId: 'healthz',
+          summary: 'Liveness',
+          responses: { '200': ok('Alive', z.object({ status: z.literal('ok') })) },
+        },
+      },
+      '/readyz': {
+        get: {
+          operationId: 'readyz',
+          summary: 'Readiness: Temporal, store, workers',
+          responses: {
+            '200': ok(
+              'Ready',
+              z.object({
+                ready: z.boolean(),
+                checks: z.record(z.string(), z.looseObject({ ok: z.boolean() })),
+              }),
+            ),
+            '503': { description: 'Not ready: `checks` names what is not' },
+          },
+        },
+      },
+      '/metrics': {
+        get: {
+          operationId: 'metrics',
+          summary: 'Prometheus metrics',
+          responses: {
+            '200': {
+              description: 'Text exposition format',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+          },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          operationId: 'openapi',
+          summary: 'This document',
+          responses: {
+            '200': {
+              description: 'OpenAPI 3.1',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+          },
+        },
+      },
+      '/admin/': {
+        get: {
+          operationId: 'adminConsole',
+          summary: 'The admin console (HTML): settings with Test & Save, webhook URL, conversation inspector',
+          responses: {
+            '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } },
+          },
+        },
+      },
+      '/admin/config.json': {
+        get: {
+          operationId: 'adminConsoleConfig',
+          summary: 'What the console needs to link to the Temporal UI',
+          responses: {
+            '200': ok(
+              'Temporal UI origin and namespace',
+              z.object({ temporalUiOrigin: z.string(), namespace: z.string() }),
+            ),
+          },
+        },
+      },
+      ...codecPaths(),
+    },
+  };
+}
+
+/** The Temporal remote codec's two endpoints (src/api/codec-routes.ts). */
+function codecPaths() {
+  return Object.fromEntries(
+    (['encode', 'decode'] as const).map((op) => [
+      `/codec/${op}`,
+      {
+        post: {
+          operationId: `codec${op[0]!.toUpperCase()}${op.slice(1)}`,
+          summary: `Temporal remote codec: ${op} payloads (for the Temporal UI and CLI)`,
+          security: admin,
+          requestBody: { required: true, content: json(payloadsSchema, 'input') },
+          responses: {
+            '200': { description: `${op === 'encode' ? 'Encoded' : 'Decoded'} payloads` },
+            '401': errorRef('Missing or wrong admin token'),
+          },
+        },
+      },
+    ]),
+  );
+}

@@ -1,0 +1,171 @@
+/**
+ * The admin console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core):
+ * sign in, Test & Save with a wrong secret and then the right one, the webhook URL, and the
+ * conversation inspector resuming a parked step. Screenshots go to docs/screenshots/.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { SANDBOX_CLIENT } from '../src/sandbox/emulators/creatio';
+import { Bridge, ev, waitFor, WEBHOOK_SECRET } from './bridge-harness';
+import { ADMIN_TOKEN } from './helpers';
+
+const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
+const executablePath = CANDIDATES.find((p): p is string => !!p && existsSync(p));
+const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
+const POISON = (set: string, v: Record<string, unknown>) =>
+  set === 'Activity' && String(v.Title).includes('POISON')
+    ? 'Column "Title" holds a value Creatio will not take'
+    : null;
+
+describe(
+  'admin console in headless Chromium',
+  {
+    skip: !executablePath && !process.env.CI && 'no chromium: apt-get install chromium, or set CHROMIUM_PATH',
+  },
+  () => {
+    const bridge = new Bridge();
+    let browser: Browser;
+    let page: Page;
+
+    before(async () => {
+      assert.ok(executablePath, 'chromium is needed: apt-get install chromium, or set CHROMIUM_PATH');
+      await bridge.start();
+      browser = await puppeteer.launch({
+        executablePath,
+        headless: true,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+      });
+      page = await browser.newPage();
+      await page.setViewport({ width: 1100, height: 900 });
+      mkdirSync(SHOTS, { recursive: true });
+    });
+    after(async () => {
+      await browser?.close();
+      await bridge.close();
+    });
+
+    const text = (sel: string) => page.$eval(sel, (e) => e.textContent ?? '');
+    const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+    async function type(sel: string, value: string) {
+      await page.$eval(sel, (e) => ((e as unknown as { value: string }).value = ''));
+      await page.type(sel, value);
+    }
+
+    const orgId = `console-${randomUUID().slice(0, 8)}`;
+
+    it('refuses a wrong admin token, and says so', async () => {
+      await page.goto(`${bridge.api.url}/admin/`);
+      await type('[name=token]', 'not-the-token-0123456789abcdef');
+      await type('[name=orgId]', orgId);
+      await page.click('#sign-in-form button[type=submit]');
+      await page.waitForSelector('#sign-in-error:not([hidden])');
+      assert.match(await text('#sign-in-error'), /admin API token is not valid/);
+      assert.equal(await page.$eval('#signed-in', (e) => (e as unknown as { hidden: boolean }).hidden), true);
+    });
+
+    it('Test & Save with a wrong secret names the error and its fix; nothing is stored; the right secret saves', async () => {
+      await type('[name=token]', ADMIN_TOKEN);
+      await page.click('#sign-in-form button[type=submit]');
+      await page.waitForSelector('#signed-in:not([hidden])');
+
+      await type('[name=instanceUrl]', bridge.emu.url);
+      await type('[name=clientId]', SANDBOX_CLIENT.clientId);
+      await type('[name=clientSecret]', 'wrong-secret');
+      await type('[name=apiBaseUrl]', bridge.opencx.url);
+      await type('[name=apiKey]', 'ocx_test_key');
+      await type('[name=webhookSecret]', WEBHOOK_SECRET);
+      await page.click('#add-ai-field');
+      await type('#ai-fields tbody tr:last-child [name=column]', 'UsrProductName');
+      await type('#ai-fields tbody tr:last-child [name=title]', 'Product');
+      await type(
+        '#ai-fields tbody tr:last-child [name=description]',
+        'The product the customer asks about, as named in the conversation',
+      );
+      await page.click('#save');
+      await page.waitForSelector('#error-banner');
+      assert.equal(await text('#error-code'), 'invalid_client_credentials');
+      assert.match(await text('#error-fix'), /secret/i);
+      assert.ok((await page.$$('.checks li.failed')).length >= 1, 'the failed check is listed');
+      await shot('console-save-wrong-secret');
+      assert.equal(await bridge.store.getOrg(orgId), undefined, 'nothing stored');
+
+      await type('[name=clientSecret]', SANDBOX_CLIENT.clientSecret);
+      await page.click('#save');
+      await page.waitForFunction(
+        `document.querySelector('#result').textContent.includes('Connected and saved.') || document.querySelector('#result .banner.bad')`,
+      );
+      assert.equal(await text('#result .banner'), 'Connected and saved.');
+      const url = await text('#webhook-url');
+      assert.match(url, /\/webhooks\/creatio\/\S+$/);
+      const stored = await bridge.store.getOrg(orgId);
+      assert.equal(stored?.settings.aiFields[0]?.column, 'UsrProductName');
+      // Secrets never come back to the page: the field is empty, the placeholder says it is set.
+      assert.equal(
+        await page.$eval('[name=clientSecret]', (e) => (e as unknown as { value: string }).value),
+        '',
+      );
+      assert.doesNotMatch(await page.content(), new RegExp(SANDBOX_CLIENT.clientSecret));
+      await shot('console-saved');
+
+      // Rotate: a new URL, and the old one stops working.
+      page.once('dialog', (d) => void d.accept());
+      await page.click('#rotate-webhook');
+      await page.waitForFunction(
+        `document.querySelector('#webhook-url').textContent !== ${JSON.stringify(url)}`,
+      );
+      const token = url.split('/').pop()!;
+      assert.equal(await bridge.store.findOrgByWebhookToken(token), undefined);
+    });
+
+    it('finds a conversation by session ID, shows the parked step with diagnose, and resumes it', async () => {
+      const s = `c-${randomUUID().slice(0, 10)}`;
+      await bridge.send(orgId, 'conversation.started', ev.started(s));
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'hello'));
+      const caseId = await bridge.caseOf(orgId, s);
+      bridge.emu.setFaults({ rejectWrite: POISON });
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm2', 'POISON'));
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm3', 'after'));
+      await waitFor('parked', async () => (await bridge.session(orgId, s)).body?.lastError?.parked);
+
+      await page.click('nav button[data-tab=inspector]');
+      await type('#find-form [name=query]', s);
+      await page.click('#find-form button[type=submit]');
+      await page.waitForSelector('#parked');
+      assert.match(await text('#parked'), /Parked: log message m2/);
+      assert.match(await text('[data-finding=step_parked]'), /Fix:/);
+      const log = await page.$$eval('#message-log tbody tr', (rows) =>
+        rows.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent)),
+      );
+      assert.deepEqual(log, [
+        ['m1', 'logged'],
+        ['m2', 'pending'],
+        ['m3', 'pending'],
+      ]);
+      const link = await page.$eval('#temporal-link', (a) => (a as unknown as { href: string }).href);
+      assert.ok(link.endsWith(`/workflows/${encodeURIComponent(`conversation:${orgId}:${s}`)}`), link);
+      await shot('console-parked-step');
+
+      bridge.emu.setFaults({ rejectWrite: null });
+      await page.click('#resume');
+      await page.waitForSelector('#command-result');
+      assert.equal(await text('#command-result'), 'resumed: log message m2');
+      await waitFor('all logged', async () => (await bridge.session(orgId, s)).body?.messages.logged === 3);
+
+      // By case ID, after the fix: nothing is wrong.
+      await type('#find-form [name=query]', caseId);
+      await page.click('#find-form button[type=submit]');
+      await page.waitForFunction(
+        `document.querySelector('#findings')?.textContent.includes('nothing is wrong')`,
+      );
+      assert.deepEqual(
+        await page.$$eval('#message-log tbody tr td:last-child', (tds) => tds.map((t) => t.textContent)),
+        ['logged', 'logged', 'logged'],
+      );
+      await shot('console-inspector');
+    });
+  },
+);
