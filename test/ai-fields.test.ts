@@ -123,15 +123,33 @@ describe('AI fields at handoff (real Temporal, Creatio and LLM emulators)', () =
     assert.equal(st.messages.logged, 2);
   });
 
-  it('LLM down: the case and the transcript are complete, and the fields are explained', async () => {
+  it('LLM down: the case and the transcript are complete, and every mapped field says why it is blank', async () => {
     llm.rule = () => ({ UsrProductName: 'never' });
     llm.faults = { ...llm.faults, errorStatus: 503, failCount: Number.POSITIVE_INFINITY };
     try {
-      const orgId = await bridge.connectOrg({ aiFields: MAPPINGS.slice(0, 1) });
+      const orgId = await bridge.connectOrg({ aiFields: MAPPINGS });
       const s = sid();
       const st = await handoff(orgId, s);
       assert.equal(st.aiFields.status, 'failed');
-      assert.match(st.aiFields.reason, /LLM/);
+      assert.match(st.aiFields.reason, /LLM answered 503/);
+      assert.deepEqual(
+        st.aiFields.fields.map((f: any) => [f.column, f.outcome]),
+        [
+          ['UsrOrderNumber', 'mapping_disabled'],
+          ['UsrProductName', 'llm_error'],
+          ['PriorityId', 'llm_error'],
+          ['UsrUrgent', 'llm_error'],
+        ],
+      );
+      for (const f of st.aiFields.fields.filter((x: any) => x.outcome === 'llm_error')) {
+        assert.equal(f.reason, 'LLM answered 503');
+      }
+      const findings = (await bridge.api.request('GET', `/v1/orgs/${orgId}/diagnose?sessionId=${s}`)).body
+        .findings;
+      assert.deepEqual(
+        findings.filter((f: any) => f.scenario === 'ai_fields_blank').map((f: any) => f.code),
+        ['ai_field_mapping_disabled', 'ai_field_llm_error', 'ai_field_llm_error', 'ai_field_llm_error'],
+      );
       await waitFor('handoff note', () =>
         bridge.activitiesOf(st.caseId).some((a) => String(a.Title).includes('Handed off')),
       );
@@ -139,6 +157,22 @@ describe('AI fields at handoff (real Temporal, Creatio and LLM emulators)', () =
       assert.equal(bridge.emu.tables.get('Case')!.get(st.caseId)!.UsrProductName, '');
     } finally {
       llm.faults = { ...llm.faults, errorStatus: 0, failCount: 0 };
+    }
+  });
+
+  it('the LLM endpoint dropping the connection: each field names it in words, not only as a socket code', async () => {
+    llm.faults = { ...llm.faults, dropConnection: true };
+    try {
+      const orgId = await bridge.connectOrg({ aiFields: MAPPINGS.slice(0, 2) });
+      const st = await handoff(orgId, sid());
+      assert.equal(st.aiFields.status, 'failed');
+      assert.equal(st.aiFields.fields.length, 2);
+      for (const f of st.aiFields.fields) {
+        assert.equal(f.outcome, 'llm_error');
+        assert.equal(f.reason, 'The LLM endpoint closed the connection before answering (UND_ERR_SOCKET)');
+      }
+    } finally {
+      llm.faults = { ...llm.faults, dropConnection: false };
     }
   });
 

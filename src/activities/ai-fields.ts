@@ -8,7 +8,27 @@ import { withFailures } from './failures';
 import type { AiFieldMapping } from '../settings/schema';
 
 export type AiFieldOutcomeKind =
-  'written' | 'left_blank' | 'rejected_value' | 'column_missing' | 'mapping_disabled' | 'llm_not_configured';
+  | 'written'
+  | 'left_blank'
+  | 'rejected_value'
+  | 'column_missing'
+  | 'mapping_disabled'
+  | 'llm_not_configured'
+  | 'llm_error';
+
+/**
+ * The LLM failed: every field's outcome rides along (those the LLM was to fill as `llm_error` with
+ * the cause), so the state ties each blank column to its reason even when Temporal gives up.
+ */
+export class AiFieldsLlmError extends Error {
+  override readonly name = 'AiFieldsLlmError';
+  constructor(
+    readonly llm: LlmError,
+    readonly outcomes: AiFieldOutcome[],
+  ) {
+    super(llm.message);
+  }
+}
 
 export interface AiFieldOutcome {
   column: string;
@@ -16,6 +36,11 @@ export interface AiFieldOutcome {
   outcome: AiFieldOutcomeKind;
   value?: string | number | boolean;
   reason?: string;
+}
+
+/** What a failed AI-fields activity carries to the workflow (ApplicationFailure details[0]). */
+export interface AiFieldsFailureDetails {
+  fields: AiFieldOutcome[];
 }
 
 /** Values a dropdown description lists, written in double quotes: Pick "High" for outages… */
@@ -171,19 +196,31 @@ export async function evaluateAiFields(opts: {
     opts.transcript.length > opts.budgetChars
       ? `…${opts.transcript.slice(-opts.budgetChars)}`
       : opts.transcript;
-  const answer = await completeJson(
-    opts.llm,
-    [
-      {
-        role: 'system',
-        content:
-          "You fill fields of a CRM support case from the conversation below. Follow each field's description. " +
-          'For a field with a list of allowed values, answer exactly one of them. Answer null when the conversation does not tell.',
-      },
-      { role: 'user', content: transcript },
-    ],
-    schema,
-  );
+  let answer: Record<string, unknown>;
+  try {
+    answer = await completeJson(
+      opts.llm,
+      [
+        {
+          role: 'system',
+          content:
+            "You fill fields of a CRM support case from the conversation below. Follow each field's description. " +
+            'For a field with a list of allowed values, answer exactly one of them. Answer null when the conversation does not tell.',
+        },
+        { role: 'user', content: transcript },
+      ],
+      schema,
+    );
+  } catch (err) {
+    if (!(err instanceof LlmError)) throw err;
+    const failed = specs.map((s) => ({
+      column: s.mapping.column,
+      title: s.mapping.title,
+      outcome: 'llm_error' as const,
+      reason: err.message,
+    }));
+    throw new AiFieldsLlmError(err, [...outcomes, ...failed]);
+  }
   const patch: Record<string, unknown> = {};
   for (const s of specs) {
     const c = coerce(s, answer[s.mapping.column]);
@@ -223,12 +260,14 @@ export function createAiFieldsActivities(orgs: OrgContexts) {
             budgetChars: deps.aiTranscriptBudgetChars ?? 12_000,
           });
         } catch (err) {
-          if (err instanceof LlmError) {
+          if (err instanceof AiFieldsLlmError) {
+            const { llm } = err;
             throw ApplicationFailure.create({
-              type: err.name,
-              message: err.message,
-              nonRetryable: !err.retryable,
-              ...(err.retryAfterMs !== undefined && { nextRetryDelay: err.retryAfterMs }),
+              type: llm.name,
+              message: llm.message,
+              nonRetryable: !llm.retryable,
+              details: [{ fields: err.outcomes } satisfies AiFieldsFailureDetails],
+              ...(llm.retryAfterMs !== undefined && { nextRetryDelay: llm.retryAfterMs }),
             });
           }
           throw err;

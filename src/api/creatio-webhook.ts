@@ -2,6 +2,7 @@ import express, { Router } from 'express';
 import { z } from 'zod';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
+import type { WebhookCallOutcome } from '../store';
 import type { AppDeps } from './app';
 
 export const AGENT_REPLY_EVENTS = ['new_activity'] as const;
@@ -72,28 +73,40 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
   // Creatio's "Call web service" sends JSON under various content types: read any as text.
   r.post('/webhooks/creatio/:token', express.text({ type: () => true, limit: '64kb' }), async (req, res) => {
     const outcome = (o: string) => deps.metrics.webhookEvents.inc({ source: 'creatio', outcome: o });
-    const orgId = await deps.store.findOrgByWebhookToken(req.params.token ?? '');
+    /** Counted per organization for diagnose; a failure to count never fails the call. */
+    const record = (orgId: string, o: WebhookCallOutcome, reason?: string) =>
+      void deps.store
+        .recordCreatioWebhookCall(orgId, o, reason)
+        .catch((err: unknown) => req.log.warn({ err, orgId }, 'could not count a Creatio webhook call'));
+    const token = req.params.token ?? '';
+    const orgId = await deps.store.findOrgByWebhookToken(token);
     if (!orgId) {
       outcome('invalid_token');
+      const retiredFrom = await deps.store.findOrgByRetiredToken(token);
+      if (retiredFrom) record(retiredFrom, 'stale_token', 'a webhook URL from before the last rotation');
       throw new ApiError(401, 'invalid_token', 'Invalid token', { fix: TOKEN_FIX });
     }
+    const badRequest = (err: ApiError) => {
+      outcome('bad_request');
+      record(orgId, 'bad_request', err.message);
+      return err;
+    };
     const text = typeof req.body === 'string' ? req.body : '';
     let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {
-      outcome('bad_request');
-      throw new ApiError(400, 'invalid_json', 'The request body is not valid JSON', { fix: BODY_FIX });
+      throw badRequest(
+        new ApiError(400, 'invalid_json', 'The request body is not valid JSON', { fix: BODY_FIX }),
+      );
     }
     if (!body || typeof body !== 'object' || Array.isArray(body)) {
-      outcome('bad_request');
-      throw new ApiError(400, 'invalid_body', 'The request body must be a JSON object', { fix: BODY_FIX });
+      throw badRequest(
+        new ApiError(400, 'invalid_body', 'The request body must be a JSON object', { fix: BODY_FIX }),
+      );
     }
     const parsed = creatioWebhookBodySchema.safeParse(body);
-    if (!parsed.success) {
-      outcome('bad_request');
-      throw bodyError(body as Record<string, unknown>, parsed.error.issues);
-    }
+    if (!parsed.success) throw badRequest(bodyError(body as Record<string, unknown>, parsed.error.issues));
     const { event_type: eventType, caseId } = parsed.data;
 
     const owner = await deps.store.findSessionByCase(orgId, caseId);
@@ -101,6 +114,7 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
       const reason = `case ${caseId} has no matching OpenCX session (it was not created by the bridge)`;
       req.log.info({ orgId, caseId, eventType, reason }, 'Creatio webhook ignored');
       outcome('no_session');
+      record(orgId, 'no_session', reason);
       res.status(200).json({ status: 'ignored', reason });
       return;
     }
@@ -118,6 +132,7 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
     });
     void inbox.kick(owner.workflowId);
     outcome('accepted');
+    record(orgId, (AGENT_REPLY_EVENTS as readonly string[]).includes(eventType) ? 'agent_reply' : 'closure');
     res.status(202).json({ status: 'accepted', sessionId: owner.sessionId });
   });
   return r;

@@ -3,7 +3,7 @@ import { settingsInputSchema } from '../settings/schema';
 import { eventDataSchemas, HANDLED_EVENTS } from '../opencx/events';
 import { payloadsSchema } from './codec-routes';
 import { creatioWebhookBodySchema } from './creatio-webhook';
-import { SCENARIOS } from './diagnose-routes';
+import { SCENARIOS } from '../diagnose/findings';
 import { skipBodySchema } from './sessions-routes';
 
 /**

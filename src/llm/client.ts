@@ -15,6 +15,23 @@ export class LlmError extends Error {
   }
 }
 
+const NETWORK_CAUSES: Record<string, string> = {
+  UND_ERR_SOCKET: 'closed the connection before answering',
+  ECONNRESET: 'reset the connection',
+  ECONNREFUSED: 'refused the connection (nothing listens at LLM_BASE_URL?)',
+  ENOTFOUND: 'has a host name that does not resolve (check LLM_BASE_URL)',
+  EAI_AGAIN: 'has a host name that could not be resolved right now',
+  UND_ERR_CONNECT_TIMEOUT: 'did not accept the connection in time',
+  ETIMEDOUT: 'did not answer in time',
+  UND_ERR_HEADERS_TIMEOUT: 'accepted the request but sent no answer in time',
+};
+
+/** A network failure in words, with its code for searching logs. */
+function networkFailure(code: string | undefined): string {
+  const what = (code && NETWORK_CAUSES[code]) ?? 'could not be reached';
+  return `The LLM endpoint ${what}${code ? ` (${code})` : ''}`;
+}
+
 export interface LlmConfig {
   baseUrl: string;
   apiKey: string | undefined;
@@ -53,7 +70,9 @@ export async function completeJson(
     const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
     if (refused instanceof OutboundAddressRefusedError) throw new LlmError(refused.message, false);
     throw new LlmError(
-      `LLM request failed: ${e.name === 'TimeoutError' ? `no answer within ${cfg.timeoutMs} ms` : (e.cause?.code ?? 'network error')}`,
+      e.name === 'TimeoutError'
+        ? `The LLM gave no answer within ${cfg.timeoutMs} ms`
+        : networkFailure(e.cause?.code),
       true,
     );
   }

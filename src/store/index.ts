@@ -46,6 +46,16 @@ export interface CaseSession {
   workflowId: string;
 }
 
+/** What came of a call from a Creatio business process, counted per organization for diagnose. */
+export type WebhookCallOutcome = 'agent_reply' | 'closure' | 'stale_token' | 'bad_request' | 'no_session';
+
+export interface WebhookCalls {
+  outcome: WebhookCallOutcome;
+  count: number;
+  lastAt: string;
+  lastReason: string | null;
+}
+
 /**
  * Organization settings and the case ⇄ session map. Secrets are sealed with AES-256-GCM before
  * they reach the database; the Creatio webhook token is also kept as a SHA-256 hash so that an
@@ -161,6 +171,13 @@ export class Store {
   /** Replaces the webhook token; the old one stops matching as soon as this returns. */
   async rotateWebhookToken(orgId: string): Promise<string | undefined> {
     const token = randomToken();
+    // The old token is kept (hashed) so that a process still calling it is named in diagnose.
+    await this.db.query(
+      `INSERT INTO retired_webhook_tokens (token_hash, org_id)
+       SELECT webhook_token_hash, org_id FROM org_settings WHERE org_id = $1
+       ON CONFLICT (token_hash) DO NOTHING`,
+      [orgId],
+    );
     const rows = await this.db.query<{ org_id: string }>(
       `UPDATE org_settings
          SET secrets = jsonb_set(secrets, '{webhookToken}', to_jsonb($2::text)),
@@ -170,6 +187,40 @@ export class Store {
     );
     this.settingsChanged(orgId);
     return rows.length > 0 ? token : undefined;
+  }
+
+  /** The organization a retired (rotated) webhook token belonged to. */
+  async findOrgByRetiredToken(token: string): Promise<string | undefined> {
+    const rows = await this.db.query<{ org_id: string }>(
+      'SELECT org_id FROM retired_webhook_tokens WHERE token_hash = $1',
+      [sha256Hex(token)],
+    );
+    return rows[0]?.org_id;
+  }
+
+  /** Counts a Creatio webhook call of the organization by outcome, with the last time and reason. */
+  async recordCreatioWebhookCall(orgId: string, outcome: WebhookCallOutcome, reason?: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO creatio_webhook_calls (org_id, outcome, last_reason) VALUES ($1, $2, $3)
+       ON CONFLICT (org_id, outcome) DO UPDATE
+         SET count = creatio_webhook_calls.count + 1, last_at = now(), last_reason = EXCLUDED.last_reason`,
+      [orgId, outcome, reason?.slice(0, 500) ?? null],
+    );
+  }
+
+  async creatioWebhookCalls(orgId: string): Promise<WebhookCalls[]> {
+    const rows = await this.db.query<{
+      outcome: WebhookCallOutcome;
+      count: string;
+      last_at: Date;
+      last_reason: string | null;
+    }>('SELECT outcome, count, last_at, last_reason FROM creatio_webhook_calls WHERE org_id = $1', [orgId]);
+    return rows.map((r) => ({
+      outcome: r.outcome,
+      count: Number(r.count),
+      lastAt: new Date(r.last_at).toISOString(),
+      lastReason: r.last_reason,
+    }));
   }
 
   /** True when Temporal already has this webhook delivery (it was recorded after the hand-over). */

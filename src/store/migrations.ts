@@ -94,6 +94,25 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
        )`,
     ],
   },
+  {
+    id: 7,
+    name: 'Creatio webhook calls per organization, and retired webhook tokens (diagnose)',
+    sql: [
+      `CREATE TABLE retired_webhook_tokens (
+         token_hash text PRIMARY KEY,
+         org_id text NOT NULL,
+         retired_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE TABLE creatio_webhook_calls (
+         org_id text NOT NULL,
+         outcome text NOT NULL,
+         count bigint NOT NULL DEFAULT 1,
+         last_at timestamptz NOT NULL DEFAULT now(),
+         last_reason text,
+         PRIMARY KEY (org_id, outcome)
+       )`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -9,12 +9,12 @@ export interface LlmRequest {
 
 /**
  * An OpenAI-compatible chat-completions server that answers with structured output computed by
- * a rule the test gives it, and can fail: 5xx, 429, slow, malformed JSON.
+ * a rule the test gives it, and can fail: 5xx, 429, slow, malformed JSON, the connection dropped.
  */
 export class LlmEmulator {
   rule: (req: LlmRequest) => Record<string, unknown> = () => ({});
-  /** `failCount` requests get `errorStatus` (Infinity: all of them). */
-  faults = { errorStatus: 0, failCount: 0, latencyMs: 0, malformed: false };
+  /** `failCount` requests get `errorStatus` (Infinity: all of them); `dropConnection` closes the socket. */
+  faults = { errorStatus: 0, failCount: 0, latencyMs: 0, malformed: false, dropConnection: false };
   readonly requests: LlmRequest[] = [];
   private server: http.Server | undefined;
   url = '';
@@ -39,6 +39,10 @@ export class LlmEmulator {
     if (this.faults.latencyMs) await new Promise((r) => setTimeout(r, this.faults.latencyMs));
     if (req.url !== '/v1/chat/completions' || req.method !== 'POST') {
       res.writeHead(404).end();
+      return;
+    }
+    if (this.faults.dropConnection) {
+      req.socket.destroy();
       return;
     }
     if (this.faults.errorStatus && this.faults.failCount > 0) {

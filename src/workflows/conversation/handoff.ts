@@ -2,7 +2,8 @@
  * The handoff to a human: the summary, language and sentiment on the case (creating it in
  * handoff-only mode, with the whole transcript so far), the AI fields, and the handoff note.
  */
-import { ActivityFailure } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, TemporalFailure, TimeoutFailure } from '@temporalio/workflow';
+import type { AiFieldOutcome, AiFieldsFailureDetails } from '../../activities/ai-fields';
 import type { ConversationEvent } from '../contract';
 import type { Conversation } from './context';
 import { createCase, drain, logEntry, readMode } from './messages';
@@ -51,9 +52,8 @@ async function aiFields(c: Conversation): Promise<void> {
   try {
     result = await c.peers.ai.evaluateAiFields({ orgId: c.orgId, transcript: run.transcript.join('\n') });
   } catch (err) {
-    const cause = err instanceof ActivityFailure ? (err.cause ?? err) : err;
-    const reason = `LLM error: ${cause instanceof Error ? cause.message : String(cause)}`;
-    run.state.aiFields = { status: 'failed', reason, fields: [] };
+    const { reason, fields } = aiFieldsFailure(err);
+    run.state.aiFields = { status: 'failed', reason, fields };
     run.note(`AI fields left blank: ${reason}`);
     return;
   }
@@ -66,4 +66,27 @@ async function aiFields(c: Conversation): Promise<void> {
       { onSkip: () => undefined },
     );
   }
+}
+
+/**
+ * Why AI field evaluation failed, and each field's outcome: the last attempt's failure carries them
+ * (AiFieldsFailureDetails), also under a timeout that ended the retries.
+ */
+function aiFieldsFailure(err: unknown): { reason: string; fields: AiFieldOutcome[] } {
+  let cause: unknown = err instanceof ActivityFailure ? (err.cause ?? err) : err;
+  let timeout: string | undefined;
+  while (cause instanceof TemporalFailure) {
+    if (cause instanceof ApplicationFailure) {
+      const details = cause.details?.[0] as AiFieldsFailureDetails | undefined;
+      return {
+        reason: `LLM error: ${cause.message}${timeout ? ` (then ${timeout})` : ''}`,
+        fields: details?.fields ?? [],
+      };
+    }
+    if (cause instanceof TimeoutFailure) timeout = 'the AI fields deadline passed';
+    if (!cause.cause) break;
+    cause = cause.cause;
+  }
+  const message = timeout ?? (cause instanceof Error ? cause.message : String(cause));
+  return { reason: `LLM error: ${message}`, fields: [] };
 }
