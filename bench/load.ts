@@ -229,6 +229,7 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
   const emu: CreatioEmulator = await startCreatioEmulator();
   emu.setFaults({ latencyMs: LATENCY });
   const opencx = await startOpenCXEmulator();
+  opencx.apiKeys.add('ocx_bench_key');
   const storeConfig = await newTestStoreConfig('postgres');
   const apiPort = await freePort();
   const taskQueue = `bench-load-${randomUUID().slice(0, 8)}`;

@@ -1,11 +1,12 @@
 /**
  * The admin console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core):
  * sign in, Test & Save with a wrong secret and then the right one, the webhook URL, and the
- * conversation inspector resuming a parked step. Screenshots go to docs/screenshots/.
+ * conversation inspector resuming a parked step, with screenshots of each state.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -15,7 +16,10 @@ import { ADMIN_TOKEN } from './helpers';
 
 const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
 const executablePath = CANDIDATES.find((p): p is string => !!p && existsSync(p));
-const SHOTS = path.join(__dirname, '..', 'docs', 'screenshots');
+/** `npm run screenshots` writes them to docs/screenshots (the README shows them); else a temp dir. */
+const SHOTS = process.env.SCREENSHOTS_DIR
+  ? path.resolve(process.env.SCREENSHOTS_DIR)
+  : path.join(os.tmpdir(), 'bridge-console-screenshots');
 const POISON = (set: string, v: Record<string, unknown>) =>
   set === 'Activity' && String(v.Title).includes('POISON')
     ? 'Column "Title" holds a value Creatio will not take'

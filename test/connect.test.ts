@@ -6,6 +6,7 @@ import { freePort } from '../src/temporal/launcher';
 import type { Store } from '../src/store';
 import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
+import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import {
   capturingLogger,
   openTestStore,
@@ -17,6 +18,7 @@ import {
 
 describe('Connect Creatio: Test & Save', () => {
   let emu: CreatioEmulator;
+  let opencx: OpenCXEmulator;
   let store: Store;
   let api: RunningApi;
   let website: http.Server;
@@ -25,6 +27,8 @@ describe('Connect Creatio: Test & Save', () => {
 
   before(async () => {
     emu = await startCreatioEmulator();
+    opencx = await startOpenCXEmulator();
+    opencx.apiKeys.add('ocx_live_abc').add('ocx_live_TopSecretKey_91b2');
     store = await openTestStore(log);
     api = await startApi({ store, log });
     website = http.createServer((_req, res) => {
@@ -37,6 +41,7 @@ describe('Connect Creatio: Test & Save', () => {
   after(async () => {
     await api.close();
     await emu.close();
+    await opencx.close();
     await store.close();
     website.closeAllConnections();
     website.close();
@@ -61,7 +66,9 @@ describe('Connect Creatio: Test & Save', () => {
     const orgId = uniqueOrg();
     const res = await put(
       orgId,
-      validSettings(emu, { opencx: { apiKey: 'ocx_live_abc', webhookSecret: 'whsec_xyz' } }),
+      validSettings(emu, {
+        opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_live_abc', webhookSecret: 'whsec_xyz' },
+      }),
     );
     assert.equal(res.status, 201, res.text);
     assert.equal(res.body.clientSecret, '********');
@@ -359,7 +366,7 @@ describe('Connect Creatio: Test & Save', () => {
     const settings = validSettings(emu, {
       clientId: 'leak-check',
       clientSecret: secret,
-      opencx: { apiKey, webhookSecret: whsec },
+      opencx: { apiBaseUrl: opencx.url, apiKey, webhookSecret: whsec },
     });
     bodies.push((await put(orgId, settings)).text);
     bodies.push((await api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).text);

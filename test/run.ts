@@ -43,6 +43,7 @@ const UNIT = [
   'call-limiter.test.ts',
   'coalesce.test.ts',
   'connect.test.ts',
+  'verify-processes.test.ts',
   'openapi.test.ts',
   'logger.test.ts',
   'creatio-client.test.ts',

@@ -109,7 +109,15 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
     if (!parsed.success) throw badRequest(bodyError(body as Record<string, unknown>, parsed.error.issues));
     const { event_type: eventType, caseId } = parsed.data;
 
+    const kind = (AGENT_REPLY_EVENTS as readonly string[]).includes(eventType) ? 'agent_reply' : 'closure';
     const owner = await deps.store.findSessionByCase(orgId, caseId);
+    if (!owner && (await deps.store.markProcessProbe(orgId, caseId, kind))) {
+      // Test & Save's probe case (verifyProcesses): the process works.
+      outcome('probe');
+      record(orgId, kind);
+      res.status(200).json({ status: 'probe_received' });
+      return;
+    }
     if (!owner) {
       const reason = `case ${caseId} has no matching OpenCX session (it was not created by the bridge)`;
       req.log.info({ orgId, caseId, eventType, reason }, 'Creatio webhook ignored');
@@ -125,14 +133,12 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
     await deps.store.addInbox({
       orgId,
       workflowId: owner.workflowId,
-      kind: (AGENT_REPLY_EVENTS as readonly string[]).includes(eventType)
-        ? 'creatio_activity'
-        : 'creatio_status',
+      kind: kind === 'agent_reply' ? 'creatio_activity' : 'creatio_status',
       eventType,
     });
     void inbox.kick(owner.workflowId);
     outcome('accepted');
-    record(orgId, (AGENT_REPLY_EVENTS as readonly string[]).includes(eventType) ? 'agent_reply' : 'closure');
+    record(orgId, kind);
     res.status(202).json({ status: 'accepted', sessionId: owner.sessionId });
   });
   return r;

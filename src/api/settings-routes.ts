@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { ApiError } from '../errors';
 import { publicView, settingsInputSchema } from '../settings/schema';
-import { testSettings, type TestResult } from '../settings/test-and-save';
+import { testSettings, type TestOptions, type TestResult } from '../settings/test-and-save';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
 
@@ -29,12 +29,17 @@ export function settingsRouter(deps: AppDeps): Router {
   const r = Router();
   const webhookUrl = (token: string) => `${deps.config.publicBaseUrl}/webhooks/creatio/${token}`;
   const testOpts = { timeoutMs: deps.config.creatioRequestTimeoutMs, ...deps.testOptions };
+  /** A saved organization's processes can be probed (they call its webhook URL). */
+  const withProbes = (orgId: string, saved: boolean): TestOptions =>
+    saved
+      ? { ...testOpts, processes: { orgId, registry: deps.store, ...deps.testOptions?.processes } }
+      : testOpts;
 
   r.put('/v1/orgs/:orgId/integrations/creatio', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
     const existing = await deps.store.getOrg(orgId);
-    const result = await testSettings(input, existing?.settings, testOpts);
+    const result = await testSettings(input, existing?.settings, withProbes(orgId, !!existing));
     if (!result.ok || !result.settings) {
       req.log.info({ orgId, checks: result.checks }, 'Test & Save failed; nothing stored');
       res
@@ -62,7 +67,11 @@ export function settingsRouter(deps: AppDeps): Router {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
     const existing = await deps.store.getOrg(orgId);
-    const { ok, checks, notices } = await testSettings(input, existing?.settings, testOpts);
+    const { ok, checks, notices } = await testSettings(
+      input,
+      existing?.settings,
+      withProbes(orgId, !!existing),
+    );
     res.json({ ok, checks, notices });
   });
 

@@ -122,6 +122,11 @@ export class OpenCXClient {
     return out;
   }
 
+  /** One cheap authenticated read: does OpenCX take this API key? */
+  async checkAccess(): Promise<void> {
+    await this.call('GET', '/chat/sessions?limit=1');
+  }
+
   async resolveSession(sessionId: string): Promise<void> {
     await this.call('PATCH', `/chat/sessions/${encodeURIComponent(sessionId)}`, {
       status: 'closed_resolved',

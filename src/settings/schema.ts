@@ -59,6 +59,11 @@ export const settingsInputSchema = z.strictObject({
     .min(1, 'needs at least one status name')
     .default(DEFAULT_CLOSURE_STATUS_NAMES),
   aiFields: z.array(aiFieldSchema).max(50).default([]),
+  /**
+   * Test & Save only (not stored): also check that the Creatio business processes call the bridge
+   * back, with a probe case (needs saved settings: the processes call their webhook URL).
+   */
+  verifyProcesses: z.boolean().default(false),
   opencx: z
     .strictObject({
       /** Omitted on an update: the stored one is kept (new organizations get the default). */

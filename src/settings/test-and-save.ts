@@ -12,6 +12,8 @@ import { listedValues } from '../activities/ai-fields';
 import { ApiError } from '../errors';
 import { DEFAULT_OPENCX_API_BASE_URL, type OrgSettings, type SettingsInput } from './schema';
 import { normalizeBaseUrl, type Notice } from './url';
+import { OpenCXClient, OpenCXError } from '../opencx/client';
+import { probeProcesses, type ProcessProbeOptions } from './process-probe';
 
 export interface Check {
   name: string;
@@ -35,6 +37,8 @@ export interface TestOptions {
   timeoutMs: number;
   /** Write probe: create, read, update and delete a marked test case (default true). */
   probeWrites?: boolean;
+  /** For `verifyProcesses`: the saved organization and where the webhook route marks probes. */
+  processes?: ProcessProbeOptions;
 }
 
 class CheckFailure extends Error {
@@ -133,7 +137,92 @@ function diagnose(err: unknown, stage: 'instance' | 'token' | 'odata', what: str
  * Test & Save: every live check the troubleshooting page needs, in dependency order. Nothing is
  * stored here; the caller stores the returned settings only when `ok` is true.
  */
+/**
+ * Every check of the settings: Creatio (in order, each failure skipping what depends on it), the
+ * OpenCX API key, and with `verifyProcesses` the Creatio business processes calling back.
+ */
 export async function testSettings(
+  input: SettingsInput,
+  existing: OrgSettings | undefined,
+  opts: TestOptions,
+): Promise<TestResult> {
+  const result = await testCreatio(input, existing, opts);
+  const { settings } = result;
+  if (!settings) return result;
+  const creatioOk = result.checks.every((c) => c.ok);
+  result.checks.push(await checkOpenCXKey(settings, opts.timeoutMs));
+  if (input.verifyProcesses) {
+    if (!opts.processes) {
+      result.checks.push(
+        ...['agent_reply_process', 'closure_process'].map((name) => ({
+          name,
+          ok: false,
+          code: 'processes_need_saved_settings',
+          message:
+            'The business processes call the webhook URL that the first save creates: there is none to call yet',
+          fix: 'Save once without verifyProcesses, set the webhook URL in both Creatio processes, then Test & Save with verifyProcesses.',
+        })),
+      );
+    } else if (!creatioOk) {
+      result.checks.push(
+        { name: 'agent_reply_process', ok: false, skipped: true },
+        { name: 'closure_process', ok: false, skipped: true },
+      );
+    } else {
+      const client = new CreatioClient(
+        {
+          instanceUrl: settings.instanceUrl,
+          identityServiceUrl: identityServiceUrlFor(settings.instanceUrl, settings.identityServiceUrl),
+          clientId: settings.clientId,
+          clientSecret: settings.clientSecret,
+        },
+        { timeoutMs: opts.timeoutMs },
+      );
+      result.checks.push(...(await probeProcesses(client, settings, opts.processes)));
+    }
+  }
+  result.ok = result.checks.every((c) => c.ok);
+  return result;
+}
+
+/** The OpenCX API key against OpenCX (agent replies and closure need it); not set: said, not failed. */
+async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number): Promise<Check> {
+  const { apiBaseUrl, apiKey } = settings.opencx;
+  if (!apiKey) {
+    return {
+      name: 'opencx_api_key',
+      ok: true,
+      skipped: true,
+      message: 'no OpenCX API key: agent replies and closures cannot reach OpenCX until one is set',
+    };
+  }
+  try {
+    await new OpenCXClient(apiBaseUrl, apiKey, timeoutMs).checkAccess();
+    return { name: 'opencx_api_key', ok: true };
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const rejected = err instanceof OpenCXError && err.kind === 'unauthorized';
+    return {
+      name: 'opencx_api_key',
+      ok: false,
+      ...(rejected
+        ? {
+            code: 'opencx_api_key_rejected',
+            field: 'opencx.apiKey',
+            message: `OpenCX refused the API key: ${message}`,
+            fix: 'Create an API key in OpenCX (Settings → API keys) and paste it here.',
+          }
+        : {
+            code: 'opencx_unreachable',
+            field: 'opencx.apiBaseUrl',
+            message: `OpenCX could not be asked: ${message}`,
+            fix: 'Check opencx.apiBaseUrl (default https://api.open.cx) and try again.',
+          }),
+    };
+  }
+}
+
+async function testCreatio(
   input: SettingsInput,
   existing: OrgSettings | undefined,
   opts: TestOptions,

@@ -223,6 +223,37 @@ export class Store {
     }));
   }
 
+  /** A probe case of Test & Save (src/settings/process-probe.ts) waits for the processes' calls. */
+  async addProcessProbe(orgId: string, caseId: string): Promise<void> {
+    await this.db.query('INSERT INTO process_probes (case_id, org_id) VALUES ($1, $2)', [caseId, orgId]);
+  }
+
+  /** Marks a process call for a probe case; false when the case is not a probe of this organization. */
+  async markProcessProbe(orgId: string, caseId: string, kind: 'agent_reply' | 'closure'): Promise<boolean> {
+    const column = kind === 'agent_reply' ? 'agent_reply_at' : 'closure_at';
+    const rows = await this.db.query(
+      `UPDATE process_probes SET ${column} = now() WHERE case_id = $1 AND org_id = $2 RETURNING case_id`,
+      [caseId, orgId],
+    );
+    return rows.length > 0;
+  }
+
+  async processProbe(
+    caseId: string,
+  ): Promise<{ agentReplyAt: string | null; closureAt: string | null } | undefined> {
+    const rows = await this.db.query<{ agent_reply_at: Date | null; closure_at: Date | null }>(
+      'SELECT agent_reply_at, closure_at FROM process_probes WHERE case_id = $1',
+      [caseId],
+    );
+    const r = rows[0];
+    const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+    return r && { agentReplyAt: iso(r.agent_reply_at), closureAt: iso(r.closure_at) };
+  }
+
+  async dropProcessProbe(caseId: string): Promise<void> {
+    await this.db.query('DELETE FROM process_probes WHERE case_id = $1', [caseId]);
+  }
+
   /** True when Temporal already has this webhook delivery (it was recorded after the hand-over). */
   async deliverySeen(orgId: string, source: string, deliveryId: string): Promise<boolean> {
     const rows = await this.db.query(

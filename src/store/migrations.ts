@@ -113,6 +113,19 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
        )`,
     ],
   },
+  {
+    id: 8,
+    name: 'probe cases of Test & Save, waiting for the business processes to call',
+    sql: [
+      `CREATE TABLE process_probes (
+         case_id text PRIMARY KEY,
+         org_id text NOT NULL,
+         created_at timestamptz NOT NULL DEFAULT now(),
+         agent_reply_at timestamptz,
+         closure_at timestamptz
+       )`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

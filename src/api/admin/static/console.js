@@ -161,6 +161,7 @@ function readSettings() {
     reopenStatusId: optional('reopenStatusId'),
     afterClose: f.afterClose.value,
     createCaseOnlyOnHandoff: f.createCaseOnlyOnHandoff.checked,
+    verifyProcesses: f.verifyProcesses.checked,
     ...(list('closureStatusNames').length > 0 && { closureStatusNames: list('closureStatusNames') }),
     ...(list('activityTypes').length > 0 && {
       agentReplyFilter: { activityTypes: list('activityTypes'), activityCategories: [] },
