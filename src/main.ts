@@ -223,7 +223,7 @@ async function main(): Promise<void> {
     if (config.runApi) {
       const creatioInbox = new CreatioInbox(store, client, log);
       creatioInbox.startSweep();
-      shutdown.add('creatio inbox', () => Promise.resolve(creatioInbox.stop()));
+      shutdown.add('creatio inbox', () => creatioInbox.stop());
       const app = createApp({
         config: { ...config, adminApiToken: await adminToken(config, log) },
         store,

@@ -200,7 +200,7 @@ export class Bridge {
 
   async close(): Promise<void> {
     await this.api?.close();
-    this.inbox?.stop();
+    await this.inbox?.stop();
     await this.stopWorkers();
     await this.connection?.close();
     await this.apiConnection?.close();

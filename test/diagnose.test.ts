@@ -245,6 +245,11 @@ describe('diagnose: the troubleshooting page, scenario by scenario (real Tempora
       assert.equal((await post(url, JSON.stringify({ event_type: 'new_activity', caseId }))).status, 401);
     }
     const current = await bridge.creatioWebhookUrl(orgId);
+    // A reason that quotes a NUL the caller sent is still counted (PostgreSQL text takes none).
+    assert.equal((await post(current, JSON.stringify({ event_type: 'x\u0000y', caseId }))).status, 400);
+    await waitFor('the NUL reason counted', async () =>
+      (await bridge.store.creatioWebhookCalls(orgId)).some((c) => c.lastReason?.includes('"xy"')),
+    );
     assert.equal((await post(current, JSON.stringify({ caseId }))).status, 400);
     const fs = await diagnose(orgId, `sessionId=${s}`);
     assert.match(
@@ -252,7 +257,7 @@ describe('diagnose: the troubleshooting page, scenario by scenario (real Tempora
       /^2 calls from Creatio used a webhook URL .* before its last rotation/,
     );
     const bad = one(fs, 'webhook_bad_request');
-    assert.match(bad.message, /^1 call from Creatio answered 400, .*: event_type is required/);
+    assert.match(bad.message, /^2 calls from Creatio answered 400, .*: event_type is required/);
     assert.equal(bad.scenario, 'webhook_errors');
   });
 

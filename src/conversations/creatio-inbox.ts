@@ -16,6 +16,8 @@ export class CreatioInbox {
   private readonly coalescer = new Coalescer(250);
   private sweepTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Dispatches under way: a signal retrying must not meet a closed connection. */
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(
     private readonly store: Store,
@@ -25,11 +27,14 @@ export class CreatioInbox {
 
   /** Sends what is waiting for this conversation (coalesced with sends already under way). */
   kick(workflowId: string): Promise<void> {
-    return this.coalescer
+    const sent = this.coalescer
       .run(workflowId, () => this.dispatch(workflowId))
       .catch((err: unknown) => {
         this.log.warn({ err, workflowId }, 'could not signal the conversation yet; the sweep retries');
-      });
+      })
+      .finally(() => this.inflight.delete(sent));
+    this.inflight.add(sent);
+    return sent;
   }
 
   private async dispatch(workflowId: string): Promise<void> {
@@ -72,8 +77,10 @@ export class CreatioInbox {
     this.sweepTimer.unref();
   }
 
-  stop(): void {
+  /** No new dispatch starts; resolves once those under way are done (before the client closes). */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await Promise.allSettled([...this.inflight]);
   }
 }

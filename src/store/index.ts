@@ -204,7 +204,8 @@ export class Store {
       `INSERT INTO creatio_webhook_calls (org_id, outcome, last_reason) VALUES ($1, $2, $3)
        ON CONFLICT (org_id, outcome) DO UPDATE
          SET count = creatio_webhook_calls.count + 1, last_at = now(), last_reason = EXCLUDED.last_reason`,
-      [orgId, outcome, reason?.slice(0, 500) ?? null],
+      // A reason quotes what the caller sent: PostgreSQL text takes no NUL.
+      [orgId, outcome, reason?.replaceAll(String.fromCharCode(0), '').slice(0, 500) ?? null],
     );
   }
 
