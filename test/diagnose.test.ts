@@ -167,8 +167,11 @@ describe('diagnose: the troubleshooting page, scenario by scenario (real Tempora
     const { s, caseId } = await started(orgId, { handoff: true });
     assert.deepEqual(codes(await diagnose(orgId, `sessionId=${s}`)), [], 'no reply yet: nothing to say');
     reply(caseId);
+    const reads = bridge.emu.count('GET $metadata');
     const f = one(await diagnose(orgId, `sessionId=${s}`), 'agent_reply_process_never_called');
     assert.equal(f.scenario, 'agent_replies_not_reaching_customers');
+    // The organization's client (and its $metadata) is kept between diagnoses.
+    assert.equal(bridge.emu.count('GET $metadata'), reads);
     assert.match(f.message, /^The case has 1 agent reply/);
     assert.match(f.fix, /new_activity/);
 

@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
+import { creatioClientFor, type CreatioClient } from '../creatio/client';
 import type { LlmConfig } from '../llm/client';
 import type { Metrics } from '../metrics';
 import { CallLimiters, SHIPPED_CALL_LIMITS } from '../net/call-limiter';
@@ -106,24 +106,16 @@ export class OrgContexts {
     if (!entry || entry.version !== version) {
       entry = {
         version,
-        client: new CreatioClient(
-          {
-            instanceUrl: s.instanceUrl,
-            identityServiceUrl: identityServiceUrlFor(s.instanceUrl, s.identityServiceUrl),
-            clientId: s.clientId,
-            clientSecret: s.clientSecret,
+        client: creatioClientFor(s, {
+          timeoutMs: this.deps.creatioTimeoutMs,
+          limiter: this.limiters.creatio.for(orgId),
+          onRequest: ({ method, status, ms }) => {
+            alive();
+            this.deps.onCreatioRequest?.(orgId);
+            this.deps.metrics?.creatioCalls.inc({ method, status: String(status) });
+            this.deps.metrics?.creatioCallDuration.observe({ method }, ms / 1000);
           },
-          {
-            timeoutMs: this.deps.creatioTimeoutMs,
-            limiter: this.limiters.creatio.for(orgId),
-            onRequest: ({ method, status, ms }) => {
-              alive();
-              this.deps.onCreatioRequest?.(orgId);
-              this.deps.metrics?.creatioCalls.inc({ method, status: String(status) });
-              this.deps.metrics?.creatioCallDuration.observe({ method }, ms / 1000);
-            },
-          },
-        ),
+        }),
         lookups: new Map(),
       };
       this.clients.set(orgId, entry);

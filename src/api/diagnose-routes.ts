@@ -1,5 +1,7 @@
 import { Router } from 'express';
+import { creatioClientFor, type CreatioClient } from '../creatio/client';
 import { checkCreatio } from '../diagnose/live';
+import type { StoredOrg } from '../store';
 import { findingsOf, type Finding, type Session } from '../diagnose/findings';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
@@ -10,6 +12,8 @@ import { readSession } from './sessions-routes';
 import { orgIdParam } from './settings-routes';
 
 export { SCENARIOS } from '../diagnose/findings';
+
+const MAX_CACHED_CLIENTS = 100;
 
 function query(q: Record<string, unknown>): { sessionId?: string; caseId?: string } {
   const sessionId = typeof q.sessionId === 'string' ? q.sessionId : undefined;
@@ -40,6 +44,22 @@ function query(q: Record<string, unknown>): { sessionId?: string; caseId?: strin
  */
 export function diagnoseRouter(deps: AppDeps): Router {
   const r = Router();
+  /**
+   * One client per organization while its settings stay the same: it keeps its token and the
+   * $metadata the reply filter needs, which is large on a real instance and read once, not per click.
+   */
+  const clients = new Map<string, { version: string; client: CreatioClient }>();
+  const clientFor = (orgId: string, org: StoredOrg): CreatioClient => {
+    const version = org.updatedAt.toISOString();
+    const hit = clients.get(orgId);
+    if (hit?.version === version) return hit.client;
+    const client = creatioClientFor(org.settings, { timeoutMs: deps.config.creatioRequestTimeoutMs });
+    clients.delete(orgId);
+    clients.set(orgId, { version, client });
+    // The least recently made go first; an operator looks at a few organizations at a time.
+    if (clients.size > MAX_CACHED_CLIENTS) clients.delete(clients.keys().next().value!);
+    return client;
+  };
   r.get('/v1/orgs/:orgId/diagnose', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const q = query(req.query);
@@ -85,7 +105,7 @@ export function diagnoseRouter(deps: AppDeps): Router {
       return;
     }
     const [live, webhookCalls] = await Promise.all([
-      checkCreatio(org.settings, session.caseId, deps.config.creatioRequestTimeoutMs),
+      checkCreatio(clientFor(orgId, org), org.settings, session.caseId),
       deps.store.creatioWebhookCalls(orgId),
     ]);
     answer(

@@ -73,6 +73,27 @@ export function odataString(value: string): string {
   return `'${value.replace(/'/g, "''")}'`;
 }
 
+/** The connection fields of an organization's settings (the Identity Service URL may be derived). */
+export interface CreatioSettings {
+  instanceUrl: string;
+  identityServiceUrl: string | undefined;
+  clientId: string;
+  clientSecret: string;
+}
+
+/** A client for an organization's stored settings. */
+export function creatioClientFor(s: CreatioSettings, options: CreatioClientOptions): CreatioClient {
+  return new CreatioClient(
+    {
+      instanceUrl: s.instanceUrl,
+      identityServiceUrl: identityServiceUrlFor(s.instanceUrl, s.identityServiceUrl),
+      clientId: s.clientId,
+      clientSecret: s.clientSecret,
+    },
+    options,
+  );
+}
+
 export class CreatioClient {
   private readonly timeoutMs: number;
   private readonly cacheKey: string;

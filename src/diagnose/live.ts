@@ -1,4 +1,4 @@
-import { CreatioClient, identityServiceUrlFor } from '../creatio/client';
+import type { CreatioClient } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
 import { replyFilter, type OrgContext } from '../activities/agent-replies';
 import type { OrgSettings } from '../settings/schema';
@@ -28,21 +28,13 @@ function accessFailure(err: unknown): Exclude<LiveCreatio['access'], 'ok'> {
 /**
  * Asks Creatio what only it knows: whether the stored credentials still work, and, for one case,
  * whether this application may read it and what its status is. Reads only; nothing is written.
+ * `client` is made from the organization's settings (it keeps its token and $metadata).
  */
 export async function checkCreatio(
+  client: CreatioClient,
   settings: OrgSettings,
   caseId: string | null,
-  timeoutMs: number,
 ): Promise<LiveCreatio> {
-  const client = new CreatioClient(
-    {
-      instanceUrl: settings.instanceUrl,
-      identityServiceUrl: identityServiceUrlFor(settings.instanceUrl, settings.identityServiceUrl),
-      clientId: settings.clientId,
-      clientSecret: settings.clientSecret,
-    },
-    { timeoutMs },
-  );
   try {
     await client.token();
     // A token may be cached: one OData read proves it is still honoured.

@@ -5,7 +5,7 @@
  */
 import { OutboundAddressRefusedError, policyFetch } from '../net/outbound';
 import { randomUUID } from 'node:crypto';
-import { CreatioClient, identityServiceUrlFor, type Entity } from '../creatio/client';
+import { CreatioClient, creatioClientFor, identityServiceUrlFor, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
 import { closestName } from '../creatio/metadata';
 import { listedValues } from '../activities/ai-fields';
@@ -169,15 +169,7 @@ export async function testSettings(
         { name: 'closure_process', ok: false, skipped: true },
       );
     } else {
-      const client = new CreatioClient(
-        {
-          instanceUrl: settings.instanceUrl,
-          identityServiceUrl: identityServiceUrlFor(settings.instanceUrl, settings.identityServiceUrl),
-          clientId: settings.clientId,
-          clientSecret: settings.clientSecret,
-        },
-        { timeoutMs: opts.timeoutMs },
-      );
+      const client = creatioClientFor(settings, { timeoutMs: opts.timeoutMs });
       result.checks.push(...(await probeProcesses(client, settings, opts.processes)));
     }
   }
