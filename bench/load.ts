@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
+import { temporal as proto } from '@temporalio/proto';
 import { CreatioClient } from '../src/creatio/client';
 import { createLogger } from '../src/logger';
 import { signedHeaders } from '../src/opencx/signature';
@@ -80,6 +81,26 @@ export interface LoadResult {
   serverCommitsPerMessage?: number;
   cpuPercent: Record<string, number>;
   creatioCallsPerConversation?: number;
+  /** The slowest first message: its end to end, its ack, and its workflow's opening events. */
+  slowestFirst?: { ms: number; ackMs: number; timeline: string };
+}
+
+/**
+ * The first events of a workflow's history, each with its time after `sentAt` (the message's
+ * scheduled send, on this process's performance clock): where a slow first message waited.
+ */
+async function openingTimeline(client: Client, workflowId: string, sentAt: number): Promise<string> {
+  const origin = performance.timeOrigin + sentAt;
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const parts: string[] = [];
+  for (const e of history.events ?? []) {
+    const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+    const type = proto.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
+    const name = type.replace(/^EVENT_TYPE_/, '').toLowerCase();
+    parts.push(`+${Math.round(at - origin)} ${name}`);
+    if (parts.length >= 12) break;
+  }
+  return parts.join(', ');
 }
 
 /** CPU seconds a process has used so far (Linux /proc). */
@@ -250,7 +271,11 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
     dataConverter: { payloadCodecs: [new EncryptionCodec(parsePayloadKeys(undefined, storeConfig.key))] },
   });
   try {
-    procs.api = await startProcess('api', { ...common, RUN_WORKER: 'false' });
+    procs.api = await startProcess('api', {
+      ...common,
+      RUN_WORKER: 'false',
+      ...(process.env.BENCH_API_NODE_ARGS && { BENCH_NODE_ARGS: process.env.BENCH_API_NODE_ARGS }),
+    });
     for (let w = 0; w < WORKERS; w++) {
       procs[`worker${w + 1}`] = await startProcess(`worker${w + 1}`, {
         ...common,
@@ -369,6 +394,19 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
             events += d.historyLength;
           }
           result.historyEventsPerMessage = Math.round((events / summary.messages) * 10) / 10;
+          // Where the slowest first message spent its time: its workflow's opening events.
+          const slowest = sent
+            .filter((s) => s.first && logged.has(s.key))
+            .sort((a, b) => logged.get(b.key)! - b.scheduled - (logged.get(a.key)! - a.scheduled))[0];
+          if (slowest) {
+            const conv = sent.indexOf(slowest) % convs;
+            const id = conversationWorkflowId(orgIds[conv % scenario.orgs]!, `${tag}-c${conv}`);
+            result.slowestFirst = {
+              ms: Math.round(logged.get(slowest.key)! - slowest.scheduled),
+              ackMs: Math.round(slowest.ackMs ?? 0),
+              timeline: await openingTimeline(client, id, slowest.scheduled),
+            };
+          }
           const commits1 = await serverCommits();
           if (commits0 !== undefined && commits1 !== undefined) {
             result.serverCommitsPerMessage = Math.round(((commits1 - commits0) / summary.messages) * 10) / 10;
@@ -428,6 +466,9 @@ function printResult(r: LoadResult): void {
       r.historyEventsPerMessage !== undefined ? `${r.historyEventsPerMessage} history events/msg` : '',
       r.serverCommitsPerMessage !== undefined ? `${r.serverCommitsPerMessage} server commits/msg` : '',
       `${r.creatioCallsPerConversation} Creatio calls/conv`,
+      r.slowestFirst
+        ? `slowest first message ${r.slowestFirst.ms} ms (ack ${r.slowestFirst.ackMs} ms): ${r.slowestFirst.timeline}`
+        : '',
       `CPU ${Object.entries(r.cpuPercent)
         .map(([k, v]) => `${k} ${v}%`)
         .join(', ')}`,
