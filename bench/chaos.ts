@@ -5,12 +5,13 @@
  * from the bridge's own state. Loopback only; bounded in time (about 10 minutes).
  *
  * Faults: Creatio answering 5xx to 30 % of OData calls (half of the failed writes committed first),
- * 429 bursts with Retry-After, tokens expiring every 20 s, a 5-minute Creatio outage; OpenCX
+ * 3-second 429 windows with Retry-After every 45 s, tokens expiring every 20 s, a 5-minute Creatio outage; OpenCX
  * accepting a send and then failing; two kill -9 of the worker process; one Temporal restart; a
  * 30-second database outage. Prints a summary and writes bench/results/chaos-latest.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,8 @@ const SCALE = Number(process.env.CHAOS_TIME_SCALE ?? 1);
 const LOAD_SECONDS = 400 * SCALE;
 const CREATIO_OUTAGE_SECONDS = 300 * SCALE;
 const STORE_OUTAGE_SECONDS = 30 * SCALE;
+/** How long each throttling window lasts (every call answered 429 meanwhile). */
+const THROTTLE_SECONDS = 3;
 /** Longest wait for the backlog after the last fault before counting what is missing as lost. */
 const DRAIN_DEADLINE_MS = 240_000;
 const WEBHOOK_SECRET = `whsec_${randomBytes(24).toString('base64')}`;
@@ -48,6 +51,41 @@ interface Sent {
   conv: number;
   seq: number;
   ackedAt: number;
+}
+
+/**
+ * Ack → in Creatio, by when the message was accepted (windows of a tenth of the run): whether the
+ * lag is steady under the background faults or follows the named faults.
+ */
+function lagProfile(
+  sent: Sent[],
+  seenAt: Map<string, number>,
+  startedAt: number,
+  faults: Fault[],
+): { fromS: number; messages: number; p50S: number | null; maxS: number | null; faults: string }[] {
+  if (sent.length === 0) return [];
+  const end = Math.max(...sent.map((s) => s.ackedAt));
+  const width = Math.max(1, (end - startedAt) / 10);
+  const rows = [];
+  for (let w = 0; w < 10; w++) {
+    const from = startedAt + w * width;
+    const to = w === 9 ? end + 1 : from + width;
+    const lags = sent
+      .filter((s) => s.ackedAt >= from && s.ackedAt < to && seenAt.has(s.token))
+      .map((s) => (seenAt.get(s.token)! - s.ackedAt) / 1000)
+      .sort((a, b) => a - b);
+    rows.push({
+      fromS: Math.round((from - startedAt) / 1000),
+      messages: lags.length,
+      p50S: lags.length ? Math.round(lags[Math.floor(lags.length / 2)]! * 10) / 10 : null,
+      maxS: lags.length ? Math.round(lags[lags.length - 1]! * 10) / 10 : null,
+      faults: faults
+        .filter((f) => f.start < to && f.end >= from)
+        .map((f) => f.name)
+        .join(', '),
+    });
+  }
+  return rows;
 }
 
 interface Fault {
@@ -106,7 +144,13 @@ class BridgeProcess {
     return new Promise<void>((resolve, reject) => {
       let isReady = false;
       const timer = setTimeout(() => reject(new Error('did not start in 60 s')), 60_000);
+      // CHAOS_LOG_DIR: each process's log, appended to <dir>/<name>.log (kept across restarts).
+      const logTo = process.env.CHAOS_LOG_DIR
+        ? createWriteStream(path.join(process.env.CHAOS_LOG_DIR, `${this.name}.log`), { flags: 'a' })
+        : undefined;
+      child.once('exit', () => logTo?.end());
       child.stdout.on('data', (d: Buffer) => {
+        logTo?.write(d);
         if (!isReady && ready.test(d.toString())) {
           isReady = true;
           clearTimeout(timer);
@@ -276,10 +320,14 @@ async function main(): Promise<void> {
     }
     return found;
   };
+  /** When each message was first seen in Creatio (to the monitor's 500 ms). */
+  const seenAt = new Map<string, number>();
   let monitoring = true;
   const monitor = (async () => {
     while (monitoring) {
       const found = loggedTokens();
+      const now = Date.now();
+      for (const token of found.keys()) if (!seenAt.has(token)) seenAt.set(token, now);
       for (const f of faults) {
         if (recovery[f.name] !== undefined) continue;
         if (active.some((a) => a.start <= f.end)) continue;
@@ -434,11 +482,13 @@ async function main(): Promise<void> {
         await worker.ready();
       },
     ),
-    // Bursts of 429 with Retry-After, and OpenCX accepting a send and then failing.
+    // Creatio throttled for 3 s (every call answered 429, Retry-After the rest of the window, as a
+    // gateway or WAF throttles), and OpenCX accepting a send and then failing.
     (async () => {
       for (let s = 20; s < 460; s += 45) {
         await sleep(Math.max(0, tSec(s) - Date.now()));
-        for (const e of creatio) e.setFaults({ rateLimitBurst: 10 });
+        const until = Date.now() + Math.max(1_000, THROTTLE_SECONDS * SCALE * 1000);
+        for (const e of creatio) e.setFaults({ rateLimitUntil: until });
         opencx.faults = { ...opencx.faults, acceptThenFail: opencx.faults.acceptThenFail + 1 };
       }
     })(),
@@ -541,6 +591,7 @@ async function main(): Promise<void> {
     casesResolvedAfterClose: resolvedCount(),
     maxRecoveryMs: recoveries.includes(null) ? null : Math.max(...(recoveries as number[])),
     recoveryMs: recovery,
+    lagBySendTime: lagProfile(sent, seenAt, startedAt, faults),
   };
   // Where something is missing, what the bridge says about that conversation (for the operator).
   const missingConvs = [

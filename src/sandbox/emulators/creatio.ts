@@ -35,8 +35,16 @@ export interface CreatioFaults {
   errorStatus: 500 | 502 | 503;
   /** Fraction of OData writes applied and then answered with 500 (outcome unknown to the caller). */
   writeThenFailRate: number;
-  /** The next N OData requests are answered 429 with Retry-After. */
+  /**
+   * The next N OData requests are answered 429 with Retry-After, however long after it they come
+   * (a remote that does not keep its own Retry-After: each polite client probe meets the next one).
+   */
   rateLimitBurst: number;
+  /**
+   * Every OData request until this time (epoch ms; 0: none) is answered 429, with Retry-After the
+   * rest of the window in whole seconds: a gateway or WAF throttling for a while.
+   */
+  rateLimitUntil: number;
   retryAfterSec: number;
   /** A quota like a real instance's: OData requests over this many per second are answered 429. */
   maxPerSecond: number | null;
@@ -63,6 +71,7 @@ const DEFAULT_FAULTS: CreatioFaults = {
   errorStatus: 500,
   writeThenFailRate: 0,
   rateLimitBurst: 0,
+  rateLimitUntil: 0,
   retryAfterSec: 1,
   maxPerSecond: null,
   latencyMs: 0,
@@ -420,6 +429,16 @@ export class CreatioEmulator extends EventEmitter {
         return;
       }
       this.recent.push(now);
+    }
+    const throttledFor = f.rateLimitUntil - Date.now();
+    if (throttledFor > 0) {
+      this.rateLimited++;
+      res.writeHead(429, {
+        'retry-after': String(Math.ceil(throttledFor / 1000)),
+        'content-type': 'text/plain',
+      });
+      res.end('Too Many Requests');
+      return;
     }
     if (f.rateLimitBurst > 0) {
       f.rateLimitBurst--;
