@@ -156,7 +156,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
     return { id, existed };
   }
 
-  return {
+  const activities = {
     /** Creates the case of a conversation (at most once, ever) and records the case ⇄ session map. */
     async ensureCase(input: EnsureCaseInput): Promise<{ caseId: string; caseNumber: string | null }> {
       let progressed = false;
@@ -205,6 +205,26 @@ export function createCreatioActivities(orgs: OrgContexts) {
         },
         () => progressed,
       );
+    },
+
+    /**
+     * A new conversation's case and its first entries (the session link, the first messages) in
+     * one call: the first try of the message flow, so that opening a case costs one local activity
+     * rather than one per write. Entries are written in order under their deterministic ids (a
+     * duplicate id is found, not written twice); any failure fails the whole call, and the durable
+     * steps that follow look before they write.
+     */
+    async openCase(
+      input: EnsureCaseInput & { entries: LogEntry[] },
+    ): Promise<{ caseId: string; caseNumber: string | null; written: number }> {
+      const { entries, ...caseInput } = input;
+      const opened = await activities.ensureCase(caseInput);
+      return call(input.orgId, async () => {
+        const o = await orgs.creatio(input.orgId);
+        const at = { orgId: input.orgId, sessionId: input.sessionId, caseId: opened.caseId };
+        for (const e of entries) await writeEntry(o, at, e, false);
+        return { ...opened, written: entries.length };
+      });
     },
 
     /**
@@ -369,6 +389,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
       });
     },
   };
+  return activities;
 }
 
 export type CreatioActivities = ReturnType<typeof createCreatioActivities>;

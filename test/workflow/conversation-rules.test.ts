@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { resumeStepUpdate, stateQuery, type ConversationEvent } from '../../src/workflows/contract';
 import { createLogger } from '../../src/logger';
-import { installRuntime } from '../../src/worker';
+import { installRuntime, workflowBundle } from '../../src/worker';
 import { waitFor } from '../bridge-harness';
 import { FakePeers, message, runWithFakes, send } from './fake-peers';
 
@@ -46,6 +47,49 @@ describe('conversation workflow rules (activities faked)', () => {
       );
       await waitFor('30 written', () => peers.texts(`case-${s}`).length === 30);
       assert.deepEqual(peers.texts(`case-${s}`), texts);
+    });
+  });
+
+  it('a new conversation: its case, the session link and the first message in one first try', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [message('a', 'hello')]);
+      await waitFor('the first message written', () => peers.texts(`case-${s}`).length === 1);
+      assert.deepEqual(
+        peers.written.filter((w) => w.caseId === `case-${s}`).map((w) => w.key),
+        ['session_link', 'message:a'],
+      );
+      assert.deepEqual(Object.fromEntries(peers.calls), { openCase: 1 });
+      // A worker that meets this history again (restart, cache eviction, a query) replays it.
+      await send(env, tq, s, [message('b', 'again')]);
+      await waitFor('the second message written', () => peers.texts(`case-${s}`).length === 2);
+      const history = await env.client.workflow.getHandle(id).fetchHistory();
+      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+    });
+  });
+
+  it('a first try that opened the case and then failed: the durable steps write the rest, each once, in order', async () => {
+    const peers = new FakePeers();
+    peers.openCaseFailsAfter = 1; // the case and the session link are in; "one" failed
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const texts = ['one', 'two', 'three', 'four', 'five', 'six'];
+      await send(
+        env,
+        tq,
+        s,
+        texts.map((t) => message(t, t)),
+      );
+      await waitFor('all six written', () => peers.texts(`case-${s}`).length === 6);
+      assert.deepEqual(peers.texts(`case-${s}`), texts);
+      assert.equal(
+        peers.written.filter((w) => w.key === 'session_link' && w.caseId === `case-${s}`).length,
+        1,
+      );
+      assert.equal(peers.cases.size, 1);
+      assert.equal(peers.calls.get('openCase'), 1);
+      assert.equal(peers.calls.get('ensureCase'), 1, 'the durable step finds the case the first try made');
     });
   });
 
@@ -123,7 +167,12 @@ describe('conversation workflow rules (activities faked)', () => {
       assert.equal(st.caseId, `case-${s}`);
       assert.equal(st.messages.received, 26);
       assert.equal(st.messages.logged, 26);
-      assert.equal(peers.calls.get('ensureCase'), 1, 'the case is made once, by the first run');
+      assert.equal(
+        (peers.calls.get('ensureCase') ?? 0) + (peers.calls.get('openCase') ?? 0),
+        1,
+        'the case is made once, by the first run',
+      );
+      assert.equal(peers.calls.get('openCase'), 1, 'with its first messages, in one first try');
     });
   });
 });

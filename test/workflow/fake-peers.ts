@@ -16,6 +16,7 @@ import type {
 } from '../../src/activities';
 import { workflowBundle } from '../../src/worker';
 import {
+  CONVERSATION_FLOW_VERSION,
   conversationEventSignal,
   conversationWorkflowId,
   type ConversationEvent,
@@ -36,6 +37,8 @@ export class FakePeers {
   /** Calls per activity name (first tries and durable tries alike). */
   readonly calls = new Map<string, number>();
   handoffOnly = false;
+  /** A first try that opens a case writes this many of its entries, then fails (as a 5xx would). */
+  openCaseFailsAfter: number | null = null;
   /** Messages whose text this returns true for are refused, as a Creatio 403 would be. */
   refuse: ((text: string) => boolean) | null = null;
 
@@ -70,6 +73,19 @@ export class FakePeers {
         if (!this.cases.has(caseId))
           this.cases.set(caseId, { sessionId: input.sessionId, description: input.description });
         return { caseId, caseNumber: `CS-${this.cases.size}` };
+      },
+      openCase: async (input: { sessionId: string; description: string; entries: LogEntry[] }) => {
+        this.count('openCase');
+        const caseId = `case-${input.sessionId}`;
+        if (!this.cases.has(caseId))
+          this.cases.set(caseId, { sessionId: input.sessionId, description: input.description });
+        for (const [i, e] of input.entries.entries()) {
+          if (i === this.openCaseFailsAfter) {
+            throw ApplicationFailure.retryable('Creatio answered 503', 'CreatioServerError');
+          }
+          this.write(caseId, e);
+        }
+        return { caseId, caseNumber: `CS-${this.cases.size}`, written: input.entries.length };
       },
       logEntry: async (input: { caseId: string; entry: LogEntry }) => {
         this.count('logEntry');
@@ -188,6 +204,7 @@ export function options(taskQueue: string, o: Partial<ConversationOptions> = {})
     maxHistoryEvents: 10_000,
     idleTimeout: '1h',
     aiFieldsDeadline: '5s',
+    flowVersion: CONVERSATION_FLOW_VERSION,
     ...o,
   };
 }

@@ -63,9 +63,18 @@ export async function logEntry(c: Conversation, entry: LogEntry): Promise<void> 
   );
 }
 
-/** Creates the case (at most once, ever), then its first activity: the link to the session. */
-export async function createCase(c: Conversation, description: string, registeredOn: string): Promise<void> {
-  const { state } = c.run;
+/**
+ * Creates the case (at most once, ever), then its first activity: the link to the session.
+ * `withQueued`: the first try also writes the first queued messages, in the same local activity
+ * (a new conversation's first message costs one Creatio first try, not three).
+ */
+export async function createCase(
+  c: Conversation,
+  description: string,
+  registeredOn: string,
+  withQueued = false,
+): Promise<void> {
+  const { state, unlogged } = c.run;
   const input = {
     orgId: c.orgId,
     sessionId: c.sessionId,
@@ -74,19 +83,33 @@ export async function createCase(c: Conversation, description: string, registere
     description,
     registeredOn,
   };
-  const created =
-    (await firstTry(c, (p) => p.ensureCase(input))) ??
-    (await c.steps.run('create case', () => c.peers.creatio.ensureCase(input)));
-  state.caseId = created.caseId;
-  state.caseNumber = created.caseNumber;
-  upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.CreatioCaseId, value: created.caseId }]);
-  upsertMemo({ caseId: created.caseId, caseNumber: created.caseNumber });
-  await logEntry(c, {
+  const link: LogEntry = {
     kind: 'session_link',
     contact: state.contact,
     channel: state.channel ?? 'web',
     timestamp: registeredOn,
-  });
+  };
+  const opened = (created: { caseId: string; caseNumber: string | null }) => {
+    state.caseId = created.caseId;
+    state.caseNumber = created.caseNumber;
+    upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.CreatioCaseId, value: created.caseId }]);
+    upsertMemo({ caseId: created.caseId, caseNumber: created.caseNumber });
+  };
+  if (withQueued && (c.options.flowVersion ?? 1) >= 2) {
+    const queued = unlogged.slice(0, FIRST_TRY_BATCH - 1);
+    const created = await firstTry(c, (p) => p.openCase({ ...input, entries: [link, ...queued] }));
+    if (created !== undefined) {
+      opened(created);
+      unlogged.splice(0, queued.length);
+      state.messages.logged += queued.filter((e) => e.kind === 'message').length;
+      return;
+    }
+  }
+  opened(
+    (await firstTry(c, (p) => p.ensureCase(input))) ??
+      (await c.steps.run('create case', () => c.peers.creatio.ensureCase(input))),
+  );
+  await logEntry(c, link);
 }
 
 /**
@@ -186,7 +209,7 @@ export async function onMessage(c: Conversation, m: MessageEntry): Promise<void>
     }
     const firstCustomer = run.unlogged.find((e) => e.kind === 'message' && e.author === 'customer');
     if (!firstCustomer && run.state.mode === 'every_conversation') return;
-    await createCase(c, IN_PROGRESS_DESCRIPTION, (firstCustomer ?? run.unlogged[0]!).timestamp);
+    await createCase(c, IN_PROGRESS_DESCRIPTION, (firstCustomer ?? run.unlogged[0]!).timestamp, true);
   }
   await drain(c);
 }

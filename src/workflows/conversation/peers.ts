@@ -44,7 +44,7 @@ export function peers(orgId: string, options: ConversationOptions) {
     ),
     /** The first try of a short write, in this worker (see creatioFirstTryOptions). */
     creatioFirstTry:
-      proxyLocalActivities<Pick<CreatioActivities, 'ensureCase' | 'logEntry' | 'logEntries'>>(
+      proxyLocalActivities<Pick<CreatioActivities, 'ensureCase' | 'openCase' | 'logEntry' | 'logEntries'>>(
         creatioFirstTryOptions,
       ),
     ai: proxyActivities<AiFieldsActivities>(
