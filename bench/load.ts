@@ -92,6 +92,8 @@ export interface LoadResult {
 async function openingTimeline(client: Client, workflowId: string, sentAt: number): Promise<string> {
   const origin = performance.timeOrigin + sentAt;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+  if (started?.continuedExecutionRunId) return '(a later run of the conversation: not its opening)';
   const parts: string[] = [];
   for (const e of history.events ?? []) {
     const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
