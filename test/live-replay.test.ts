@@ -3,9 +3,9 @@
  * with the Creatio processes calling back and the state read (queried) meanwhile, as the console
  * and diagnose do. Queries and callbacks can split a workflow task between a local activity's
  * result and the commands after it; a branch decided there by patched() replayed differently
- * (nondeterminism on a finished conversation's query), which the flow version in the workflow's
- * input avoids (docs/decisions/0016-replay-and-patching.md). The recorded corpus covers the
- * other direction: histories of earlier code against this code.
+ * (nondeterminism on a finished conversation's query), so every patch is asked at the run's start
+ * (docs/decisions/0016-replay-and-patching.md). The recorded corpus covers the other direction:
+ * histories of earlier code against this code.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

@@ -21,7 +21,6 @@ import {
   resumeStepUpdate,
   skipStepUpdate,
   STEP_NOT_SKIPPABLE,
-  CONVERSATION_FLOW_VERSION,
   type ConversationEvent,
   type ConversationOptions,
 } from '../workflows/contract';
@@ -103,15 +102,7 @@ export async function deliverEvent(
         c.client.workflow.signalWithStart('conversationWorkflow', {
           workflowId,
           taskQueue: c.taskQueue,
-          args: [
-            {
-              orgId,
-              sessionId,
-              // A new conversation runs the current flow; a running one keeps the one it began with.
-              options: { ...c.options, flowVersion: CONVERSATION_FLOW_VERSION },
-              ...(resumed && { resumed: true }),
-            },
-          ],
+          args: [{ orgId, sessionId, options: c.options, ...(resumed && { resumed: true }) }],
           signal: conversationEventSignal,
           signalArgs: [event],
           // The first start of a conversation: a finished one is resumed explicitly below.

@@ -217,20 +217,7 @@ export interface ConversationOptions {
   processCallGrace?: Duration;
   /** Longest single OpenCX call attempt; a worker that died mid-send is retried after this. */
   opencxAttemptTimeout?: Duration;
-  /**
-   * The version of the workflow's command sequence this conversation started under (absent: 1).
-   * New conversations get CONVERSATION_FLOW_VERSION; a conversation keeps its own across
-   * continue-as-new, so a replay always takes the branch its history was written with
-   * (docs/decisions/0016-replay-and-patching.md).
-   */
-  flowVersion?: number;
 }
-
-/**
- * 2: a new conversation's case, its session link and its first messages are written by one first
- * try (openCase) instead of three.
- */
-export const CONVERSATION_FLOW_VERSION = 2;
 
 export const REPLY_DEFAULTS = {
   replyCheckEvery: '2 minutes',

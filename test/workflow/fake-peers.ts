@@ -16,7 +16,6 @@ import type {
 } from '../../src/activities';
 import { workflowBundle } from '../../src/worker';
 import {
-  CONVERSATION_FLOW_VERSION,
   conversationEventSignal,
   conversationWorkflowId,
   type ConversationEvent,
@@ -204,7 +203,6 @@ export function options(taskQueue: string, o: Partial<ConversationOptions> = {})
     maxHistoryEvents: 10_000,
     idleTimeout: '1h',
     aiFieldsDeadline: '5s',
-    flowVersion: CONVERSATION_FLOW_VERSION,
     ...o,
   };
 }

@@ -12,4 +12,9 @@ export interface Conversation {
   steps: Steps;
   peers: Peers;
   timings: Timings;
+  /**
+   * Which command sequences this run takes, decided by patched() at its very start, before any
+   * other command (docs/decisions/0016-replay-and-patching.md).
+   */
+  flow: { oneTryCaseOpening: boolean };
 }

@@ -7,6 +7,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -32,6 +33,9 @@ import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
+  // Every patch of the run is asked here, in its first activation and before any command: a
+  // patched() asked after a local activity can fall in another workflow task on replay (0016).
+  const flow = { oneTryCaseOpening: patched('open-case-in-one-try') };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
   // State first; handlers after it, so buffered signals always find it initialised.
@@ -65,7 +69,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       }
     },
   });
-  const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings };
+  const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings, flow };
 
   setHandler(stateQuery, () => run.view());
   setHandler(conversationEventSignal, (event) => run.accept(event));

@@ -95,7 +95,7 @@ export async function createCase(
     upsertSearchAttributes([{ key: SEARCH_ATTRIBUTE_KEYS.CreatioCaseId, value: created.caseId }]);
     upsertMemo({ caseId: created.caseId, caseNumber: created.caseNumber });
   };
-  if (withQueued && (c.options.flowVersion ?? 1) >= 2) {
+  if (withQueued && c.flow.oneTryCaseOpening) {
     const queued = unlogged.slice(0, FIRST_TRY_BATCH - 1);
     const created = await firstTry(c, (p) => p.openCase({ ...input, entries: [link, ...queued] }));
     if (created !== undefined) {
