@@ -131,6 +131,15 @@ describe('Creatio client against the emulator', () => {
     assert.equal(limited.retryAfterMs, 7_000);
     assert.equal(limited.retryable, true);
 
+    // A throttling window: every call 429 with Retry-After the rest of it, then answered again.
+    emu.setFaults({ rateLimitUntil: Date.now() + 1_500 });
+    const throttled = await c.listCaseStatuses().catch((e: unknown) => e);
+    assert.ok(throttled instanceof CreatioError && throttled.kind === 'rate_limited');
+    assert.equal(throttled.retryAfterMs, 2_000);
+    await new Promise((r) => setTimeout(r, 1_600));
+    assert.ok((await c.listCaseStatuses()).length > 0);
+    emu.setFaults({ rateLimitUntil: 0 });
+
     emu.setFaults({ errorRate: 1, errorStatus: 502 });
     assert.equal(await kindOf(c.listCaseStatuses()), 'transient');
     emu.setFaults({ errorRate: 0, outage: 'reset' });

@@ -369,6 +369,12 @@ export class CreatioEmulator extends EventEmitter {
     );
   }
 
+  /** A 429 with Retry-After in whole seconds. */
+  private tooManyRequests(res: ServerResponse, retryAfterSec: number): void {
+    res.writeHead(429, { 'retry-after': String(retryAfterSec), 'content-type': 'text/plain' });
+    res.end('Too Many Requests');
+  }
+
   private token(req: IncomingMessage, res: ServerResponse, body: string): void {
     this.bump('token');
     const ct = req.headers['content-type'] ?? '';
@@ -424,8 +430,7 @@ export class CreatioEmulator extends EventEmitter {
       this.recent = this.recent.filter((t) => now - t < 1_000);
       if (this.recent.length >= f.maxPerSecond) {
         this.rateLimited++;
-        res.writeHead(429, { 'retry-after': String(f.retryAfterSec), 'content-type': 'text/plain' });
-        res.end('Too Many Requests');
+        this.tooManyRequests(res, f.retryAfterSec);
         return;
       }
       this.recent.push(now);
@@ -433,17 +438,12 @@ export class CreatioEmulator extends EventEmitter {
     const throttledFor = f.rateLimitUntil - Date.now();
     if (throttledFor > 0) {
       this.rateLimited++;
-      res.writeHead(429, {
-        'retry-after': String(Math.ceil(throttledFor / 1000)),
-        'content-type': 'text/plain',
-      });
-      res.end('Too Many Requests');
+      this.tooManyRequests(res, Math.ceil(throttledFor / 1000));
       return;
     }
     if (f.rateLimitBurst > 0) {
       f.rateLimitBurst--;
-      res.writeHead(429, { 'retry-after': String(f.retryAfterSec), 'content-type': 'text/plain' });
-      res.end('Too Many Requests');
+      this.tooManyRequests(res, f.retryAfterSec);
       return;
     }
     if (f.errorRate > 0 && this.random() < f.errorRate) {
