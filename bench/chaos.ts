@@ -395,13 +395,10 @@ async function main(): Promise<void> {
       const kase = caseOf(c);
       if (!kase) continue;
       const text = `chaos-reply:${c}:${round}`;
-      creatio[s.orgIndex]!.insert('Activity', {
-        CaseId: kase.Id,
-        Title: `Re: ${text}`,
-        Body: `<p>${text}</p>`,
-        TypeId: IDS.activityType.Email,
-        MessageTypeId: IDS.messageType.Outgoing,
-        OwnerId: IDS.contact.Supervisor,
+      creatio[s.orgIndex]!.agentEmail(kase.Id, {
+        title: `Re: ${text}`,
+        body: `<p>${text}</p>`,
+        ownerId: IDS.contact.Supervisor,
       });
       replies.push({ conv: c, text });
       await sleep(200);

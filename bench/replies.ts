@@ -39,6 +39,8 @@ export async function replyBench(): Promise<Stat[]> {
       await Promise.all(
         Array.from({ length: N }, async (_, c) => {
           const s = `bench-reply-${bridgeActivities}-${c}`;
+          // The customer's address: an agent's email is a reply only when addressed to it.
+          await bridge.send(orgId, 'conversation.started', ev.started(s));
           await bridge.send(
             orgId,
             'conversation.contact_response',
@@ -65,13 +67,10 @@ export async function replyBench(): Promise<Stat[]> {
         for (const { s, caseId } of cases) {
           const text = `${s} reply ${r}`;
           sentAt.set(text, performance.now());
-          bridge.emu.insert('Activity', {
-            CaseId: caseId,
-            Title: 'Re: your parcel',
-            Body: `<p>${text}</p>`,
-            TypeId: IDS.activityType.Email,
-            MessageTypeId: IDS.messageType.Outgoing,
-            OwnerId: IDS.contact.Supervisor,
+          bridge.emu.agentEmail(caseId, {
+            title: 'Re: your parcel',
+            body: `<p>${text}</p>`,
+            ownerId: IDS.contact.Supervisor,
           });
           await new Promise((res) => setTimeout(res, PACE_MS));
           for (const m of bridge.opencx.sent.slice(seen)) {

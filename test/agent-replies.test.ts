@@ -44,14 +44,11 @@ async function conversation(
 }
 
 function outgoingEmail(bridge: Bridge, caseId: string, text: string, extra: Record<string, unknown> = {}) {
-  return bridge.emu.insert('Activity', {
-    CaseId: caseId,
-    Title: `Re: ${text.slice(0, 30)}`,
-    Body: `<p>${text}</p>`,
-    TypeId: IDS.activityType.Email,
-    MessageTypeId: IDS.messageType.Outgoing,
-    OwnerId: IDS.contact.Supervisor,
-    ...extra,
+  return bridge.emu.agentEmail(caseId, {
+    title: `Re: ${text.slice(0, 30)}`,
+    body: `<p>${text}</p>`,
+    ownerId: IDS.contact.Supervisor,
+    extra,
   });
 }
 
@@ -120,7 +117,7 @@ describe('agent replies: what is sent, at any case size (real Temporal, both emu
       OwnerId: IDS.contact.Supervisor,
     });
     outgoingEmail(bridge, caseId, 'Customer wrote back by email', {
-      MessageTypeId: IDS.messageType.Incoming,
+      MessageTypeId: IDS.emailType.Incoming,
     });
     outgoingEmail(bridge, caseId, 'Your case SR0001 was registered (automatic notification)', {
       IsAutoSubmitted: true,

@@ -80,7 +80,8 @@ describe('AI fields at handoff (real Temporal, Creatio and LLM emulators)', () =
       'UsrProductName',
       'UsrUrgent',
     ]);
-    assert.deepEqual(sent.schema.properties.PriorityId!.enum, ['Low', 'Medium', 'High', null]);
+    // In the order the description lists them (OData promises no row order).
+    assert.deepEqual(sent.schema.properties.PriorityId!.enum, ['High', 'Medium', 'Low', null]);
     assert.match(sent.messages.at(-1)!.content, /X200 router is down/);
   });
 

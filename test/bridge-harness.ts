@@ -46,6 +46,8 @@ export interface BridgeOptions {
   proxyStore?: boolean;
   /** How the workers are made (a test wraps Worker.create to make one fail). */
   createWorker?: WorkerOptions['createWorker'];
+  /** Where the Creatio emulator serves OData (`/odata`: Creatio on .NET Core). */
+  odataPath?: '/0/odata' | '/odata';
 }
 
 /** Worker settings of the test bridge, shared by in-process workers and worker child processes. */
@@ -125,7 +127,7 @@ export class Bridge {
   }
 
   async start(): Promise<this> {
-    this.emu = await startCreatioEmulator();
+    this.emu = await startCreatioEmulator(0, this.opts.odataPath ? { odataPath: this.opts.odataPath } : {});
     this.opencx = await startOpenCXEmulator();
     this.storeConfig = await newTestStoreConfig(this.opts.store ?? 'postgres');
     if (this.opts.proxyStore && this.storeConfig.databaseUrl) {

@@ -35,13 +35,10 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
   }
 
   const agentEmail = (caseId: string, text: string) =>
-    bridge.emu.insert('Activity', {
-      CaseId: caseId,
-      Title: `Re: ${text.slice(0, 20)}`,
-      Body: `<p>${text}</p>`,
-      TypeId: IDS.activityType.Email,
-      MessageTypeId: IDS.messageType.Outgoing,
-      OwnerId: IDS.contact.Supervisor,
+    bridge.emu.agentEmail(caseId, {
+      title: `Re: ${text.slice(0, 20)}`,
+      body: `<p>${text}</p>`,
+      ownerId: IDS.contact.Supervisor,
     });
 
   it("an agent reply added in Creatio reaches the customer exactly once; the bridge's own activities never do", async () => {
@@ -94,19 +91,14 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
     const auto = (set: string, row: Record<string, unknown>) => {
       if (set === 'Case' && String(row.Subject).includes(`(session ${s})`)) {
         bridge.emu.off('added', auto);
-        bridge.emu.insert('Activity', {
-          CaseId: row.Id,
-          Title: 'Welcome',
-          Body: 'We got your request.',
-          TypeId: IDS.activityType.Email,
-          MessageTypeId: IDS.messageType.Outgoing,
-        });
+        bridge.emu.agentEmail(String(row.Id), { title: 'Welcome', body: 'We got your request.' });
       }
     };
     bridge.emu.on('added', auto);
     // Creatio answers the case POST slowly: the process's call arrives before the answer does.
     bridge.emu.setFaults({ afterWriteLatencyMs: 1_000 });
     try {
+      await bridge.send(orgId, 'conversation.started', ev.started(s));
       await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'Hi'));
       const sent = await waitFor('delivery', () => bridge.opencx.messagesFor(s)[0], 15_000);
       assert.equal(sent.text, 'We got your request.');
@@ -212,20 +204,8 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
       });
     try {
       // The records exist in Creatio's database; its API is what is down.
-      const a = bridge.emu.insert('Activity', {
-        CaseId: caseId,
-        Title: 'r1',
-        Body: 'first',
-        TypeId: IDS.activityType.Email,
-        MessageTypeId: IDS.messageType.Outgoing,
-      });
-      bridge.emu.insert('Activity', {
-        CaseId: caseId,
-        Title: 'r2',
-        Body: 'second',
-        TypeId: IDS.activityType.Email,
-        MessageTypeId: IDS.messageType.Outgoing,
-      });
+      const a = bridge.emu.agentEmail(caseId, { title: 'r1', body: 'first' });
+      bridge.emu.agentEmail(caseId, { title: 'r2', body: 'second' });
       assert.equal((await post({ event_type: 'new_activity', caseId, activityId: a.Id })).status, 202);
       bridge.emu.tables.get('Case')!.get(caseId)!.StatusId = IDS.caseStatus.Closed;
       assert.equal((await post({ event_type: 'case_closed', caseId })).status, 202);

@@ -72,13 +72,11 @@ describe('diagnose: the troubleshooting page, scenario by scenario (real Tempora
   }
 
   const reply = (caseId: string, type: string = IDS.activityType.Email) =>
-    bridge.emu.insert('Activity', {
-      CaseId: caseId,
-      Title: 'Re: order',
-      Body: '<p>It ships today.</p>',
-      TypeId: type,
-      MessageTypeId: IDS.messageType.Outgoing,
-      OwnerId: IDS.contact.Supervisor,
+    bridge.emu.agentEmail(caseId, {
+      title: 'Re: order',
+      body: '<p>It ships today.</p>',
+      ownerId: IDS.contact.Supervisor,
+      extra: { TypeId: type },
     });
 
   it('all is well: handoff, an agent reply delivered through the process, the case resolved → no findings', async () => {

@@ -9,7 +9,8 @@
  * - end to end: everything else (real workers, emulators, store).
  */
 import { spawn } from 'node:child_process';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Client } from 'pg';
 import { createLogger } from '../src/logger';
@@ -47,6 +48,12 @@ const UNIT = [
   'openapi.test.ts',
   'logger.test.ts',
   'creatio-client.test.ts',
+  'creatio-conformance.test.ts',
+  'opencx-events.test.ts',
+  'opencx-client.test.ts',
+  'opencx-emulator.test.ts',
+  'opencx-webhook.test.ts',
+  'opencx-rejected-events.test.ts',
   'store.test.ts',
   'activities/',
   'replay/',
@@ -85,10 +92,14 @@ async function main(): Promise<number> {
       'test Temporal server ready',
     );
   }
+  // Every OData request any test's Creatio emulator receives is checked against Creatio's own
+  // configuration (src/sandbox/emulators/creatio-conformance.ts); what fails is written here.
+  const conformanceLog = path.join(await mkdtemp(path.join(tmpdir(), 'creatio-conformance-')), 'log.jsonl');
   const env = {
     ...process.env,
     ...(temporal && { TEMPORAL_ADDRESS: temporal.address }),
     TEST_DATABASE_URL: databaseUrl,
+    CREATIO_CONFORMANCE_LOG: conformanceLog,
   };
   const child = spawn(
     process.execPath,
@@ -106,6 +117,14 @@ async function main(): Promise<number> {
   process.once('SIGINT', forward).once('SIGTERM', forward);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   await temporal?.stop();
+  const unknown = await readFile(conformanceLog, 'utf8').catch(() => '');
+  if (unknown.trim()) {
+    const lines = [...new Set(unknown.trim().split('\n'))];
+    console.error(
+      `\nCreatio conformance: ${lines.length} request(s) name what Creatio's configuration does not have:\n${lines.join('\n')}`,
+    );
+    return code || 1;
+  }
   return code;
 }
 

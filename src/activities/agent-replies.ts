@@ -10,6 +10,7 @@ import { CreatioError } from '../creatio/errors';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';
 import type { OpenCXClient, OutgoingAttachment } from '../opencx/client';
 import type { OrgSettings } from '../settings/schema';
+import { CREATIO_IDS } from '../creatio/model';
 import { BRIDGE_MARKER } from './format';
 
 /** What reply reading needs of the organization: its settings, its Creatio client, cached lookups. */
@@ -65,70 +66,154 @@ const PAGE_SIZE = 100;
 const MAX_PAGE_TEXT_CHARS = 256_000;
 const MAX_REPLY_TEXT_CHARS = 20_000;
 
-/** Out-of-the-box ids, used when a tenant's lookup cannot be found by name. */
+/** Out-of-the-box ids (src/creatio/model.ts), used when a tenant's lookup cannot be found by name. */
 const KNOWN_IDS: Record<string, Record<string, string>> = {
-  ActivityType: {
-    Email: 'e2831dec-cfc0-df11-b00f-001d60e938c6',
-    Task: 'fbe0acdc-cfc0-df11-b00f-001d60e938c6',
-    Call: 'e1831dec-cfc0-df11-b00f-001d60e938c6',
-  },
-  MessageType: {
-    Incoming: '7f9d1f86-f36b-1410-068c-20cf30b39373',
-    Outgoing: '7f6d3f94-f36b-1410-068c-20cf30b39373',
-  },
+  ActivityType: CREATIO_IDS.activityType,
 };
 
-const idOf = async (o: OrgContext, set: string, name: string) =>
-  (await o.lookup(set, name)) ?? KNOWN_IDS[set]?.[name];
+/**
+ * The Id of a lookup row by name, else its out-of-the-box id. A lookup that fails for a reason
+ * retrying cannot fix (the entity set or column is missing) falls back too; others are thrown.
+ */
+const idOf = async (o: OrgContext, set: string, name: string): Promise<string | undefined> => {
+  try {
+    return (await o.lookup(set, name)) ?? KNOWN_IDS[set]?.[name];
+  } catch (err) {
+    const known = KNOWN_IDS[set]?.[name];
+    if (known && err instanceof CreatioError && !err.retryable) return known;
+    throw err;
+  }
+};
 
-/** Text of an activity body for the customer: tags removed, entities decoded, whitespace tidied. */
-export function plainText(html: string): string {
-  return html
-    .replace(/<br\s*\/?>/gi, '\n')
-    .replace(/<\/(p|div|li)>/gi, '\n')
-    .replace(/<[^>]+>/g, '')
-    .replace(/&nbsp;/g, ' ')
-    .replace(/&lt;/g, '<')
-    .replace(/&gt;/g, '>')
-    .replace(/&quot;/g, '"')
-    .replace(/&#39;/g, "'")
-    .replace(/&amp;/g, '&')
-    .replace(/[ \t]+\n/g, '\n')
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
+/**
+ * Text of an activity body for the customer: tags removed, entities decoded, whitespace tidied.
+ * One pass over the input, capped first: a hostile body costs time in proportion to its size.
+ */
+export function plainText(html: string, maxChars = 1_000_000): string {
+  const src = html.length > maxChars ? html.slice(0, maxChars) : html;
+  const parts: string[] = [];
+  const n = src.length;
+  // The next '<' and '&' at or after i, each found again only once i has passed it: every
+  // character is looked at a bounded number of times, whatever the input.
+  let nextLt = src.indexOf('<');
+  let nextAmp = src.indexOf('&');
+  let from = 0; // start of the text not yet copied
+  let i = 0;
+  for (;;) {
+    if (nextLt !== -1 && nextLt < i) nextLt = src.indexOf('<', i);
+    if (nextAmp !== -1 && nextAmp < i) nextAmp = src.indexOf('&', i);
+    const at = Math.min(nextLt === -1 ? n : nextLt, nextAmp === -1 ? n : nextAmp);
+    if (at >= n) break;
+    if (at === nextLt) {
+      const close = src.indexOf('>', at + 1);
+      if (close < 0) break; // an unclosed '<' is text
+      parts.push(src.slice(from, at));
+      const tag = src.slice(at + 1, Math.min(close, at + 12)).toLowerCase();
+      if (/^br(?:[\s/]|$)/.test(tag) || /^\/(p|div|li)\b/.test(tag)) parts.push('\n');
+      i = from = close + 1;
+      continue;
+    }
+    const near = src.slice(at, at + 9);
+    const semi = near.indexOf(';');
+    const decoded = semi > 0 ? ENTITIES[near.slice(0, semi + 1)] : undefined;
+    if (decoded === undefined) {
+      i = at + 1; // a bare '&' is text
+      continue;
+    }
+    parts.push(src.slice(from, at), decoded);
+    i = from = at + semi + 1;
+  }
+  parts.push(src.slice(from));
+  return tidy(parts.join(''));
+}
+
+const ENTITIES: Record<string, string> = {
+  '&nbsp;': ' ',
+  '&lt;': '<',
+  '&gt;': '>',
+  '&quot;': '"',
+  '&#39;': "'",
+  '&amp;': '&',
+};
+
+/** Trailing blanks off every line, at most one empty line in a row, trimmed: one pass. */
+function tidy(text: string): string {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let empty = 0;
+  for (const raw of lines) {
+    let end = raw.length;
+    while (end > 0 && (raw.charCodeAt(end - 1) === 32 || raw.charCodeAt(end - 1) === 9)) end--;
+    const line = end === raw.length ? raw : raw.slice(0, end);
+    if (line === '') {
+      empty++;
+      if (empty > 1) continue;
+    } else empty = 0;
+    out.push(line);
+  }
+  return out.join('\n').trim();
+}
+
+/** What Creatio's own mail carries (reference/creatio-api.md §3: HeaderProperties). */
+const AUTO_SUBMITTED = /"?auto-submitted"?\s*[:,]\s*(?:"?value"?\s*:\s*)?"?(?!no\b)[a-z-]+/i;
+const EMAIL_ADDRESS = /[^\s<>;,"'()]+@[^\s<>;,"'()]+/g;
+
+/** The addresses of a Creatio recipient list (`"Name" <a@b.c>; d@e.f`), lower-case. */
+export function addressesOf(list: string | null | undefined): string[] {
+  return [...String(list ?? '').matchAll(EMAIL_ADDRESS)].map((m) => m[0].toLowerCase());
+}
+
+/** The columns and rules of one organization's reply read; see replyQuery(). */
+export interface ReplyQuery {
+  filter: string;
+  select: string[];
+  /** Why a row that passed the filter is still not a reply to the customer (null: it is one). */
+  reject(row: Record<string, unknown>): string | null;
 }
 
 /**
- * The OData filter of agent replies on a case (DESIGN.md §8): the listed types (an Email only when
- * outgoing), never the bridge's own activities, never incoming mail, never Creatio's automatic mail.
- * Columns a tenant lacks are left out of the filter rather than failing every read.
+ * Which activities of a case are agent replies (DESIGN.md §8), as an OData filter plus the checks
+ * OData cannot express. An Email is a reply only when it is outgoing (EmailType Outgoing), sent
+ * (EmailSendStatus Sent: a draft is "Not sent"), not Creatio's own automatic mail (the
+ * `Auto-Submitted` header, or IsAutoSubmitted), and addressed (To) to the case's contact and no one
+ * else. Other activity types are replies only when the admin lists them. The bridge's own
+ * activities never are. Columns a tenant lacks are left out of the filter rather than failing
+ * every read. `contactEmail`: the case's contact's address (null: the customer has none).
  */
-export async function replyFilter(
+export async function replyQuery(
   o: OrgContext,
   caseId: string,
   since: string | null,
   activity: { has(column: string): boolean } | undefined,
-): Promise<string | undefined> {
+  contactEmail: string | null,
+): Promise<ReplyQuery | undefined> {
   const f = o.settings.agentReplyFilter;
   const has = (column: string) => activity?.has(column) ?? false;
-  const outgoing = await idOf(o, 'MessageType', 'Outgoing');
-  const incoming = await idOf(o, 'MessageType', 'Incoming');
+  const { Outgoing: outgoing, Incoming: incoming } = CREATIO_IDS.emailType;
+  const sent = CREATIO_IDS.emailSendStatus.Sent;
   const types: string[] = [];
+  let emailType: string | undefined;
   for (const name of f.activityTypes) {
     const id = await idOf(o, 'ActivityType', name);
     if (!id) continue;
-    types.push(
-      name === 'Email' && has('MessageTypeId')
-        ? `(TypeId eq ${id} and MessageTypeId eq ${outgoing})`
-        : `TypeId eq ${id}`,
-    );
+    if (name !== 'Email') {
+      types.push(`TypeId eq ${id}`);
+      continue;
+    }
+    emailType = id;
+    const email = [`TypeId eq ${id}`];
+    if (has('MessageTypeId')) email.push(`MessageTypeId eq ${outgoing}`);
+    if (has('EmailSendStatusId')) email.push(`EmailSendStatusId eq ${sent}`);
+    types.push(`(${email.join(' and ')})`);
   }
   if (types.length === 0) return undefined;
-  const categories = (
-    await Promise.all(f.activityCategories.map((n) => o.lookup('ActivityCategory', n)))
-  ).filter((id): id is string => Boolean(id));
+  const categories: string[] = [];
+  for (const n of f.activityCategories) {
+    const id = await o.lookup('ActivityCategory', n);
+    if (id) categories.push(id);
+  }
   if (f.activityCategories.length > 0 && categories.length === 0) return undefined;
-  return [
+  const filter = [
     `CaseId eq ${caseId}`,
     `(${types.join(' or ')})`,
     `not startswith(Title,${odataString(BRIDGE_MARKER)})`,
@@ -139,6 +224,37 @@ export async function replyFilter(
       : []),
     ...(since ? [`CreatedOn ge ${since}`] : []),
   ].join(' and ');
+  const select = ['Id', 'TypeId', 'Title', 'Body', 'OwnerId', 'CreatedOn'];
+  for (const c of ['Notes', 'DetailedResult', 'HeaderProperties', 'Recepient']) if (has(c)) select.push(c);
+  const customer = contactEmail?.trim().toLowerCase() || null;
+  return {
+    filter,
+    select,
+    reject(row) {
+      if (!emailType || String(row.TypeId).toLowerCase() !== emailType.toLowerCase()) return null;
+      if (typeof row.HeaderProperties === 'string' && AUTO_SUBMITTED.test(row.HeaderProperties)) {
+        return 'automatic mail (Auto-Submitted)';
+      }
+      if (!has('Recepient')) return null;
+      const to = addressesOf(row.Recepient as string | null);
+      if (!customer) return 'an email, and the customer has no email address';
+      if (to.length === 0) return 'an email with no recipient';
+      const others = to.filter((a) => a !== customer);
+      return others.length > 0 ? 'addressed to someone other than the customer' : null;
+    },
+  };
+}
+
+/** The email address of the case's contact (null when the case has none, or it has no address). */
+export async function caseContactEmail(client: CreatioClient, caseId: string): Promise<string | null> {
+  const c = await client.getCase<Entity & { ContactId?: string | null }>(caseId, ['Id', 'ContactId']);
+  const contactId = c?.ContactId;
+  if (!contactId || /^0{8}-/.test(contactId)) return null;
+  const contact = await client.find<Entity & { Email?: string | null }>('Contact', contactId, [
+    'Id',
+    'Email',
+  ]);
+  return contact?.Email?.trim() || null;
 }
 
 type ActivityRow = Entity & Record<string, string | boolean | null>;
@@ -154,10 +270,15 @@ export async function fetchReplies(
 ): Promise<ReplyPage> {
   const from = input.since ? new Date(Date.parse(input.since) - limits.lookbackMs).toISOString() : null;
   const meta = await o.client.metadata();
-  const filter = await replyFilter(o, input.caseId, from, meta.get('Activity')?.properties);
-  if (!filter) return { replies: [], cursor: input.since, more: false };
+  const activity = meta.get('Activity')?.properties;
+  const contactEmail = activity?.has('Recepient') ? await caseContactEmail(o.client, input.caseId) : null;
+  const query = await replyQuery(o, input.caseId, from, activity, contactEmail);
+  if (!query) return { replies: [], cursor: input.since, more: false };
   const delivered = new Set(input.delivered);
-  const hasFiles = meta.has('ActivityFile');
+  const fileColumns = meta.get('ActivityFile')?.properties;
+  const hasFiles = fileColumns?.has('ActivityId') === true;
+  const fileFilter = (activityId: string) =>
+    `ActivityId eq ${activityId}${fileColumns?.has('Inline') ? ' and Inline eq false' : ''}`;
   const owners = new Map<string, Promise<string | undefined>>();
   const owner = (id: string) => {
     let p = owners.get(id);
@@ -172,8 +293,8 @@ export async function fetchReplies(
   let chars = 0;
   for (let skip = 0; ; skip += PAGE_SIZE) {
     const rows = await o.client.list<ActivityRow>('Activity', {
-      select: ['Id', 'Title', 'Body', 'Notes', 'DetailedResult', 'OwnerId', 'CreatedOn'],
-      filter,
+      select: query.select,
+      filter: query.filter,
       orderby: 'CreatedOn asc,Id asc',
       top: PAGE_SIZE,
       skip,
@@ -181,11 +302,12 @@ export async function fetchReplies(
     for (const a of rows) {
       const createdOn = String(a.CreatedOn);
       if (!cursor || Date.parse(createdOn) > Date.parse(cursor)) cursor = createdOn;
-      if (delivered.has(a.Id)) continue;
+      if (delivered.has(a.Id) || query.reject(a) !== null) continue;
+      // Inline images (a signature, a logo) are part of the mail's look, not attachments.
       const files = hasFiles
         ? await o.client.list<Entity & { Name: string; Size: number }>('ActivityFile', {
             select: ['Id', 'Name', 'Size'],
-            filter: `ActivityId eq ${a.Id}`,
+            filter: fileFilter(a.Id),
             top: 50,
           })
         : [];

@@ -158,14 +158,16 @@ export async function evaluateAiFields(opts: {
     const spec: FieldSpec = { mapping: m, prop };
     if (m.type === 'dropdown') {
       if (prop.lookupEntity) {
+        // OData returns rows in no promised order: by name, or in the order the description lists them.
         const rows = await opts.client.list<Entity & { Name: string }>(prop.lookupEntity, {
           select: ['Id', 'Name'],
+          orderby: 'Name asc',
           top: 200,
         });
         const listed = listedValues(m.description);
         const usable =
           listed.length > 0
-            ? rows.filter((r) => listed.some((l) => l.toLowerCase() === r.Name.toLowerCase()))
+            ? listed.flatMap((l) => rows.filter((r) => r.Name.toLowerCase() === l.toLowerCase()).slice(0, 1))
             : rows;
         spec.allowed = usable.map((r) => r.Name);
         spec.lookupIds = new Map(usable.map((r) => [r.Name.toLowerCase(), r.Id]));

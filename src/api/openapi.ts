@@ -64,6 +64,9 @@ const settingsView = z.object({
       enabled: z.boolean(),
     }),
   ),
+  odataPath: z
+    .enum(['/0/odata', '/odata'])
+    .describe('Where the instance serves OData 4, found by Test & Save (/odata: Creatio on .NET Core)'),
   opencx: z.object({ apiBaseUrl: z.string(), apiKey: masked.nullable(), webhookSecret: masked.nullable() }),
   webhookUrl: z.string().describe('The URL the Creatio business processes call'),
   notices: z.array(notice).optional(),

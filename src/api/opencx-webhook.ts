@@ -123,12 +123,42 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
         .json({ status: 'ignored', reason: `event ${envelope.event} is not used by the bridge` });
       return;
     }
-    const { sessionId, event } = toConversationEvent(
-      envelope.event,
-      envelope.data,
-      headers.id,
-      (schema, data) => parseBody(schema, data, 'data'),
-    );
+    let converted: ReturnType<typeof toConversationEvent>;
+    try {
+      converted = toConversationEvent(envelope.event, envelope.data, headers.id, (schema, data) => {
+        if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+          throw new ApiError(
+            400,
+            'invalid_field',
+            'data must be a JSON object (or an array whose first element is one)',
+            { field: 'data' },
+          );
+        }
+        return parseBody(schema, data, 'data');
+      });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      // A signed event OpenCX sent that the bridge cannot read: never lost silently. The 4xx tells
+      // the sender; the warning and the counter tell the operator (which organization, event,
+      // delivery and field; never the content).
+      const details = Array.isArray(err.extra.details) ? (err.extra.details as { field?: unknown }[]) : [];
+      req.log.warn(
+        {
+          orgId,
+          event: envelope.event,
+          webhookId: headers.id,
+          field: err.extra.field ?? null,
+          code: err.code,
+          ...(details.length > 1 && {
+            fields: details.map((d) => (typeof d.field === 'string' ? `data.${d.field}` : null)),
+          }),
+        },
+        'OpenCX event refused: signed, but its data does not validate',
+      );
+      deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'invalid_event' });
+      throw err;
+    }
+    const { sessionId, event } = converted;
     // "duplicate" only for a delivery Temporal is known to have; if the store cannot say in time,
     // the event goes to Temporal anyway (the workflow dedupes by event and message id).
     const seen = await within(DELIVERY_RECORD_MS, deps.store.deliverySeen(orgId, 'opencx', headers.id));

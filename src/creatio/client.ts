@@ -11,7 +11,7 @@ import {
   ResponseTooLargeError,
 } from '../net/outbound';
 import { createHash } from 'node:crypto';
-import { CreatioError, parseRetryAfter } from './errors';
+import { CreatioError, missingFromMessage, parseRetryAfter } from './errors';
 import { parseMetadata, type EntityMetadata } from './metadata';
 import type { CallLimiter } from '../net/call-limiter';
 
@@ -22,6 +22,8 @@ export interface CreatioConnection {
   identityServiceUrl: string;
   clientId: string;
   clientSecret: string;
+  /** `/0/odata` (default; .NET Framework) or `/odata` (.NET / .NET Core); see OrgSettings.odataPath. */
+  odataPath?: string;
 }
 
 export interface CreatioClientOptions {
@@ -79,6 +81,7 @@ export interface CreatioSettings {
   identityServiceUrl: string | undefined;
   clientId: string;
   clientSecret: string;
+  odataPath?: string;
 }
 
 /** A client for an organization's stored settings. */
@@ -89,6 +92,7 @@ export function creatioClientFor(s: CreatioSettings, options: CreatioClientOptio
       identityServiceUrl: identityServiceUrlFor(s.instanceUrl, s.identityServiceUrl),
       clientId: s.clientId,
       clientSecret: s.clientSecret,
+      ...(s.odataPath && { odataPath: s.odataPath }),
     },
     options,
   );
@@ -110,7 +114,7 @@ export class CreatioClient {
   }
 
   get odataBase(): string {
-    return `${this.conn.instanceUrl}/0/odata/`;
+    return `${this.conn.instanceUrl}${this.conn.odataPath ?? '/0/odata'}/`;
   }
 
   // ---------------------------------------------------------------- OAuth
@@ -492,6 +496,26 @@ function networkError(
   });
 }
 
+/** Every message text of an error body (the envelope's, its inner one, a Web API error's), joined. */
+function allMessages(json: unknown): string {
+  const j = json as
+    | {
+        error?: { message?: string; innererror?: { message?: string } };
+        Message?: string;
+        MessageDetail?: string;
+      }
+    | undefined;
+  return [j?.error?.message, j?.error?.innererror?.message, j?.Message, j?.MessageDetail]
+    .filter(Boolean)
+    .join('\n');
+}
+
+function schemaMessage(where: string, m: { entity: string; column?: string }): string {
+  return m.column
+    ? `${where}: this Creatio has no column "${m.column}" on ${m.entity}`
+    : `${where}: this Creatio has no entity set "${m.entity}"`;
+}
+
 /** Error message of an OData envelope, a Web API error, or an HTML page title, in that order. */
 function describeBody(text: string, json: unknown): string {
   const j = json as
@@ -536,23 +560,48 @@ function classifyFailure(
         retryAfterMs: parseRetryAfter(res.headers.get('retry-after')),
         outcomeUnknown: write,
       });
+    case !isOdataJson && text.length > 0 && res.status === 404:
+      // A 404 page where an OData route should be (a wrong base path, a proxy): retrying cannot fix it.
+      return new CreatioError('route_not_found', `${where} answered 404 with ${detail}`, {
+        ...base,
+        request: where,
+      });
     case !isOdataJson && text.length > 0 && res.status !== 401 && res.status !== 403:
       // HTML or other non-JSON answers come from proxies, deploy windows or another server.
       return new CreatioError('unexpected_response', `${where} answered ${res.status} with ${detail}`, {
         ...base,
         outcomeUnknown: write,
       });
-    case res.status === 400:
+    case res.status === 400: {
+      const missing = missingFromMessage(allMessages(json), ctx.entity);
+      if (missing) {
+        return new CreatioError('schema', schemaMessage(where, missing), {
+          ...base,
+          missing,
+          request: where,
+        });
+      }
       return new CreatioError('validation', `${where} was rejected as invalid: ${detail}`, base);
+    }
     case res.status === 401:
       return new CreatioError('unauthorized', `${where} was refused with 401 even with a fresh token`, base);
     case res.status === 403:
       return new CreatioError('forbidden', `${where} was refused with 403: ${detail}`, base);
-    case res.status === 404:
-      if ((json as { Message?: string } | undefined)?.Message?.startsWith('No HTTP resource')) {
-        return new CreatioError('unexpected_response', `${where}: ${detail}`, base);
+    case res.status === 404: {
+      const routing = (json as { Message?: string } | undefined)?.Message?.startsWith('No HTTP resource');
+      const missing = routing ? missingFromMessage(allMessages(json), ctx.entity) : undefined;
+      if (missing) {
+        return new CreatioError('schema', schemaMessage(where, missing), {
+          ...base,
+          missing,
+          request: where,
+        });
+      }
+      if (routing) {
+        return new CreatioError('route_not_found', `${where}: ${detail}`, { ...base, request: where });
       }
       return new CreatioError('not_found', `${where}: not found`, base);
+    }
     default:
       return new CreatioError('unexpected_response', `${where} answered ${res.status}: ${detail}`, {
         ...base,

@@ -10,6 +10,8 @@ export type CreatioErrorKind =
   | 'forbidden' // OData 403: no OData access or no permission on the object
   | 'not_found' // OData 404 for a key
   | 'validation' // OData 400: the request itself is wrong
+  | 'schema' // 404 for an entity set / 400 for a property this Creatio does not have (creatio_schema_missing)
+  | 'route_not_found' // 404 from something that is not an OData key lookup (a proxy, a wrong base path)
   | 'rate_limited' // 429 (with Retry-After when given)
   | 'transient' // 5xx, timeouts, connection resets
   | 'unreachable' // DNS failure, connection refused
@@ -24,6 +26,8 @@ const NAMES: Record<CreatioErrorKind, string> = {
   forbidden: 'CreatioForbiddenError',
   not_found: 'CreatioNotFoundError',
   validation: 'CreatioValidationError',
+  schema: 'CreatioSchemaError',
+  route_not_found: 'CreatioRouteNotFoundError',
   rate_limited: 'CreatioRateLimitedError',
   transient: 'CreatioTransientError',
   unreachable: 'CreatioUnreachableError',
@@ -42,6 +46,8 @@ export const NON_RETRYABLE_KINDS: readonly CreatioErrorKind[] = [
   'forbidden',
   'not_found',
   'validation',
+  'schema',
+  'route_not_found',
   'too_large',
   'address_refused',
 ];
@@ -53,6 +59,10 @@ export class CreatioError extends Error {
   /** A write whose outcome is not known (timeout, 5xx, garbled answer): read before writing again. */
   readonly outcomeUnknown: boolean;
   readonly endpoint: 'token' | 'odata';
+  /** For `schema`: what this Creatio lacks (entity set, and the column when a property is unknown). */
+  readonly missing: { entity: string; column?: string } | undefined;
+  /** The request that failed, without its query values (they can carry customer data). */
+  readonly request: string | undefined;
 
   constructor(
     readonly kind: CreatioErrorKind,
@@ -64,6 +74,8 @@ export class CreatioError extends Error {
       outcomeUnknown?: boolean;
       endpoint?: 'token' | 'odata';
       cause?: unknown;
+      missing?: { entity: string; column?: string };
+      request?: string;
     } = {},
   ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
@@ -73,6 +85,8 @@ export class CreatioError extends Error {
     this.retryAfterMs = opts.retryAfterMs;
     this.outcomeUnknown = opts.outcomeUnknown ?? false;
     this.endpoint = opts.endpoint ?? 'odata';
+    this.missing = opts.missing;
+    this.request = opts.request;
   }
 
   get retryable(): boolean {
@@ -87,4 +101,34 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
   const at = Date.parse(trimmed);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+const ODATA_TYPE = /Terrasoft\.Configuration\.OData\.(\w+)/;
+
+/**
+ * What a Creatio error text says is missing. Wordings (reference/creatio-api.md §2.1, §2.8):
+ * - unknown entity set: ASP.NET routing 404 `{"Message":"No HTTP resource was found that matches the
+ *   request URI '…/0/odata/X'.","MessageDetail":"No type was found that matches the controller named 'X'."}`;
+ * - unknown property in a query option: 400 "Could not find a property named 'Foo' on type
+ *   'Terrasoft.Configuration.OData.Case'.";
+ * - unknown property in a body: 400 "The property 'X' does not exist on type 'Terrasoft.Configuration.OData.Contact'".
+ */
+export function missingFromMessage(
+  text: string,
+  fallbackEntity?: string,
+): { entity: string; column?: string } | undefined {
+  const controller = /No type was found that matches the controller named '([^']+)'/.exec(text)?.[1];
+  if (controller) return { entity: controller };
+  if (/No HTTP resource was found/.test(text)) {
+    const set = /\/odata\/([A-Za-z_]\w*)/.exec(text)?.[1] ?? fallbackEntity;
+    return set ? { entity: set } : undefined;
+  }
+  const prop =
+    /Could not find a property named '([^']+)' on type '([^']+)'/.exec(text) ??
+    /The property '([^']+)' does not exist on type '([^']+)'/.exec(text);
+  if (prop) {
+    const entity = ODATA_TYPE.exec(prop[2]!)?.[1] ?? fallbackEntity ?? prop[2]!;
+    return { entity, column: prop[1]! };
+  }
+  return undefined;
 }

@@ -8,6 +8,7 @@ import type { ConversationState } from '../workflows/contract';
 import type { OrgSettings } from '../settings/schema';
 import type { WebhookCalls } from '../store';
 import type { LiveCreatio } from './live';
+import { describeGap } from '../creatio/schema-check';
 
 export const SCENARIOS = [
   'invalid_credentials',
@@ -92,7 +93,12 @@ function downtime(i: DiagnoseInputs): Finding[] {
       fix: 'Nothing is lost: steps wait and retry, and parked ones go on after a resume. Check Creatio’s status and the Instance URL.',
     });
   }
-  if (err?.parked && !CREDENTIAL_ERRORS.has(err.type) && err.type !== 'CreatioForbiddenError') {
+  if (
+    err?.parked &&
+    !CREDENTIAL_ERRORS.has(err.type) &&
+    !SCHEMA_ERRORS.has(err.type) &&
+    err.type !== 'CreatioForbiddenError'
+  ) {
     out.push({
       code: 'step_parked',
       scenario: 'creatio_downtime',
@@ -107,6 +113,45 @@ function downtime(i: DiagnoseInputs): Finding[] {
       scenario: 'creatio_downtime',
       message: `${r.activity ?? 'A step'} is being retried (attempt ${r.attempt ?? '?'}): ${r.lastFailure ?? ''}`,
       fix: 'Nothing is lost: the step goes on once Creatio answers again. Check Creatio’s status if this lasts.',
+    });
+  }
+  return out;
+}
+
+const SCHEMA_ERRORS = new Set(['CreatioSchemaError', 'CreatioRouteNotFoundError']);
+
+const SCHEMA_FIX =
+  'The bridge asked Creatio for an entity set or column this Creatio does not have (customized, older, or a module missing). Run Test & Save: it names every missing name with the closest real one. Restore it in Creatio (or correct the mapping), then resume the step.';
+
+/** The scenario a step belongs to, by the step's name (src/workflows/conversation/). */
+function scenarioOfStep(step: string): Scenario {
+  if (/agent repl/.test(step)) return 'agent_replies_not_reaching_customers';
+  if (/status|resolve|reopen|OpenCX session/.test(step)) return 'case_closure_not_syncing';
+  if (/AI field/.test(step)) return 'ai_fields_blank';
+  return 'cases_not_created';
+}
+
+/**
+ * Requests this Creatio answers "no such entity set / column": retrying cannot fix them, so the step
+ * parked at once. Also what the live $metadata says is missing now.
+ */
+function schema(i: DiagnoseInputs): Finding[] {
+  const out: Finding[] = [];
+  const err = i.session.lastError;
+  if (err && SCHEMA_ERRORS.has(err.type)) {
+    out.push({
+      code: 'creatio_schema_missing',
+      scenario: scenarioOfStep(err.step),
+      message: `The step "${err.step}" stopped${err.parked ? ' and is parked' : ''}: ${err.message}`,
+      fix: SCHEMA_FIX,
+    });
+  }
+  for (const g of i.live.schema ?? []) {
+    out.push({
+      code: 'creatio_schema_missing',
+      scenario: g.entity === 'Case' ? 'cases_not_created' : 'agent_replies_not_reaching_customers',
+      message: describeGap(g),
+      fix: SCHEMA_FIX,
     });
   }
   return out;
@@ -315,6 +360,7 @@ export function findingsOf(i: DiagnoseInputs): Finding[] {
   return [
     ...credentials(i),
     ...downtime(i),
+    ...schema(i),
     ...cases(i),
     ...agentReplies(i),
     ...closure(i),

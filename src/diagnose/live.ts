@@ -1,6 +1,7 @@
 import type { CreatioClient } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
-import { replyFilter, type OrgContext } from '../activities/agent-replies';
+import { schemaGaps, type SchemaGap } from '../creatio/schema-check';
+import { caseContactEmail, replyQuery, type OrgContext } from '../activities/agent-replies';
 import type { OrgSettings } from '../settings/schema';
 
 /** What Creatio says right now, with the organization's stored settings. */
@@ -13,6 +14,8 @@ export interface LiveCreatio {
   caseStatus?: { name: string; isFinal: boolean; isResolved: boolean };
   /** Activities on the case that are agent replies by the organization's filter (up to 50). */
   agentReplies?: number;
+  /** Entity sets and columns the bridge needs that this Creatio lacks (src/creatio/model.ts). */
+  schema?: SchemaGap[];
 }
 
 const CREDENTIAL_KINDS = new Set(['bad_credentials', 'grant_type', 'unauthorized']);
@@ -42,25 +45,30 @@ export async function checkCreatio(
   } catch (err) {
     return { access: accessFailure(err) };
   }
-  if (!caseId) return { access: 'ok' };
+  const schema = await client
+    .metadata()
+    .then((meta) => schemaGaps(meta).filter((g) => g.required))
+    .catch(() => undefined);
+  const base = { access: 'ok' as const, ...(schema && schema.length > 0 && { schema }) };
+  if (!caseId) return base;
   try {
     const c = await client.getCase<{ Id: string; StatusId: string }>(caseId, ['Id', 'StatusId']);
-    if (!c) return { access: 'ok', case: 'not_found' };
+    if (!c) return { ...base, case: 'not_found' };
     const status = await client.getCaseStatus(c.StatusId);
     return {
-      access: 'ok',
+      ...base,
       case: 'ok',
-      agentReplies: await countAgentReplies(settings, client, caseId),
+      agentReplies: await countAgentReplies(settings, client, caseId).catch(() => undefined),
       ...(status && {
         caseStatus: { name: status.Name, isFinal: status.IsFinal, isResolved: status.IsResolved },
       }),
     };
   } catch (err) {
-    if (err instanceof CreatioError && err.kind === 'not_found') return { access: 'ok', case: 'not_found' };
+    if (err instanceof CreatioError && err.kind === 'not_found') return { ...base, case: 'not_found' };
     if (err instanceof CreatioError && err.kind === 'forbidden') {
-      return { access: 'ok', case: { forbidden: err.message } };
+      return { ...base, case: { forbidden: err.message } };
     }
-    return { access: 'ok', case: { error: err instanceof Error ? err.message : String(err) } };
+    return { ...base, case: { error: err instanceof Error ? err.message : String(err) } };
   }
 }
 
@@ -76,7 +84,10 @@ async function countAgentReplies(
     lookup: async (set, name) => (await client.findByName(set, name))[0]?.Id,
   };
   const meta = await client.metadata();
-  const filter = await replyFilter(o, caseId, null, meta.get('Activity')?.properties);
-  if (!filter) return 0;
-  return (await client.list('Activity', { select: ['Id'], filter, top: 50 })).length;
+  const activity = meta.get('Activity')?.properties;
+  const email = activity?.has('Recepient') ? await caseContactEmail(client, caseId) : null;
+  const query = await replyQuery(o, caseId, null, activity, email);
+  if (!query) return 0;
+  const rows = await client.list('Activity', { select: query.select, filter: query.filter, top: 50 });
+  return rows.filter((r) => query.reject(r) === null).length;
 }

@@ -1,9 +1,22 @@
 import { parseRetryAfter } from '../creatio/errors';
 import type { CallLimiter } from '../net/call-limiter';
 import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
+import type { Author } from '../workflows/contract';
 
+/**
+ * What went wrong with an OpenCX call. `session_not_found`: OpenCX answered 404 to a read of a
+ * session's history: it does not know the session (a wrong id, another organization's, or one it
+ * deleted). Retrying cannot fix that, unlike a 404 on a send (`not_found`, retried: OpenCX may not
+ * have the session yet).
+ */
 export type OpenCXErrorKind =
-  'unauthorized' | 'validation' | 'not_found' | 'rate_limited' | 'transient' | 'address_refused';
+  | 'unauthorized'
+  | 'validation'
+  | 'not_found'
+  | 'session_not_found'
+  | 'rate_limited'
+  | 'transient'
+  | 'address_refused';
 
 /** OpenCX answers are small JSON documents; anything larger is refused unread. */
 const RESPONSE_MAX_BYTES = 1024 * 1024;
@@ -12,6 +25,7 @@ const NAMES: Record<OpenCXErrorKind, string> = {
   unauthorized: 'OpenCXUnauthorizedError',
   validation: 'OpenCXValidationError',
   not_found: 'OpenCXNotFoundError',
+  session_not_found: 'OpenCXSessionNotFoundError',
   rate_limited: 'OpenCXRateLimitedError',
   transient: 'OpenCXTransientError',
   address_refused: 'OpenCXAddressRefusedError',
@@ -33,6 +47,47 @@ export class OpenCXError extends Error {
   }
 }
 
+/**
+ * One message of a session's transcript, as OpenCX's history serves it
+ * (https://docs.open.cx/api-reference/chat-sessions/list_history): `items[]` of `{ id?,
+ * created_at, event: { type: "message", sender: { type, name? }, content: { type: "text", text },
+ * attachments?, context? } }`.
+ */
+export interface TranscriptMessage {
+  /** The history item's `id` (in the current reference; the 2024 OpenAPI spec has none). */
+  id: string | undefined;
+  /** `event.sender.type` as served: `contact`, `ai`, `human_agent` (the names the reference lists). */
+  senderType: string;
+  /** The bridge's author for that sender type; undefined for a sender type it does not know. */
+  author: Author | undefined;
+  senderName: string | undefined;
+  text: string;
+  /** `created_at` (ISO 8601), when the item has a valid one. */
+  createdAt: string | undefined;
+}
+
+/**
+ * The most history pages one read follows (the page size is OpenCX's, not documented). Past it the
+ * read stops and says it is incomplete; a cursor OpenCX repeats also stops it.
+ */
+export const HISTORY_MAX_PAGES = 100;
+
+/**
+ * The author of a history sender type. The reference lists `contact`, `ai`, `human_agent`
+ * (ChatMessageSender in the OpenAPI spec of github.com/openchatai/opencx-oapi-ts; the current
+ * list_history page shows `sender.type` as a string, example `contact`). `agent` / `human` (the
+ * webhooks' `closed_by.type` word) and `user` / `customer` are read as plausible spellings.
+ */
+const SENDER_AUTHORS: Record<string, Author> = {
+  contact: 'customer',
+  user: 'customer',
+  customer: 'customer',
+  ai: 'ai',
+  human_agent: 'agent',
+  agent: 'agent',
+  human: 'agent',
+};
+
 export interface OutgoingAttachment {
   name: string;
   base64: string;
@@ -40,8 +95,11 @@ export interface OutgoingAttachment {
 }
 
 /**
- * OpenCX's public API, as far as the bridge needs it: deliver an agent reply into a session and
- * resolve a session. Bearer API key; `{ statusCode, message, error }` error bodies.
+ * OpenCX's public API, as far as the bridge needs it: deliver an agent reply into a session,
+ * resolve a session, read a session and its history. Bearer API key
+ * (https://docs.open.cx/api-reference/authentication: 401 missing or invalid key, 403 key without
+ * access); `{ statusCode, message, error }` error bodies (ErrorDto of every chat-sessions page).
+ * docs/opencx-reference.md lists what each call relies on.
  */
 export class OpenCXClient {
   constructor(
@@ -53,9 +111,13 @@ export class OpenCXClient {
   ) {}
 
   /**
-   * Sends an agent message into a session, taking it over from the AI. `marker` is merged into
-   * the session's custom data in the same request, so a later read can tell whether this exact
-   * message was accepted (OpenCX's send has no idempotency key).
+   * Sends an agent message into a session, taking it over from the AI
+   * (https://docs.open.cx/api-reference/chat-sessions/send: `sender`, `message { type, text,
+   * attachments? }`, `agent { name }`, `should_take_over_session_from_ai`, `custom_data`; answered
+   * 201). `marker` is merged into the session's custom data in the same request, so a later read
+   * can tell whether this exact message was accepted (OpenCX's send has no idempotency key). The
+   * answer's message id is read where present (`data.message.id`); the current rendering of the
+   * page documents none for an agent send, so nothing depends on it.
    */
   async sendAgentMessage(
     sessionId: string,
@@ -83,7 +145,11 @@ export class OpenCXClient {
     return { messageId: typeof id === 'string' || typeof id === 'number' ? String(id) : null };
   }
 
-  /** The session's custom data (`GET /chat/sessions/{id}`); undefined when OpenCX does not know the session. */
+  /**
+   * The session's custom data (`GET /chat/sessions/{id}`, top-level `custom_data`:
+   * https://docs.open.cx/api-reference/chat-sessions/get); undefined when OpenCX answers 404 (the
+   * page documents no 404: read as "does not know the session").
+   */
   async sessionCustomData(sessionId: string): Promise<Record<string, unknown> | undefined> {
     let res: unknown;
     try {
@@ -97,36 +163,73 @@ export class OpenCXClient {
     return custom && typeof custom === 'object' ? (custom as Record<string, unknown>) : {};
   }
 
-  /** Agent messages in the session's history (`GET /chat/sessions/{id}/history`), oldest first. */
-  async agentMessages(sessionId: string): Promise<{ text: string; createdAt: number | undefined }[]> {
-    const res = await this.call('GET', `/chat/sessions/${encodeURIComponent(sessionId)}/history`);
-    const body = res as { items?: unknown; data?: unknown } | unknown[] | undefined;
-    const items = Array.isArray(body)
-      ? body
-      : Array.isArray(body?.items)
-        ? body.items
-        : Array.isArray(body?.data)
-          ? body.data
-          : [];
-    const out: { text: string; createdAt: number | undefined }[] = [];
-    for (const raw of items as Record<string, unknown>[]) {
-      if (!raw || (raw.type !== undefined && raw.type !== 'message')) continue;
-      const sender = raw.sender ?? raw.from;
-      if (sender !== 'agent') continue;
-      const text = typeof raw.text === 'string' ? raw.text : (raw.message as { text?: unknown })?.text;
-      if (typeof text !== 'string') continue;
-      const stamp = raw.created_at ?? raw.createdAt;
-      const at = typeof stamp === 'string' || typeof stamp === 'number' ? new Date(stamp).getTime() : NaN;
-      out.push({ text, createdAt: Number.isNaN(at) ? undefined : at });
+  /**
+   * Every message of the session's transcript, oldest first: all pages of
+   * `GET /chat/sessions/{id}/history` by `cursor` (chat-sessions/list_history), at most
+   * HISTORY_MAX_PAGES (then `complete` is false). Only `message` events with a text are
+   * transcript; handoffs, status changes and internal comments (`human_agent_comment`) are not.
+   * A 404 is OpenCXSessionNotFoundError (not retried).
+   */
+  async transcript(sessionId: string): Promise<{ messages: TranscriptMessage[]; complete: boolean }> {
+    const base = `/chat/sessions/${encodeURIComponent(sessionId)}/history`;
+    const messages: TranscriptMessage[] = [];
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (let page = 0; page < HISTORY_MAX_PAGES; page++) {
+      let res: unknown;
+      try {
+        res = await this.call('GET', cursor ? `${base}?cursor=${encodeURIComponent(cursor)}` : base);
+      } catch (err) {
+        if (err instanceof OpenCXError && err.kind === 'not_found')
+          throw new OpenCXError(
+            'session_not_found',
+            `OpenCX does not know session ${sessionId}: ${err.message}`,
+            404,
+          );
+        throw err;
+      }
+      const body = (res ?? {}) as { items?: unknown; next?: unknown };
+      for (const item of Array.isArray(body.items) ? body.items : []) {
+        const m = transcriptMessage(item);
+        if (m) messages.push(m);
+      }
+      const next = typeof body.next === 'string' && body.next ? body.next : undefined;
+      if (!next) return { messages: oldestFirst(messages), complete: true };
+      if (seen.has(next)) break;
+      seen.add(next);
+      cursor = next;
     }
-    return out;
+    return { messages: oldestFirst(messages), complete: false };
   }
 
-  /** One cheap authenticated read: does OpenCX take this API key? */
+  /**
+   * Agent messages in the session's history (sender `human_agent`), oldest first: what the reply
+   * duplicate check compares with. Reads every page (see `transcript`).
+   */
+  async agentMessages(sessionId: string): Promise<{ text: string; createdAt: number | undefined }[]> {
+    const { messages } = await this.transcript(sessionId);
+    return messages
+      .filter((m) => m.author === 'agent')
+      .map((m) => ({
+        text: m.text,
+        createdAt: m.createdAt === undefined ? undefined : Date.parse(m.createdAt),
+      }));
+  }
+
+  /**
+   * One cheap authenticated read: does OpenCX take this API key? `GET /chat/sessions` (one page;
+   * https://docs.open.cx/api-reference/chat-sessions/list documents no page-size parameter, so
+   * none is sent).
+   */
   async checkAccess(): Promise<void> {
-    await this.call('GET', '/chat/sessions?limit=1');
+    await this.call('GET', '/chat/sessions');
   }
 
+  /**
+   * `PATCH /chat/sessions/{id}` `{ status: "closed_resolved" }`
+   * (https://docs.open.cx/api-reference/chat-sessions/update: `open` | `closed_resolved` |
+   * `closed_unresolved`).
+   */
   async resolveSession(sessionId: string): Promise<void> {
     await this.call('PATCH', `/chat/sessions/${encodeURIComponent(sessionId)}`, {
       status: 'closed_resolved',
@@ -193,4 +296,51 @@ export class OpenCXClient {
     if (res.status === 404) throw new OpenCXError('not_found', msg, res.status);
     throw new OpenCXError('validation', msg, res.status);
   }
+}
+
+/** A history item as a transcript message, or undefined when it is not one. */
+function transcriptMessage(raw: unknown): TranscriptMessage | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const item = raw as { id?: unknown; created_at?: unknown; event?: unknown };
+  const event = item.event as { type?: unknown; sender?: unknown; content?: unknown } | undefined;
+  if (!event || typeof event !== 'object' || event.type !== 'message') return undefined;
+  const sender = event.sender;
+  const senderType =
+    typeof sender === 'string'
+      ? sender
+      : sender && typeof sender === 'object' && typeof (sender as { type?: unknown }).type === 'string'
+        ? (sender as { type: string }).type
+        : undefined;
+  if (senderType === undefined) return undefined;
+  const senderName =
+    sender && typeof sender === 'object' && typeof (sender as { name?: unknown }).name === 'string'
+      ? (sender as { name: string }).name
+      : undefined;
+  const content = event.content;
+  const text =
+    typeof content === 'string'
+      ? content
+      : content && typeof content === 'object' && typeof (content as { text?: unknown }).text === 'string'
+        ? (content as { text: string }).text
+        : undefined;
+  if (text === undefined) return undefined;
+  const stamp = typeof item.created_at === 'string' ? Date.parse(item.created_at) : NaN;
+  return {
+    id: typeof item.id === 'string' || typeof item.id === 'number' ? String(item.id) : undefined,
+    senderType,
+    author: SENDER_AUTHORS[senderType.toLowerCase()],
+    senderName,
+    text,
+    createdAt: Number.isNaN(stamp) ? undefined : new Date(stamp).toISOString(),
+  };
+}
+
+/**
+ * Oldest first. The reference does not say in which order history pages come; items are sorted
+ * by `created_at` (stable, so items of the same instant keep OpenCX's order), and left as served
+ * when some have no time.
+ */
+function oldestFirst(messages: TranscriptMessage[]): TranscriptMessage[] {
+  if (messages.some((m) => m.createdAt === undefined)) return messages;
+  return [...messages].sort((a, b) => Date.parse(a.createdAt!) - Date.parse(b.createdAt!));
 }

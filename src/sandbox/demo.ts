@@ -139,13 +139,30 @@ async function main(): Promise<void> {
     Title: 'Re: password reset',
     Body: `<p>${reply}</p>`,
     TypeId: IDS.activityType.Email,
-    MessageTypeId: IDS.messageType.Outgoing,
+    MessageTypeId: IDS.emailType.Outgoing,
+    EmailSendStatusId: IDS.emailSendStatus.Sent,
+    Sender: 'Support <support@example.com>',
+    Recepient: 'Jane Doe <jane@example.com>;',
     OwnerId: IDS.contact.Supervisor,
   });
   await waitFor('the reply in OpenCX', async () => {
-    const res = await fetch(`${opencxUrl}/chat/sessions/${sessionId}/history`, { headers: opencxAuth });
-    const { items } = (await res.json()) as { items: { sender: string; text: string }[] };
-    return items.some((m) => m.sender === 'agent' && m.text === reply);
+    // The history as OpenCX serves it: items nested under `event`, paged by `next` (list_history).
+    type Page = {
+      items: { event: { sender: { type: string }; content: { text: string } } }[];
+      next: string | null;
+    };
+    for (let cursor: string | null = null, pages = 0; pages < 50; pages++) {
+      const q: string = cursor ? `?cursor=${encodeURIComponent(cursor)}` : '';
+      const res = await fetch(`${opencxUrl}/chat/sessions/${sessionId}/history${q}`, { headers: opencxAuth });
+      const page = (await res.json()) as Page;
+      const found = page.items.some(
+        (m) => m.event.sender.type === 'human_agent' && m.event.content.text === reply,
+      );
+      if (found) return true;
+      if (!page.next) return false;
+      cursor = page.next;
+    }
+    return false;
   });
   say('The Creatio process called the bridge; the reply reached the customer through OpenCX');
 

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CreatioClient } from '../creatio/client';
+import { CREATIO_IDS } from '../creatio/model';
 import type { OrgSettings } from './schema';
 import type { Check } from './test-and-save';
 
@@ -51,11 +52,10 @@ export async function probeProcesses(
   const caseId = randomUUID();
   const activityId = randomUUID();
   const closureName = settings.closureStatusNames[0]!;
-  const [emailType, outgoing, closureStatus] = await Promise.all([
-    idByName(client, 'ActivityType', 'Email'),
-    idByName(client, 'MessageType', 'Outgoing'),
-    idByName(client, 'CaseStatus', closureName),
-  ]);
+  // EmailType and ActivityType rows are read by their out-of-the-box ids (names are translated).
+  const emailType = CREATIO_IDS.activityType.Email;
+  const outgoing = CREATIO_IDS.emailType.Outgoing;
+  const closureStatus = await idByName(client, 'CaseStatus', closureName);
   await o.registry.addProcessProbe(o.orgId, caseId);
   const waitFor = async (which: 'agentReplyAt' | 'closureAt') => {
     const until = Date.now() + waitMs;
@@ -77,8 +77,8 @@ export async function probeProcesses(
         CaseId: caseId,
         Title: PROCESS_PROBE_SUBJECT,
         Body: 'A test reply from Test & Save; it is not sent to anyone.',
-        ...(emailType && { TypeId: emailType }),
-        ...(outgoing && { MessageTypeId: outgoing }),
+        TypeId: emailType,
+        MessageTypeId: outgoing,
       });
       return (await waitFor('agentReplyAt'))
         ? { name: 'agent_reply_process', ok: true, message: 'called the bridge for a new outgoing Email' }

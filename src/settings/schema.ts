@@ -64,6 +64,8 @@ export const settingsInputSchema = z.strictObject({
    * back, with a probe case (needs saved settings: the processes call their webhook URL).
    */
   verifyProcesses: z.boolean().default(false),
+  /** Found by Test & Save and shown in the settings; accepted back (a GET sent as a PUT) and ignored. */
+  odataPath: z.enum(['/0/odata', '/odata']).optional(),
   opencx: z
     .strictObject({
       /** Omitted on an update: the stored one is kept (new organizations get the default). */
@@ -93,7 +95,16 @@ export interface OrgSettings {
   closureStatusNames: string[];
   aiFields: AiFieldMapping[];
   opencx: { apiBaseUrl: string; apiKey: string | undefined; webhookSecret: string | undefined };
+  /**
+   * Where the instance serves OData 4, found by Test & Save: `/0/odata` (Creatio on .NET Framework,
+   * every cloud site) or `/odata` (Creatio on .NET / .NET Core); reference/creatio-api.md §2.1.
+   * Absent in settings saved before it existed: `/0/odata`.
+   */
+  odataPath?: OdataPath;
 }
+
+export const ODATA_PATHS = ['/0/odata', '/odata'] as const;
+export type OdataPath = (typeof ODATA_PATHS)[number];
 
 export const MASK = '********';
 
@@ -114,6 +125,7 @@ export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
     agentReplyFilter: s.agentReplyFilter,
     closureStatusNames: s.closureStatusNames,
     aiFields: s.aiFields,
+    odataPath: s.odataPath ?? '/0/odata',
     opencx: {
       apiBaseUrl: s.opencx.apiBaseUrl,
       apiKey: s.opencx.apiKey ? MASK : null,

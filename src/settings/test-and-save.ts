@@ -8,9 +8,10 @@ import { randomUUID } from 'node:crypto';
 import { CreatioClient, creatioClientFor, identityServiceUrlFor, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
 import { closestName } from '../creatio/metadata';
+import { describeGap, schemaGaps, type SchemaGap } from '../creatio/schema-check';
 import { listedValues } from '../activities/ai-fields';
 import { ApiError } from '../errors';
-import { DEFAULT_OPENCX_API_BASE_URL, type OrgSettings, type SettingsInput } from './schema';
+import { DEFAULT_OPENCX_API_BASE_URL, type OdataPath, type OrgSettings, type SettingsInput } from './schema';
 import { normalizeBaseUrl, type Notice } from './url';
 import { OpenCXClient, OpenCXError } from '../opencx/client';
 import { probeProcesses, type ProcessProbeOptions } from './process-probe';
@@ -66,6 +67,8 @@ const FIX = {
   retry: 'Creatio is answering with errors right now; run Test & Save again in a few minutes.',
 };
 
+const gapName = (g: SchemaGap) => (g.column ? `${g.entity}.${g.column}` : g.entity);
+
 /** Turns a Creatio failure during a check into the diagnosis the troubleshooting page lists. */
 function diagnose(err: unknown, stage: 'instance' | 'token' | 'odata', what: string): CheckFailure {
   if (!(err instanceof CreatioError)) throw err;
@@ -114,6 +117,12 @@ function diagnose(err: unknown, stage: 'instance' | 'token' | 'odata', what: str
             'Use the address you open Creatio with, for example https://yourcompany.creatio.com',
             'instanceUrl',
           );
+    case 'schema':
+      return new CheckFailure(
+        'creatio_schema_missing',
+        `${what} failed: ${err.message}`,
+        'Install or enable the Service module (Case and its activities) in Creatio, and check that the OAuth application’s user may see these objects over OData.',
+      );
     case 'forbidden':
       return stage === 'odata'
         ? new CheckFailure('odata_access_denied', `Creatio refused ${what}: ${err.message}`, FIX.odata)
@@ -337,10 +346,18 @@ async function testCreatio(
     },
   };
 
-  // 2. Is anything there, and is it Creatio?
+  // 2. Is anything there, and is it Creatio (on .NET Framework at /0/odata, on .NET Core at /odata)?
   try {
-    await probeInstance(instanceUrl, opts.timeoutMs);
-    pass('instance_reachable');
+    const odataPath = await probeInstance(instanceUrl, opts.timeoutMs);
+    settings.odataPath = odataPath;
+    if (odataPath !== '/0/odata') {
+      notices.push({
+        code: 'odata_path_detected',
+        field: 'instanceUrl',
+        message: `This Creatio serves OData at ${instanceUrl}${odataPath} (Creatio on .NET / .NET Core): the bridge uses that path`,
+      });
+    }
+    pass('instance_reachable', `OData 4 at ${odataPath}`);
   } catch (err) {
     fail('instance_reachable', err instanceof CheckFailure ? err : diagnose(err, 'instance', 'the instance'));
     skip('oauth_token', 'odata_access', 'case_metadata', 'lookups', 'case_permissions');
@@ -349,7 +366,13 @@ async function testCreatio(
 
   // 3. The credentials.
   const client = new CreatioClient(
-    { instanceUrl, identityServiceUrl, clientId: settings.clientId, clientSecret },
+    {
+      instanceUrl,
+      identityServiceUrl,
+      clientId: settings.clientId,
+      clientSecret,
+      odataPath: settings.odataPath,
+    },
     { timeoutMs: opts.timeoutMs },
   );
   try {
@@ -374,32 +397,38 @@ async function testCreatio(
   // 5. The Case and Activity columns the bridge and the AI field mappings need.
   try {
     const meta = await client.metadata();
-    const caseType = meta.get('Case');
-    if (!caseType) {
+    // Every entity set and column the bridge uses, read from $metadata once (src/creatio/model.ts).
+    const gaps = schemaGaps(meta);
+    for (const g of gaps.filter((x) => !x.required)) {
+      notices.push({
+        code: 'creatio_schema_optional_missing',
+        field: 'instanceUrl',
+        message: `${describeGap(g)}; the bridge does without it`,
+      });
+    }
+    const missing = gaps.filter((g) => g.required);
+    if (missing.length > 0) {
+      const [g, ...more] = missing;
       throw new CheckFailure(
-        'case_entity_missing',
-        'This Creatio has no Case object',
-        'Install or enable the Service module (the Case object) in Creatio.',
+        'creatio_schema_missing',
+        describeGap(g!) + (more.length > 0 ? `. Also missing: ${more.map(gapName).join(', ')}` : ''),
+        g!.closest && g!.column
+          ? `Restore the column "${g!.column}" on ${g!.entity} in Creatio (System Designer → Objects), or contact support if your Creatio renamed it to "${g!.closest}".`
+          : 'Install or enable the Service module (Case and its activities) in Creatio, and check that the OAuth application’s user may see these objects over OData.',
       );
     }
-    if (!meta.get('Activity')?.properties.has('CaseId')) {
-      throw new CheckFailure(
-        'activity_case_link_missing',
-        'Activity has no CaseId column: activities cannot be linked to cases',
-        'Install or enable the Service module (it adds Activity.CaseId).',
-      );
-    }
-    const missing = input.aiFields
+    const caseType = meta.get('Case')!;
+    const unmapped = input.aiFields
       .map((f, i) => ({ f, i }))
       .filter(({ f }) => f.enabled && !caseType.properties.has(f.column));
-    if (missing.length > 0) {
-      const { f, i } = missing[0]!;
+    if (unmapped.length > 0) {
+      const { f, i } = unmapped[0]!;
       const suggestion = closestName(f.column, caseType.properties.keys());
       throw new CheckFailure(
         'ai_field_column_not_found',
         `AI field "${f.title}": Case has no column "${f.column}" (column names are case-sensitive)${suggestion ? `; the closest is "${suggestion}"` : ''}` +
-          (missing.length > 1
-            ? `. Also missing: ${missing
+          (unmapped.length > 1
+            ? `. Also missing: ${unmapped
                 .slice(1)
                 .map((m) => `"${m.f.column}"`)
                 .join(', ')}`
@@ -460,8 +489,31 @@ async function testCreatio(
   return done(settings);
 }
 
-async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<void> {
-  const url = `${instanceUrl}/0/odata/$metadata`;
+/**
+ * Where the instance answers OData: `/0/odata` first (every cloud site), then `/odata` (Creatio on
+ * .NET / .NET Core, reference/creatio-api.md §2.1). Without a token, Creatio asks for credentials.
+ */
+async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<OdataPath> {
+  const first = await probeOdataAt(instanceUrl, '/0/odata', timeoutMs);
+  if (first === 'absent') {
+    const second = await probeOdataAt(instanceUrl, '/odata', timeoutMs).catch(() => 'absent' as const);
+    if (second === 'ok') return '/odata';
+    throw new CheckFailure(
+      'not_creatio_instance',
+      `${new URL(instanceUrl).host} answered 404 at /0/odata and /odata, where Creatio's OData service should be: it is not a Creatio instance`,
+      'Use the address you open Creatio with, for example https://yourcompany.creatio.com',
+      'instanceUrl',
+    );
+  }
+  return '/0/odata';
+}
+
+async function probeOdataAt(
+  instanceUrl: string,
+  path: OdataPath,
+  timeoutMs: number,
+): Promise<'ok' | 'absent'> {
+  const url = `${instanceUrl}${path}/$metadata`;
   let res: Response;
   try {
     res = await policyFetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
@@ -487,8 +539,9 @@ async function probeInstance(instanceUrl: string, timeoutMs: number): Promise<vo
   }
   await res.arrayBuffer();
   // Creatio asks for credentials (401, or a redirect to its login page for browsers).
-  if ([401, 403, 302].includes(res.status)) return;
-  if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('xml')) return;
+  if ([401, 403, 302].includes(res.status)) return 'ok';
+  if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('xml')) return 'ok';
+  if (res.status === 404) return 'absent';
   if (res.status >= 500) {
     throw new CheckFailure(
       'creatio_unavailable',

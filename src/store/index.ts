@@ -387,6 +387,7 @@ export class Store {
         agentReplyFilter: plain.agentReplyFilter,
         closureStatusNames: plain.closureStatusNames,
         aiFields: plain.aiFields,
+        ...(plain.odataPath && { odataPath: plain.odataPath }),
         clientSecret: open(secrets.clientSecret, 'clientSecret')!,
         opencx: {
           apiBaseUrl: plain.opencx.apiBaseUrl,
@@ -395,6 +396,84 @@ export class Store {
         },
       },
     };
+  }
+
+  /**
+   * Keeps a signed OpenCX event that failed validation, for replay once the bridge reads its shape
+   * (docs/opencx-reference.md). The body is sealed like the secrets; a redelivery of the same
+   * webhook-id counts an attempt and keeps the latest body. Not wired to a route yet.
+   */
+  async keepRejectedEvent(e: {
+    orgId: string;
+    webhookId: string;
+    event: string;
+    field: string | undefined;
+    code: string;
+    body: string;
+  }): Promise<void> {
+    await this.db.query(
+      `INSERT INTO opencx_rejected_events (org_id, webhook_id, event, field, code, payload)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (org_id, webhook_id) DO UPDATE SET
+         event = EXCLUDED.event, field = EXCLUDED.field, code = EXCLUDED.code, payload = EXCLUDED.payload,
+         attempts = opencx_rejected_events.attempts + 1, last_at = now()`,
+      [
+        e.orgId,
+        e.webhookId,
+        e.event,
+        e.field ?? null,
+        e.code,
+        this.box.seal(e.body, `rejected:${e.orgId}:${e.webhookId}`),
+      ],
+    );
+  }
+
+  /** Refused OpenCX events of an organization not replayed yet, oldest first, bodies opened. */
+  async rejectedEvents(
+    orgId: string,
+    limit = 100,
+  ): Promise<
+    {
+      webhookId: string;
+      event: string;
+      field: string | null;
+      code: string;
+      attempts: number;
+      receivedAt: string;
+      body: string;
+    }[]
+  > {
+    const rows = await this.db.query<{
+      webhook_id: string;
+      event: string;
+      field: string | null;
+      code: string;
+      attempts: number;
+      received_at: Date | string;
+      payload: string;
+    }>(
+      `SELECT webhook_id, event, field, code, attempts, received_at, payload FROM opencx_rejected_events
+       WHERE org_id = $1 AND replayed_at IS NULL ORDER BY received_at, webhook_id LIMIT $2`,
+      [orgId, limit],
+    );
+    return rows.map((r) => ({
+      webhookId: r.webhook_id,
+      event: r.event,
+      field: r.field,
+      code: r.code,
+      attempts: Number(r.attempts),
+      receivedAt: new Date(r.received_at).toISOString(),
+      body: this.box.open(r.payload, `rejected:${orgId}:${r.webhook_id}`),
+    }));
+  }
+
+  /** Marks refused events as replayed (their events reached the conversation). */
+  async markRejectedEventsReplayed(orgId: string, webhookIds: string[]): Promise<void> {
+    if (webhookIds.length === 0) return;
+    await this.db.query(
+      `UPDATE opencx_rejected_events SET replayed_at = now() WHERE org_id = $1 AND webhook_id = ANY($2::text[])`,
+      [orgId, webhookIds],
+    );
   }
 }
 

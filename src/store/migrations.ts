@@ -126,6 +126,29 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
        )`,
     ],
   },
+  {
+    id: 9,
+    name: 'signed OpenCX events refused by validation, kept for replay',
+    sql: [
+      // payload: the request body as received, sealed (it holds message text and contact details).
+      // One row per delivery: a redelivery of the same webhook-id counts an attempt.
+      `CREATE TABLE opencx_rejected_events (
+         org_id text NOT NULL,
+         webhook_id text NOT NULL,
+         event text NOT NULL,
+         field text,
+         code text NOT NULL,
+         payload text NOT NULL,
+         attempts integer NOT NULL DEFAULT 1,
+         received_at timestamptz NOT NULL DEFAULT now(),
+         last_at timestamptz NOT NULL DEFAULT now(),
+         replayed_at timestamptz,
+         PRIMARY KEY (org_id, webhook_id)
+       )`,
+      `CREATE INDEX opencx_rejected_events_waiting ON opencx_rejected_events (org_id, received_at)
+         WHERE replayed_at IS NULL`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -217,6 +217,11 @@ export interface ConversationOptions {
   processCallGrace?: Duration;
   /** Longest single OpenCX call attempt; a worker that died mid-send is retried after this. */
   opencxAttemptTimeout?: Duration;
+  /**
+   * How long a closure from Creatio waits for agent replies still being read before it resolves the
+   * session anyway (a reply read that keeps failing never holds the closure back for longer).
+   */
+  closureWaitsForReplies?: Duration;
 }
 
 export const REPLY_DEFAULTS = {
@@ -225,6 +230,7 @@ export const REPLY_DEFAULTS = {
   replyLookback: '10 minutes',
   processCallGrace: '15 seconds',
   opencxAttemptTimeout: '45 seconds',
+  closureWaitsForReplies: '30 seconds',
 } as const;
 
 /** Everything a run hands to the next one on continue-as-new. */
@@ -248,6 +254,8 @@ export interface CarriedState {
    */
   verifyWrites?: boolean;
   replyCheck?: { nextAt: number | null; delayMs: number };
+  /** A read of agent replies asked for and not done when the run ended (the reply lane's). */
+  replyReadPending?: 'webhook' | 'closure' | 'timer';
   /**
    * Events kept in the store because the run could not carry them (oldest chunk first), events
    * received since (they come after the spilled ones), the next chunk number, and chunks already

@@ -15,6 +15,8 @@ export const CREATIO_NON_RETRYABLE = [
   'CreatioForbiddenError',
   'CreatioNotFoundError',
   'CreatioValidationError',
+  'CreatioSchemaError',
+  'CreatioRouteNotFoundError',
   'CreatioResponseTooLargeError',
   'CreatioAddressRefusedError',
   ...NOT_CONNECTED,
@@ -24,6 +26,7 @@ export const OPENCX_NON_RETRYABLE = [
   'OpenCXAddressRefusedError',
   'OpenCXUnauthorizedError',
   'OpenCXValidationError',
+  'OpenCXSessionNotFoundError',
   ...NOT_CONNECTED,
 ];
 

@@ -70,13 +70,10 @@ async function main(): Promise<void> {
         'AI fields',
         async () => (await bridge.session(orgId, s)).body?.aiFields?.status === 'done',
       );
-      bridge.emu.insert('Activity', {
-        CaseId: caseId,
-        Title: 'Re: router',
-        Body: '<p>A technician is on the way.</p>',
-        TypeId: IDS.activityType.Email,
-        MessageTypeId: IDS.messageType.Outgoing,
-        OwnerId: IDS.contact.Supervisor,
+      bridge.emu.agentEmail(caseId, {
+        title: 'Re: router',
+        body: '<p>A technician is on the way.</p>',
+        ownerId: IDS.contact.Supervisor,
       });
       await waitFor('the reply at OpenCX', () => bridge.opencx.messagesFor(s).length > 0);
       bridge.emu.modify('Case', caseId, { StatusId: IDS.caseStatus.Resolved });

@@ -1,8 +1,30 @@
 /**
- * Entity schemas and seed data of the Creatio emulator, after the out-of-the-box Creatio 8.x
- * configuration (ids from Creatio's own constants; see reference/creatio-api.md §3.2, §4.1).
+ * Entity schemas and seed data of the Creatio emulator, generated from Creatio's own configuration:
+ * creatio-model.json, extracted by scripts/creatio-oracle.ts from the public configuration source
+ * of a Creatio 8.1 instance (its `source` field names the repository, commit and files). The
+ * emulator therefore cannot offer an entity set, a column or a lookup target that Creatio lacks.
+ *
+ * What the configuration cannot say is marked where it is decided here:
+ * - the sandbox tenant's own columns (CUSTOM_COLUMNS, `Usr` prefix as Creatio names custom ones);
+ * - defaults Creatio takes from system settings (CaseStatusDef, CasePriorityDef, CaseOriginDef):
+ *   tenant data, set here to the out-of-the-box values;
+ * - English names of lookup rows whose package data is not in the source (ActivityType,
+ *   ActivityCategory, ActivityStatus, EmailType, EmailSendStatus): their ids are Creatio's
+ *   constants (the fixture's `constants`), their names the English captions Creatio shows.
  */
-export type ColumnType = 'guid' | 'string' | 'text' | 'datetime' | 'bool' | 'int' | { lookup: string };
+import model from './creatio-model.json';
+
+export type ColumnType =
+  | 'guid'
+  | 'string'
+  | 'text'
+  | 'datetime'
+  | 'date'
+  | 'bool'
+  | 'int'
+  | 'decimal'
+  | 'binary'
+  | { lookup: string };
 
 export interface Column {
   type: ColumnType;
@@ -10,73 +32,98 @@ export interface Column {
   default?: () => unknown;
 }
 
+/** One column as creatio-model.json records it. */
+interface ModelColumn {
+  type: string;
+  target?: string;
+  maxLength?: number;
+  default?: { source: string; value: string };
+}
+
+interface ModelEntity {
+  entitySet: string;
+  columns: Record<string, ModelColumn>;
+}
+
+/** Creatio's data model as extracted (entity → columns), the oracle of the conformance check. */
+export const CREATIO_MODEL = model as unknown as {
+  source: Record<string, unknown>;
+  entities: Record<string, ModelEntity>;
+  entityExists: Record<string, boolean>;
+  rows: Record<string, Record<string, unknown>[]>;
+  constants: Record<string, { Id: string; constants: string[] }[]>;
+};
+
 let last = 0;
 /** Record times as a database stamps them on commit: each later than the one before (1 ms apart at least). */
 const now = () => {
   last = Math.max(Date.now(), last + 1);
   return new Date(last).toISOString();
 };
-const guidCol: Column = { type: 'guid' };
-const str = (maxLength = 250): Column => ({ type: 'string', maxLength, default: () => '' });
-const text: Column = { type: 'text', default: () => '' };
-const bool: Column = { type: 'bool', default: () => false };
-const date: Column = { type: 'datetime', default: () => '0001-01-01T00:00:00Z' };
-const lookup = (target: string, def?: string): Column => ({
-  type: { lookup: target },
-  default: () => def ?? ZERO_GUID,
-});
 
 export const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
+/** Creatio answers an empty date this way (reference/creatio-api.md §2.4). */
+const NO_DATE = '0001-01-01T00:00:00Z';
+
+const rowId = (set: string, name: string): string => {
+  const row = CREATIO_MODEL.rows[set]?.find((r) => r.Name === name);
+  if (!row) throw new Error(`creatio-model.json has no ${set} row named "${name}"`);
+  return String(row.Id);
+};
+
+const constantId = (set: string, constant: string): string => {
+  const row = CREATIO_MODEL.constants[set]?.find((r) => r.constants.includes(constant));
+  if (!row) throw new Error(`creatio-model.json has no ${set} constant ${constant}`);
+  return row.Id;
+};
+
+const rowsByName = <N extends string>(set: string, names: readonly N[]) =>
+  Object.fromEntries(names.map((n) => [n, rowId(set, n)])) as Record<N, string>;
+
+const K = 'ConfigurationConstants.Activity';
 
 export const IDS = {
-  caseStatus: {
-    New: 'ae5f2f10-f46b-1410-fd9a-0050ba5d6c38',
-    'In progress': '7e9f1204-f46b-1410-fb9a-0050ba5d6c38',
-    'Waiting for response': '3859c6e7-cbcb-486b-ba53-77808fe6e593',
-    Resolved: 'ae7f411e-f46b-1410-009b-0050ba5d6c38',
-    Closed: '3e7f420c-f46b-1410-fc9a-0050ba5d6c38',
-    Canceled: '6e5f4218-f46b-1410-fe9a-0050ba5d6c38',
-    Reopened: 'f063ebbe-fdc6-4982-8431-d8cfa52fedcf',
-  },
-  casePriority: {
-    Low: 'd9bd322c-f46b-1410-ee8c-0050ba5d6c37',
-    Medium: 'd9bd322c-f46b-1410-ee8c-0050ba5d6c38',
-    High: 'd9bd322c-f46b-1410-ee8c-0050ba5d6c39',
-    Critical: 'd9bd322c-f46b-1410-ee8c-0050ba5d6c3a',
-  },
-  caseOrigin: {
-    Email: '7f9e1f1e-f46b-1410-3492-0050ba5d6c38',
-    Portal: 'debf4124-f46b-1410-3592-0050ba5d6c38',
-    Call: '5e5e202a-f46b-1410-3692-0050ba5d6c38',
-    Chat: '2b7c8a10-3c2e-4b49-9d0a-6a1f2c5b7e01',
-  },
-  caseCategory: {
-    Incident: '1b0bc159-150a-e111-a31b-00155d04c01d',
-    'Service request': '1c0bc159-150a-e111-a31b-00155d04c01d',
-  },
+  caseStatus: rowsByName('CaseStatus', [
+    'New',
+    'In progress',
+    'Waiting for response',
+    'Resolved',
+    'Closed',
+    'Canceled',
+    'Reopened',
+  ]),
+  casePriority: rowsByName('CasePriority', ['Low', 'Medium', 'High', 'Critical']),
+  caseOrigin: rowsByName('CaseOrigin', ['Email', 'Portal', 'Call', 'Chat']),
+  caseCategory: rowsByName('CaseCategory', ['Incident', 'Service request']),
   activityType: {
-    Task: 'fbe0acdc-cfc0-df11-b00f-001d60e938c6',
-    Email: 'e2831dec-cfc0-df11-b00f-001d60e938c6',
-    Call: 'e1831dec-cfc0-df11-b00f-001d60e938c6',
-    Visit: 'e3831dec-cfc0-df11-b00f-001d60e938c6',
+    Task: constantId('ActivityType', `${K}.Type.Task`),
+    Email: constantId('ActivityType', `${K}.Type.Email`),
+    Call: constantId('ActivityType', `${K}.Type.Call`),
+    Visit: constantId('ActivityType', `${K}.Type.Visit`),
   },
   activityCategory: {
-    'To do': 'f51c4643-58e6-df11-971b-001d60e938c6',
-    Email: '8038a396-7825-e011-8165-00155d043204',
-    Call: 'e52bd583-7825-e011-8165-00155d043204',
-    Meeting: '42c74c49-58e6-df11-971b-001d60e938c6',
-    Paperwork: '2365ae4f-58e6-df11-971b-001d60e938c6',
+    'To do': constantId('ActivityCategory', `${K}.ActivityCategory.DoIt`),
+    Email: constantId('ActivityCategory', `${K}.ActivityCategory.Email`),
+    Call: constantId('ActivityCategory', `${K}.ActivityCategory.Call`),
+    Meeting: constantId('ActivityCategory', `${K}.ActivityCategory.Meeting`),
+    Paperwork: constantId('ActivityCategory', `${K}.ActivityCategory.PaperWork`),
   },
   activityStatus: {
-    'Not started': '384d4b84-58e6-df11-971b-001d60e938c6',
-    'In progress': '394d4b84-58e6-df11-971b-001d60e938c6',
-    Completed: '4bdbb88f-58e6-df11-971b-001d60e938c6',
-    Canceled: '201cfba8-58e6-df11-971b-001d60e938c6',
+    'Not started': constantId('ActivityStatus', `${K}.Status.NotStarted`),
+    'In progress': constantId('ActivityStatus', `${K}.Status.InProgress`),
+    Completed: constantId('ActivityStatus', `${K}.Status.Done`),
+    Canceled: constantId('ActivityStatus', `${K}.Status.Cancel`),
   },
-  messageType: {
-    Incoming: '7f9d1f86-f36b-1410-068c-20cf30b39373',
-    Outgoing: '7f6d3f94-f36b-1410-068c-20cf30b39373',
+  /** Activity.MessageTypeId points here (there is no entity set "MessageType"). */
+  emailType: {
+    Incoming: constantId('EmailType', `${K}.MessageType.Incoming`),
+    Outgoing: constantId('EmailType', `${K}.MessageType.Outgoing`),
   },
+  emailSendStatus: {
+    Sent: constantId('EmailSendStatus', `${K}.EmailSendStatus.Sended`),
+    'Not sent': constantId('EmailSendStatus', `${K}.EmailSendStatus.NotSended`),
+  },
+  /** The sandbox tenant's own records (not configuration). */
   sysAdminUnit: {
     'All employees': 'a29a3ba5-4b0d-de11-9a51-005056c00008',
     'Support line 1': 'b5d51a2d-c0dd-477b-b2aa-58034367ba26',
@@ -87,122 +134,126 @@ export const IDS = {
   },
 } as const;
 
-const base: Record<string, Column> = {
-  Id: guidCol,
-  CreatedOn: { type: 'datetime', default: now },
-  ModifiedOn: { type: 'datetime', default: now },
-  CreatedById: lookup('Contact', IDS.contact['Integration user']),
-  ModifiedById: lookup('Contact', IDS.contact['Integration user']),
-};
-
-const lookupSchema = (extra: Record<string, Column> = {}): Record<string, Column> => ({
-  ...base,
-  Name: str(250),
-  Description: str(250),
-  ...extra,
-});
-
-export const SCHEMAS: Record<string, Record<string, Column>> = {
+/**
+ * The sandbox tenant's own Case columns (AI field targets in the demo and tests). Real tenants add
+ * theirs the same way; Test & Save checks AI field columns against each instance's $metadata.
+ */
+export const CUSTOM_COLUMNS: Record<string, Record<string, Column>> = {
   Case: {
-    ...base,
-    Number: str(250),
-    Subject: str(500),
-    Symptoms: text,
-    Notes: text,
-    Solution: text,
-    RegisteredOn: date,
-    StatusId: lookup('CaseStatus', IDS.caseStatus.New),
-    PriorityId: lookup('CasePriority', IDS.casePriority.Medium),
-    OriginId: lookup('CaseOrigin', IDS.caseOrigin.Call),
-    CategoryId: lookup('CaseCategory', IDS.caseCategory.Incident),
-    ContactId: lookup('Contact'),
-    AccountId: lookup('Account'),
-    OwnerId: lookup('Contact'),
-    GroupId: lookup('SysAdminUnit', IDS.sysAdminUnit['Support line 1']),
-    ResponseDate: date,
-    SolutionDate: date,
-    SolutionProvidedOn: date,
-    ClosureDate: date,
-    UsrProductName: str(100),
-    UsrOrderNumber: str(50),
-    UsrUrgent: bool,
+    UsrProductName: { type: 'string', maxLength: 100, default: () => '' },
+    UsrOrderNumber: { type: 'string', maxLength: 50, default: () => '' },
+    UsrUrgent: { type: 'bool', default: () => false },
   },
-  Activity: {
-    ...base,
-    Title: str(500),
-    Body: text,
-    IsHtmlBody: bool,
-    Notes: text,
-    DetailedResult: text,
-    TypeId: lookup('ActivityType', IDS.activityType.Task),
-    ActivityCategoryId: lookup('ActivityCategory', IDS.activityCategory['To do']),
-    StatusId: lookup('ActivityStatus', IDS.activityStatus['Not started']),
-    StartDate: { type: 'datetime', default: now },
-    DueDate: { type: 'datetime', default: now },
-    OwnerId: lookup('Contact', IDS.contact['Integration user']),
-    AuthorId: lookup('Contact', IDS.contact['Integration user']),
-    CaseId: lookup('Case'),
-    ContactId: lookup('Contact'),
-    Sender: str(500),
-    Recepient: text,
-    MessageTypeId: lookup('MessageType'),
-    SenderContactId: lookup('Contact'),
-    /** Set on emails Creatio generates itself (notifications, auto-replies). */
-    IsAutoSubmitted: bool,
-  },
-  /** A file attached to an activity; its content is the `Data` stream (GET ActivityFile(id)/Data). */
-  ActivityFile: {
-    ...base,
-    ActivityId: lookup('Activity'),
-    Name: str(500),
-    Size: { type: 'int', default: () => 0 },
-  },
-  Contact: {
-    ...base,
-    Name: str(250),
-    Email: str(250),
-    Phone: str(250),
-    MobilePhone: str(250),
-    AccountId: lookup('Account'),
-  },
-  Account: { ...base, Name: str(250) },
-  CaseStatus: lookupSchema({ IsFinal: bool, IsResolved: bool, IsPaused: bool }),
-  CasePriority: lookupSchema(),
-  CaseOrigin: lookupSchema(),
-  CaseCategory: lookupSchema(),
-  ActivityType: lookupSchema(),
-  ActivityCategory: lookupSchema({ ActivityTypeId: lookup('ActivityType') }),
-  ActivityStatus: lookupSchema({ Finish: bool }),
-  MessageType: lookupSchema(),
-  SysAdminUnit: lookupSchema({ SysAdminUnitTypeValue: { type: 'int', default: () => 0 } }),
 };
+
+/** Defaults Creatio takes from system settings (tenant data): the out-of-the-box values. */
+const SETTINGS_DEFAULTS: Record<string, string> = {
+  CaseStatusDef: IDS.caseStatus.New,
+  CasePriorityDef: IDS.casePriority.Medium,
+  CaseOriginDef: IDS.caseOrigin.Call,
+};
+
+function columnOf(c: ModelColumn): Column {
+  const d = c.default;
+  const fromModel = (): (() => unknown) | undefined => {
+    if (!d) return undefined;
+    if (d.source === 'Const' && d.value) {
+      // The schema states constants as text ("False", "0"): typed as the column is.
+      const v =
+        c.type === 'bool'
+          ? d.value.toLowerCase() === 'true'
+          : c.type === 'int' || c.type === 'decimal'
+            ? Number(d.value)
+            : d.value;
+      return () => v;
+    }
+    if (d.source === 'SystemValue' && d.value === 'CurrentDateTime') return now;
+    if (d.source === 'SystemValue' && d.value === 'CurrentUserContact')
+      return () => IDS.contact['Integration user'];
+    if (d.source === 'Settings' && SETTINGS_DEFAULTS[d.value]) return () => SETTINGS_DEFAULTS[d.value];
+    return undefined;
+  };
+  const given = fromModel();
+  switch (c.type) {
+    case 'lookup':
+      return { type: { lookup: c.target ?? '' }, default: given ?? (() => ZERO_GUID) };
+    case 'guid':
+      return { type: 'guid', ...(given && { default: given }) };
+    case 'string':
+      return {
+        type: 'string',
+        ...(c.maxLength && { maxLength: c.maxLength }),
+        default: given ?? (() => ''),
+      };
+    case 'bool':
+      return { type: 'bool', default: given ?? (() => false) };
+    case 'int':
+      return { type: 'int', default: given ?? (() => 0) };
+    case 'decimal':
+      return { type: 'decimal', default: given ?? (() => 0) };
+    case 'datetime':
+      return { type: 'datetime', default: given ?? (() => NO_DATE) };
+    case 'date':
+      return { type: 'date', default: given ?? (() => null) };
+    case 'binary':
+      return { type: 'binary' };
+    default:
+      // text, and the few display types (Color) that OData serves as strings
+      return { type: 'text', default: given ?? (() => '') };
+  }
+}
+
+/** The emulator's schemas: Creatio's entities with their columns, plus the sandbox's own columns. */
+export function buildSchemas(): Record<string, Record<string, Column>> {
+  const out: Record<string, Record<string, Column>> = {};
+  for (const [name, e] of Object.entries(CREATIO_MODEL.entities)) {
+    const cols: Record<string, Column> = {};
+    for (const [col, c] of Object.entries(e.columns)) cols[col] = columnOf(c);
+    out[e.entitySet || name] = { ...cols, ...CUSTOM_COLUMNS[name] };
+  }
+  return out;
+}
+
+/** One shared copy for code that only reads (the emulator keeps its own, see cloneSchemas). */
+export const SCHEMAS = buildSchemas();
+
+/** A copy an emulator can change (a test removes a column, as a customized tenant would). */
+export function cloneSchemas(): Record<string, Record<string, Column>> {
+  return Object.fromEntries(Object.entries(SCHEMAS).map(([k, v]) => [k, { ...v }]));
+}
 
 type Seed = Record<string, Record<string, unknown>[]>;
 
 const named = (ids: Record<string, string>, extra: (name: string) => Record<string, unknown> = () => ({})) =>
   Object.entries(ids).map(([Name, Id]) => ({ Id, Name, ...extra(Name) }));
 
+/** Lookup rows as the configuration's package data has them (only the columns the schema has). */
+const packageRows = (set: string) =>
+  (CREATIO_MODEL.rows[set] ?? []).map((r) =>
+    Object.fromEntries(Object.entries(r).filter(([k]) => k in (SCHEMAS[set] ?? {}))),
+  );
+
 export function seedData(): Seed {
   return {
-    CaseStatus: named(IDS.caseStatus, (n) => ({
-      IsFinal: n === 'Closed' || n === 'Canceled',
-      IsResolved: n === 'Resolved',
-      IsPaused: n === 'Waiting for response',
-    })),
-    CasePriority: named(IDS.casePriority),
-    CaseOrigin: named(IDS.caseOrigin),
-    CaseCategory: named(IDS.caseCategory),
+    CaseStatus: packageRows('CaseStatus'),
+    CasePriority: packageRows('CasePriority'),
+    CaseOrigin: packageRows('CaseOrigin'),
+    CaseCategory: packageRows('CaseCategory'),
     ActivityType: named(IDS.activityType),
     ActivityCategory: named(IDS.activityCategory, (n) => ({
       ActivityTypeId: n === 'Email' ? IDS.activityType.Email : IDS.activityType.Task,
     })),
     ActivityStatus: named(IDS.activityStatus, (n) => ({ Finish: n === 'Completed' || n === 'Canceled' })),
-    MessageType: named(IDS.messageType),
+    EmailType: named(IDS.emailType),
+    EmailSendStatus: named(IDS.emailSendStatus),
     SysAdminUnit: named(IDS.sysAdminUnit, () => ({ SysAdminUnitTypeValue: 1 })),
     Contact: named(IDS.contact),
     Account: [],
     Case: [],
     Activity: [],
     ActivityFile: [],
+    ActivityParticipant: [],
+    ActivityParticipantRole: [],
+    ActivityPriority: [],
   };
 }

@@ -2,7 +2,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SCHEMAS, seedData, ZERO_GUID, type Column } from './creatio-schema';
+import { cloneSchemas, IDS, seedData, ZERO_GUID, type Column } from './creatio-schema';
+import { nonConformance } from './creatio-conformance';
+import { appendFileSync } from 'node:fs';
 import { checkFilter, edmType, evalFilter, FilterError, parseFilter } from './odata-filter';
 
 /**
@@ -58,6 +60,11 @@ export interface CreatioFaults {
    * A write this answers for is refused: a message → 400 (a value Creatio will not take); a status
    * and message → that answer (e.g. a 500 for this one write).
    */
+  /**
+   * A read this answers for fails (e.g. only the agent-reply query): a status and message, answered
+   * as Creatio answers that status. Called with the entity set and the request URL.
+   */
+  failRead: ((set: string, url: URL) => { status: 400 | 404 | 500 | 503; message: string } | null) | null;
   rejectWrite:
     | ((
         set: string,
@@ -78,6 +85,7 @@ const DEFAULT_FAULTS: CreatioFaults = {
   afterWriteLatencyMs: 0,
   outage: false,
   tokenLifetimeSec: 3600,
+  failRead: null,
   rejectWrite: null,
 };
 
@@ -137,8 +145,30 @@ class ODataFailure extends Error {
   }
 }
 
+export interface CreatioEmulatorOptions {
+  /**
+   * Where OData is served: `/0/odata` (Creatio on .NET Framework, every cloud site) or `/odata`
+   * (Creatio on .NET / .NET Core); reference/creatio-api.md §2.1.
+   */
+  odataPath?: '/0/odata' | '/odata';
+}
+
 export class CreatioEmulator extends EventEmitter {
   readonly clients = new Map<string, EmulatorClient>();
+  /**
+   * This instance's data model: Creatio's own (creatio-model.json, from its configuration source)
+   * plus the sandbox's custom columns, less what a test removed (a customized or older tenant).
+   */
+  readonly schemas: Record<string, Record<string, Column>> = cloneSchemas();
+  readonly odataPath: '/0/odata' | '/odata';
+  /**
+   * Requests that name an entity set, column or literal type Creatio's configuration does not have
+   * (checked against creatio-model.json, whatever this instance answers). The test runner fails
+   * the suite on any (CREATIO_CONFORMANCE_LOG).
+   */
+  readonly nonConformant: string[] = [];
+  /** Tests that send bad names on purpose (the client's error handling) turn the record off. */
+  recordConformance = true;
   readonly tables = new Map<string, Map<string, Row>>();
   faults: CreatioFaults = { ...DEFAULT_FAULTS };
   /** When the OData requests of the last second came (for `maxPerSecond`). */
@@ -158,8 +188,9 @@ export class CreatioEmulator extends EventEmitter {
   readonly files = new Map<string, Buffer>();
   private readonly inflightCalls = new Set<Promise<void>>();
 
-  constructor() {
+  constructor(options: CreatioEmulatorOptions = {}) {
     super();
+    this.odataPath = options.odataPath ?? '/0/odata';
     this.reset();
     this.on('added', (set: string, row: Row) => {
       if (set !== 'Activity' || row.CaseId === ZERO_GUID) return;
@@ -232,6 +263,8 @@ export class CreatioEmulator extends EventEmitter {
 
   /** Back to seed data, default faults and no clients but the sandbox one. */
   reset(): void {
+    for (const k of Object.keys(this.schemas)) delete this.schemas[k];
+    Object.assign(this.schemas, cloneSchemas());
     this.tables.clear();
     for (const [set, rows] of Object.entries(seedData())) {
       const table = new Map<string, Row>();
@@ -298,6 +331,62 @@ export class CreatioEmulator extends EventEmitter {
     return row;
   }
 
+  /**
+   * Removes a column (or, without `column`, a whole entity set) from this instance, as a customized
+   * or older Creatio would lack it: $metadata no longer lists it and requests naming it fail as
+   * Creatio fails them (404 for an entity set, 400 for a property).
+   */
+  removeFromModel(set: string, column?: string): void {
+    if (column) delete this.schemas[set]?.[column];
+    else delete this.schemas[set];
+  }
+
+  /** Back to Creatio's full model (after removeFromModel), data kept. */
+  restoreModel(): void {
+    const full = cloneSchemas();
+    for (const [set, cols] of Object.entries(full)) this.schemas[set] = cols;
+  }
+
+  /**
+   * An email an agent sent from the case, stored as Creatio stores one (ActivitySchema.CrtBase):
+   * type Email, EmailType Outgoing, EmailSendStatus Sent, sender and recipients as text. `to`
+   * defaults to the case contact's address; `status: 'Not sent'` is a draft.
+   */
+  agentEmail(
+    caseId: string,
+    o: {
+      body: string;
+      title?: string;
+      to?: string;
+      cc?: string;
+      status?: 'Sent' | 'Not sent';
+      headers?: string;
+      ownerId?: string;
+      extra?: Record<string, unknown>;
+    },
+  ): Row {
+    const c = this.tables.get('Case')?.get(caseId.toLowerCase());
+    const contact = c ? this.tables.get('Contact')?.get(String(c.ContactId)) : undefined;
+    const email = typeof contact?.Email === 'string' ? contact.Email : '';
+    const name = typeof contact?.Name === 'string' ? contact.Name : '';
+    const to = o.to ?? (email ? `${name} <${email}>;` : '');
+    return this.insert('Activity', {
+      CaseId: caseId,
+      TypeId: IDS.activityType.Email,
+      ActivityCategoryId: IDS.activityCategory.Email,
+      MessageTypeId: IDS.emailType.Outgoing,
+      EmailSendStatusId: IDS.emailSendStatus[o.status ?? 'Sent'],
+      Title: o.title ?? 'Re: your request',
+      Body: o.body,
+      Sender: 'Support <support@example.com>',
+      Recepient: to,
+      ...(o.cc && { CopyRecepient: o.cc }),
+      ...(o.headers && { HeaderProperties: o.headers }),
+      ...(o.ownerId && { OwnerId: o.ownerId }),
+      ...o.extra,
+    });
+  }
+
   /** Inserts a record as a Creatio user would (e.g. an agent adding an email to a case). */
   insert(set: string, values: Record<string, unknown>): Row {
     const row = this.withDefaults(set, { Id: randomUUID(), ...values });
@@ -360,7 +449,9 @@ export class CreatioEmulator extends EventEmitter {
       });
       return;
     }
-    if (url.pathname.startsWith('/0/odata')) return this.odata(req, res, url, body);
+    if (url.pathname === this.odataPath || url.pathname.startsWith(`${this.odataPath}/`)) {
+      return this.odata(req, res, url, body);
+    }
     this.html(
       res,
       404,
@@ -419,10 +510,11 @@ export class CreatioEmulator extends EventEmitter {
       return;
     }
     const client = this.clients.get(session.clientId)!;
-    const rest = decodeURIComponent(url.pathname.slice('/0/odata'.length).replace(/^\//, ''));
+    const rest = decodeURIComponent(url.pathname.slice(this.odataPath.length).replace(/^\//, ''));
     const m = /^([A-Za-z]\w*)(?:\(([^)]*)\))?(\/Data)?$/.exec(rest);
     const set = m?.[1];
     this.bump(`${req.method} ${rest === '$metadata' ? '$metadata' : (set ?? rest)}`);
+    if (this.recordConformance) this.recordNonConformance(req.method ?? 'GET', rest, url, body);
 
     const f = this.faults;
     if (f.maxPerSecond !== null) {
@@ -473,14 +565,14 @@ export class CreatioEmulator extends EventEmitter {
       }
       if (rest === '') {
         this.json(res, 200, {
-          '@odata.context': `${this.url}/0/odata/$metadata`,
-          value: Object.keys(SCHEMAS).map((name) => ({ name, kind: 'EntitySet', url: name })),
+          '@odata.context': `${this.url}${this.odataPath}/$metadata`,
+          value: Object.keys(this.schemas).map((name) => ({ name, kind: 'EntitySet', url: name })),
         });
         return;
       }
-      if (!set || !SCHEMAS[set]) {
+      if (!set || !this.schemas[set]) {
         this.json(res, 404, {
-          Message: `No HTTP resource was found that matches the request URI '${this.url}/0/odata/${rest}'.`,
+          Message: `No HTTP resource was found that matches the request URI '${this.url}${this.odataPath}/${rest}'.`,
           MessageDetail: `No type was found that matches the controller named '${set ?? rest}'.`,
         });
         return;
@@ -503,6 +595,8 @@ export class CreatioEmulator extends EventEmitter {
         res.end(data);
         return;
       }
+      const failed = req.method === 'GET' ? f.failRead?.(set, url) : null;
+      if (failed) throw new ODataFailure(failed.status, failed.message, failed.message);
       switch (req.method) {
         case 'GET':
           return key
@@ -531,6 +625,16 @@ export class CreatioEmulator extends EventEmitter {
     }
   }
 
+  /** Records a request that names something Creatio's configuration lacks (see `nonConformant`). */
+  private recordNonConformance(method: string, rest: string, url: URL, body: string): void {
+    const problems = nonConformance(method, rest, url.searchParams, body);
+    if (problems.length === 0) return;
+    const line = `${method} ${this.odataPath}/${rest}${url.search}: ${problems.join('; ')}`;
+    this.nonConformant.push(line);
+    const log = process.env.CREATIO_CONFORMANCE_LOG;
+    if (log) appendFileSync(log, `${JSON.stringify({ request: line, test: process.argv[1] ?? '' })}\n`);
+  }
+
   private denied(set: string, op: string): ODataFailure {
     return new ODataFailure(403, `Insufficient permissions to ${op} records in the "${set}" object.`);
   }
@@ -544,13 +648,13 @@ export class CreatioEmulator extends EventEmitter {
     }
     const select = this.select(set, url.searchParams.get('$select'));
     this.json(res, 200, {
-      '@odata.context': `${this.url}/0/odata/$metadata#${set}/$entity`,
+      '@odata.context': `${this.url}${this.odataPath}/$metadata#${set}/$entity`,
       ...project(row, select),
     });
   }
 
   private getMany(res: ServerResponse, set: string, url: URL, canRead: boolean): void {
-    const schema = SCHEMAS[set]!;
+    const schema = this.schemas[set]!;
     const select = this.select(set, url.searchParams.get('$select'));
     let rows = canRead ? [...this.tables.get(set)!.values()] : [];
     const filter = url.searchParams.get('$filter');
@@ -581,7 +685,7 @@ export class CreatioEmulator extends EventEmitter {
     const top = Math.min(Number(url.searchParams.get('$top') ?? 20_000), 20_000);
     rows = rows.slice(skip, skip + top);
     this.json(res, 200, {
-      '@odata.context': `${this.url}/0/odata/$metadata#${set}`,
+      '@odata.context': `${this.url}${this.odataPath}/$metadata#${set}`,
       ...(url.searchParams.get('$count') === 'true' && { '@odata.count': total }),
       value: rows.map((r) => project(r, select)),
     });
@@ -609,9 +713,12 @@ export class CreatioEmulator extends EventEmitter {
     }
     if (this.faults.afterWriteLatencyMs > 0)
       await new Promise((r) => setTimeout(r, this.faults.afterWriteLatencyMs));
-    const location = `${this.url}/0/odata/${set}(${id})`;
+    const location = `${this.url}${this.odataPath}/${set}(${id})`;
     res.setHeader('location', location);
-    this.json(res, 201, { '@odata.context': `${this.url}/0/odata/$metadata#${set}/$entity`, ...row });
+    this.json(res, 201, {
+      '@odata.context': `${this.url}${this.odataPath}/$metadata#${set}/$entity`,
+      ...row,
+    });
   }
 
   private patch(res: ServerResponse, set: string, id: string, body: string, canRead: boolean): void {
@@ -656,7 +763,7 @@ export class CreatioEmulator extends EventEmitter {
     if (!values || typeof values !== 'object' || Array.isArray(values)) {
       throw new ODataFailure(400, 'The request is invalid.', 'item : An object was expected.');
     }
-    const schema = SCHEMAS[set]!;
+    const schema = this.schemas[set]!;
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(values as Record<string, unknown>)) {
       const col = schema[k];
@@ -706,6 +813,14 @@ export class CreatioEmulator extends EventEmitter {
       case 'int':
         if (typeof v !== 'number' || !Number.isInteger(v)) throw invalid('not an Edm.Int32');
         return v;
+      case 'decimal':
+        if (typeof v !== 'number') throw invalid('not an Edm.Decimal');
+        return v;
+      case 'date':
+        if (typeof v !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(v)) throw invalid('not an Edm.Date');
+        return v;
+      case 'binary':
+        throw invalid('a stream property is written at its own URL');
       default:
         if (typeof v !== 'string') throw invalid('not an Edm.String');
         if (col.maxLength && v.length > col.maxLength) {
@@ -720,10 +835,11 @@ export class CreatioEmulator extends EventEmitter {
   }
 
   private withDefaults(set: string, row: Row): Row {
-    const schema = SCHEMAS[set]!;
+    const schema = this.schemas[set]!;
     const out: Row = { Id: String(row.Id).toLowerCase() };
     for (const [name, col] of Object.entries(schema)) {
-      if (name === 'Id') continue;
+      // A stream (ActivityFile.Data) is read at its own URL, never in the entity's JSON.
+      if (name === 'Id' || col.type === 'binary') continue;
       out[name] = row[name] !== undefined ? row[name] : col.default ? col.default() : null;
     }
     if (set === 'Case' && !row.Number) out.Number = `SR${String(++this.caseNumber).padStart(8, '0')}`;
@@ -737,7 +853,7 @@ export class CreatioEmulator extends EventEmitter {
     if (!param) return undefined;
     const names = param.split(',').map((s) => s.trim());
     for (const n of names) {
-      if (!SCHEMAS[set]![n]) {
+      if (!this.schemas[set]![n]) {
         throw new FilterError(
           `The query specified in the URI is not valid. Could not find a property named '${n}' on type '${ODATA_NS}.${set}'.`,
         );
@@ -747,7 +863,7 @@ export class CreatioEmulator extends EventEmitter {
   }
 
   private metadataXml(): string {
-    const types = Object.entries(SCHEMAS).map(([set, schema]) => {
+    const types = Object.entries(this.schemas).map(([set, schema]) => {
       const props = Object.entries(schema).map(([name, col]) => {
         const len = col.maxLength ? ` MaxLength="${col.maxLength}"` : '';
         return `<Property Name="${name}" Type="${edmType(col)}"${name === 'Id' ? ' Nullable="false"' : ''}${len} />`;
@@ -761,7 +877,9 @@ export class CreatioEmulator extends EventEmitter {
         });
       return `<EntityType Name="${set}" BaseType="${ODATA_NS}.BaseEntity"><Key><PropertyRef Name="Id" /></Key>${props.join('')}${navs.join('')}</EntityType>`;
     });
-    const sets = Object.keys(SCHEMAS).map((s) => `<EntitySet Name="${s}" EntityType="${ODATA_NS}.${s}" />`);
+    const sets = Object.keys(this.schemas).map(
+      (s) => `<EntitySet Name="${s}" EntityType="${ODATA_NS}.${s}" />`,
+    );
     return `<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="${ODATA_NS}" xmlns="http://docs.oasis-open.org/odata/ns/edm"><EntityType Name="BaseEntity" Abstract="true" />${types.join('')}<EntityContainer Name="Default">${sets.join('')}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`;
   }
 
@@ -811,8 +929,11 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-export async function startCreatioEmulator(port = 0): Promise<CreatioEmulator> {
-  const emu = new CreatioEmulator();
+export async function startCreatioEmulator(
+  port = 0,
+  options: CreatioEmulatorOptions = {},
+): Promise<CreatioEmulator> {
+  const emu = new CreatioEmulator(options);
   await emu.listen(port);
   return emu;
 }

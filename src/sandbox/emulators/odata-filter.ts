@@ -117,8 +117,11 @@ const EDM: Record<string, string> = {
   string: 'Edm.String',
   text: 'Edm.String',
   datetime: 'Edm.DateTimeOffset',
+  date: 'Edm.Date',
   bool: 'Edm.Boolean',
   int: 'Edm.Int32',
+  decimal: 'Edm.Decimal',
+  binary: 'Edm.Stream',
 };
 
 export function edmType(c: Column): string {
@@ -158,8 +161,8 @@ export function checkFilter(node: Node, schema: Record<string, Column>, typeName
     case 'cmp': {
       const left = edmType(prop(node.prop));
       const right = LIT_EDM[node.lit.kind];
-      const compatible =
-        right === 'null' || left === right || (left === 'Edm.Int32' && right === 'Edm.Int32');
+      const numeric = (t: string) => t === 'Edm.Int32' || t === 'Edm.Decimal';
+      const compatible = right === 'null' || left === right || (numeric(left) && numeric(right));
       if (!compatible) {
         throw new FilterError(
           `A binary operator with incompatible types was detected. Found operand types '${left}' and '${right}' for operator kind '${node.op === 'cmp' ? node.cmp : node.fn}'.`,

@@ -3,6 +3,7 @@
  * one of the organization's closure statuses resolves the OpenCX session. A customer message after
  * the close is logged on the same case, or reopens it (afterClose "reopen").
  */
+import { condition } from '@temporalio/workflow';
 import type { ConversationEvent } from '../contract';
 import type { Conversation } from './context';
 import { drain } from './messages';
@@ -60,7 +61,19 @@ async function readCaseStatus(c: Conversation) {
 /** The case is in a closure status: deliver what is left, resolve the session, finish. */
 async function closeFromCreatio(c: Conversation, statusName: string): Promise<void> {
   await drain(c);
-  await deliverNewReplies(c, 'closure');
+  const lane = c.replyLane;
+  if (lane) {
+    // Replies written before the close go first, unless their read keeps failing: then the session
+    // is resolved anyway and the lane delivers them once Creatio answers (the run waits for it).
+    lane.request('closure');
+    if (!(await condition(() => lane.idle, c.timings.closureWaitsForReplies))) {
+      c.run.note(
+        'the session was resolved while agent replies were still being read: they are delivered once the read succeeds',
+      );
+    }
+  } else {
+    await deliverNewReplies(c, 'closure');
+  }
   await c.steps.run(
     'resolve OpenCX session',
     () => c.peers.opencx.resolveSession({ orgId: c.orgId, sessionId: c.sessionId }),
@@ -89,7 +102,9 @@ export async function onCaseStatus(c: Conversation): Promise<void> {
  * delivered, and a case in a closure status resolves the session. Both are recorded as evidence.
  */
 export async function checkCaseOnTimer(c: Conversation): Promise<void> {
-  const found = await deliverNewReplies(c, 'timer');
+  let found = 0;
+  if (c.replyLane) c.replyLane.request('timer');
+  else found = await deliverNewReplies(c, 'timer');
   const st = await readCaseStatus(c);
   if (st?.closes) {
     if (!st.modifiedOn || Date.now() - Date.parse(st.modifiedOn) > c.timings.processCallGrace) {

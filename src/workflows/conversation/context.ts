@@ -2,6 +2,7 @@ import type { ConversationOptions } from '../contract';
 import type { Peers } from './peers';
 import type { ConversationRun, Timings } from './state';
 import type { Steps } from './steps';
+import type { ReplyLane } from './reply-lane';
 
 /** What every flow of one conversation works with. */
 export interface Conversation {
@@ -16,5 +17,7 @@ export interface Conversation {
    * Which command sequences this run takes, decided by patched() at its very start, before any
    * other command (docs/decisions/0016-replay-and-patching.md).
    */
-  flow: { oneTryCaseOpening: boolean };
+  flow: { oneTryCaseOpening: boolean; replyLane: boolean };
+  /** Agent replies in a lane of their own (runs whose flow has `replyLane`); see reply-lane.ts. */
+  replyLane?: ReplyLane;
 }

@@ -31,11 +31,15 @@ import { ConversationRun, timingsOf } from './state';
 import { refill, spillForCarry } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
+import { ReplyLane } from './reply-lane';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
   // Every patch of the run is asked here, in its first activation and before any command: a
   // patched() asked after a local activity can fall in another workflow task on replay (0016).
-  const flow = { oneTryCaseOpening: patched('open-case-in-one-try') };
+  const flow = {
+    oneTryCaseOpening: patched('open-case-in-one-try'),
+    replyLane: patched('reply-lane'),
+  };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
   // State first; handlers after it, so buffered signals always find it initialised.
@@ -70,6 +74,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     },
   });
   const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings, flow };
+  const lane = flow.replyLane ? new ReplyLane(c, shouldContinueAsNew) : undefined;
+  c.replyLane = lane;
 
   setHandler(stateQuery, () => run.view());
   setHandler(conversationEventSignal, (event) => run.accept(event));
@@ -94,16 +100,28 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
   }
 
+  if (lane) {
+    lane.start();
+    if (run.replyReadPending) lane.request(run.replyReadPending);
+    run.replyReadPending = undefined;
+  }
+  const laneIdle = () => lane?.idle ?? true;
   const wake = new WakeTimer();
   // Events are handled even after the close: a late customer message is logged (or reopens).
-  while (run.state.status === 'open' || run.hasWork()) {
+  // Agent replies still being read keep the run going too (the reply lane).
+  while (run.state.status === 'open' || run.hasWork() || !laneIdle()) {
     const idleAt = run.lastEventAt + timings.idle;
     const { replyCheck } = run;
-    wake.arm(replyCheck.nextAt === null ? idleAt : Math.min(idleAt, replyCheck.nextAt));
-    await condition(() => run.hasWork() || shouldContinueAsNew() || wake.due);
+    // Runs without the reply lane (recorded by older code) keep their timers exactly as they were.
+    const open = lane === undefined || run.state.status === 'open';
+    wake.arm(replyCheck.nextAt === null || !open ? idleAt : Math.min(idleAt, replyCheck.nextAt));
+    await condition(() => run.hasWork() || shouldContinueAsNew() || wake.due || (!open && laneIdle()));
     let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
     if (shouldContinueAsNew()) {
       outcome = 'continue-as-new';
+    } else if (!run.hasWork() && !wake.due) {
+      // Closed, and the reply lane has finished: the loop's own condition ends the run.
+      continue;
     } else if (!run.hasWork()) {
       wake.take();
       if (Date.now() >= idleAt) {
@@ -112,7 +130,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         break;
       }
       // Woken before anything is due (the wake-up moved later meanwhile): arm the next timer.
-      if (replyCheck.nextAt === null || Date.now() < replyCheck.nextAt) continue;
+      if (!open || replyCheck.nextAt === null || Date.now() < replyCheck.nextAt) continue;
       replyCheck.nextAt = null;
       outcome = await guarded(() => checkCaseOnTimer(c));
     } else {
@@ -136,6 +154,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     if (outcome === 'continue-as-new') {
       // A step may have been cut off mid-way: the next run looks before it writes.
       if (run.queue.length > 0) run.verifyWrites = true;
+      if (lane) {
+        // A send under way is finished, never abandoned; a read waiting is the next run's first.
+        await condition(() => !lane.busy);
+        run.replyReadPending = lane.pending ?? undefined;
+      }
       await spillForCarry(c);
       await condition(allHandlersFinished);
       await continueAsNew<typeof conversationWorkflow>({
@@ -168,8 +191,10 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
       );
       return;
     }
-    if (ev.kind === 'creatio_activity') await deliverNewReplies(c, 'webhook');
-    else await onCaseStatus(c);
+    if (ev.kind === 'creatio_activity') {
+      if (c.replyLane) c.replyLane.request('webhook');
+      else await deliverNewReplies(c, 'webhook');
+    } else await onCaseStatus(c);
     return;
   }
   await adoptPriorCase(c);

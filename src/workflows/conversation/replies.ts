@@ -4,6 +4,10 @@
  */
 import type { Conversation } from './context';
 import { missed } from './state';
+import { ContinueAsNewNow } from './steps';
+
+/** Who asked for a reply read: a business process call, a closure, or the bridge's own timer. */
+export type ReplySource = 'webhook' | 'closure' | 'timer';
 
 const PROCESS_MISSING =
   "Agent replies reach the customer only through the bridge's periodic check: the agent-reply business process is missing, inactive or filtered (it did not call the webhook for this case)";
@@ -15,7 +19,8 @@ const PROCESS_MISSING =
  */
 export async function deliverNewReplies(
   c: Conversation,
-  source: 'webhook' | 'closure' | 'timer',
+  source: ReplySource,
+  lane?: { continueAsNewDue: () => boolean },
 ): Promise<number> {
   const { run } = c;
   const { state, deliveredReplies } = run;
@@ -36,6 +41,8 @@ export async function deliverNewReplies(
     );
     for (const reply of page.replies) {
       if (deliveredReplies.has(reply.id)) continue;
+      // In the reply lane a send under way is finished first; the next one waits for the next run.
+      if (lane?.continueAsNewDue()) throw new ContinueAsNewNow();
       const firstTriedAt = new Date().toISOString();
       const r = await c.steps.run(
         `deliver agent reply ${reply.id}`,
@@ -47,7 +54,7 @@ export async function deliverNewReplies(
             verify: again || run.verifyWrites,
             firstTriedAt,
           }),
-        { onSkip: () => null },
+        { onSkip: () => null, ...(lane && { finishInFlight: true }) },
       );
       deliveredReplies.set(reply.id, reply.createdOn);
       if (!r) continue;

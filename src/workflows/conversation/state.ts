@@ -33,6 +33,7 @@ export interface Timings {
   lookback: number;
   processCallGrace: number;
   idle: number;
+  closureWaitsForReplies: number;
 }
 
 export function timingsOf(options: ConversationInput['options']): Timings {
@@ -42,6 +43,9 @@ export function timingsOf(options: ConversationInput['options']): Timings {
     lookback: msToNumber(options.replyLookback ?? REPLY_DEFAULTS.replyLookback),
     processCallGrace: msToNumber(options.processCallGrace ?? REPLY_DEFAULTS.processCallGrace),
     idle: msToNumber(options.idleTimeout),
+    closureWaitsForReplies: msToNumber(
+      options.closureWaitsForReplies ?? REPLY_DEFAULTS.closureWaitsForReplies,
+    ),
   };
 }
 
@@ -70,6 +74,8 @@ export class ConversationRun {
   verifyWrites: boolean;
   /** The head of the queue is being handled (it leaves the queue once done). */
   handlingHead = false;
+  /** A reply read the last run asked for and did not do (the reply lane does it first). */
+  replyReadPending: CarriedState['replyReadPending'];
   /**
    * Events in order are: `queue` (in memory), then `spill.chunks` (in the store), then
    * `spill.incoming` (received while chunks wait). See spill.ts.
@@ -122,6 +128,7 @@ export class ConversationRun {
     this.replyCheck = carried?.replyCheck ?? { nextAt: null, delayMs: timings.replyCheckEvery };
     this.verifyWrites = carried?.verifyWrites ?? input.resumed === true;
     this.spill = carried?.spill ?? { chunks: [], incoming: [], next: 0, read: [] };
+    this.replyReadPending = carried?.replyReadPending;
     if (input.resumed && !carried) this.state.resumed = true;
   }
 
@@ -223,6 +230,7 @@ export class ConversationRun {
       deliveredReplies: [...this.deliveredReplies],
       lastEventAt: this.lastEventAt,
       replyCheck: this.replyCheck,
+      ...(this.replyReadPending && { replyReadPending: this.replyReadPending }),
       ...(this.verifyWrites && { verifyWrites: true }),
       ...((this.spill.chunks.length > 0 || this.spill.incoming.length > 0 || this.spill.read.length > 0) && {
         spill: this.spill,

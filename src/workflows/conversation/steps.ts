@@ -40,6 +40,11 @@ export interface StepOptions<T> {
   park?: boolean;
   /** A step of continue-as-new itself: it does not give way to continue-as-new. */
   partOfContinueAsNew?: boolean;
+  /**
+   * The activity under way is awaited even when continue-as-new falls due (a send must never be
+   * abandoned mid-way); only a parked step gives way.
+   */
+  finishInFlight?: boolean;
 }
 
 type Command = { kind: 'resume' } | { kind: 'skip'; reason: string };
@@ -54,8 +59,11 @@ const MAX_SKIPPED = 50;
  * still ends at its idle timeout, and the history still continues-as-new when it grows large.
  */
 export class Steps {
-  private command: Command | null = null;
-  private current: { name: string; skippable: boolean } | null = null;
+  /**
+   * Steps parked now, oldest first, each with the operator's command once given. More than one
+   * when independent lanes of the conversation (messages, agent replies) park at the same time.
+   */
+  private readonly parkedNow: { name: string; skippable: boolean; command: Command | null }[] = [];
 
   constructor(
     private readonly conversation: ConversationRun,
@@ -69,38 +77,40 @@ export class Steps {
     },
   ) {}
 
-  /** The parked step, if any. */
+  /** The parked step (the oldest, when several are), if any. */
   get parked(): { name: string; skippable: boolean } | null {
-    return this.current;
+    const p = this.parkedNow[0];
+    return p ? { name: p.name, skippable: p.skippable } : null;
   }
 
   validateResume(): void {
-    if (!this.current)
+    if (this.parkedNow.length === 0)
       throw ApplicationFailure.create({ type: NOTHING_PARKED, message: 'No step is parked' });
   }
 
   validateSkip(reason: string): void {
     this.validateResume();
-    if (!this.current!.skippable) {
+    if (!this.parkedNow.some((p) => p.skippable)) {
       throw ApplicationFailure.create({
         type: STEP_NOT_SKIPPABLE,
-        message: `The step '${this.current!.name}' cannot be given up: the conversation cannot go on without it. Fix the cause and resume.`,
+        message: `The step '${this.parkedNow[0]!.name}' cannot be given up: the conversation cannot go on without it. Fix the cause and resume.`,
       });
     }
     if (!reason.trim())
       throw ApplicationFailure.create({ type: 'InvalidReason', message: 'reason is required' });
   }
 
+  /** Tries every parked step again now. */
   resume(): { step: string } {
-    const step = this.current?.name ?? '';
-    this.command = { kind: 'resume' };
-    return { step };
+    for (const p of this.parkedNow) p.command = { kind: 'resume' };
+    return { step: this.parkedNow.map((p) => p.name).join(', ') };
   }
 
+  /** Gives up the oldest parked step that can be given up. */
   skip(reason: string): { step: string } {
-    const step = this.current?.name ?? '';
-    this.command = { kind: 'skip', reason: reason.trim().slice(0, 500) };
-    return { step };
+    const p = this.parkedNow.find((x) => x.skippable);
+    if (p) p.command = { kind: 'skip', reason: reason.trim().slice(0, 500) };
+    return { step: p?.name ?? '' };
   }
 
   /**
@@ -112,7 +122,10 @@ export class Steps {
     let again = false;
     for (;;) {
       try {
-        const result = o.partOfContinueAsNew ? await fn(again) : await this.unlessContinueAsNew(fn(again));
+        const result =
+          o.partOfContinueAsNew || o.finishInFlight
+            ? await fn(again)
+            : await this.unlessContinueAsNew(fn(again));
         if (state.lastError?.step === name) state.lastError = null;
         return result;
       } catch (err) {
@@ -160,9 +173,13 @@ export class Steps {
     yieldToContinueAsNew: boolean,
   ): Promise<Command | null> {
     const continueAsNew = () => yieldToContinueAsNew && this.wake.continueAsNew();
-    this.command = null;
-    this.current = { name, skippable };
-    const received = (): Command | null => this.command;
+    const entry: { name: string; skippable: boolean; command: Command | null } = {
+      name,
+      skippable,
+      command: null,
+    };
+    this.parkedNow.push(entry);
+    const received = (): Command | null => entry.command;
     try {
       const until = Math.min(msToNumber(this.parkedRetryEvery), this.wake.idleAt() - Date.now());
       await condition(() => received() !== null || continueAsNew(), Math.max(1, until));
@@ -172,7 +189,7 @@ export class Steps {
       if (Date.now() >= this.wake.idleAt()) throw new IdleWhileParked(name);
       return null;
     } finally {
-      this.current = null;
+      this.parkedNow.splice(this.parkedNow.indexOf(entry), 1);
     }
   }
 
