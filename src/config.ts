@@ -65,7 +65,10 @@ const envSchema = z.object({
     .positive()
     .max(10_000)
     .default(SHIPPED_CALL_LIMITS.creatioInitialPerSecond),
-  /** OpenCX calls per second per organization (OpenCX allows 100 per minute). */
+  /**
+   * OpenCX calls per second per API key, all worker processes together, paced in the store (OpenCX
+   * allows 100 per minute per key; the default 1.5 is 90 a minute).
+   */
   OPENCX_MAX_CALLS_PER_SECOND: z.coerce
     .number()
     .positive()
@@ -87,6 +90,8 @@ const envSchema = z.object({
   REPLY_CHECK_EVERY: duration.default('2m'),
   REPLY_CHECK_MAX_EVERY: duration.default('30m'),
   REPLY_LOOKBACK: duration.default('10m'),
+  HISTORY_CHECK_AFTER: duration.default('2m'),
+  HISTORY_CHECK_MAX_EVERY: duration.default('6h'),
   REPLY_ATTACHMENT_MAX_BYTES: z.coerce
     .number()
     .int()
@@ -145,6 +150,8 @@ export interface Config {
   replyCheckEvery: string;
   replyCheckMaxEvery: string;
   replyLookback: string;
+  historyCheckAfter: string;
+  historyCheckMaxEvery: string;
   replyAttachmentMaxBytes: number;
   opencxSessionUrlTemplate: string;
   llm: { baseUrl: string; apiKey: string | undefined; model: string } | undefined;
@@ -251,6 +258,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     replyCheckEvery: e.REPLY_CHECK_EVERY,
     replyCheckMaxEvery: e.REPLY_CHECK_MAX_EVERY,
     replyLookback: e.REPLY_LOOKBACK,
+    historyCheckAfter: e.HISTORY_CHECK_AFTER,
+    historyCheckMaxEvery: e.HISTORY_CHECK_MAX_EVERY,
     replyAttachmentMaxBytes: e.REPLY_ATTACHMENT_MAX_BYTES,
     opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,
     llm: e.LLM_BASE_URL ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL } : undefined,

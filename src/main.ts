@@ -175,6 +175,8 @@ async function main(): Promise<void> {
       replyCheckEvery: config.replyCheckEvery as Duration,
       replyCheckMaxEvery: config.replyCheckMaxEvery as Duration,
       replyLookback: config.replyLookback as Duration,
+      historyCheckAfter: config.historyCheckAfter as Duration,
+      historyCheckMaxEvery: config.historyCheckMaxEvery as Duration,
     };
 
     const readiness = async (): Promise<Readiness> => {

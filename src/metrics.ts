@@ -24,8 +24,13 @@ export class Metrics {
   });
   readonly webhookEvents = new Counter({
     name: 'bridge_webhook_events_total',
-    help: 'Webhook calls by source (opencx, creatio) and outcome (accepted, duplicate, invalid_token, bad_request, ...)',
+    help: 'Webhook calls by source (opencx, creatio) and outcome (accepted, duplicate, invalid_event, replayed, unmapped_organization, invalid_token, bad_request, ...)',
     labelNames: ['source', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly opencxEventsDropped = new Counter({
+    name: 'bridge_opencx_events_dropped_total',
+    help: 'Refused OpenCX events dropped unreplayed because their organization had too many waiting (1,000)',
     registers: [this.registry],
   });
   readonly messagesReceived = new Counter({

@@ -10,7 +10,9 @@ import {
 import type { DataConverter } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { createActivities, type ActivityDeps } from './activities';
+import { activityOpenCXPacing } from './activities/context';
 import { CallLimiters } from './net/call-limiter';
+import { OPENCX_FALLBACK_MAX_WAIT_MS } from './net/opencx-pacing';
 import type { Logger } from './logger';
 import type { Store } from './store';
 import { creatioTaskQueue, opencxTaskQueue } from './workflows/task-queues';
@@ -21,7 +23,10 @@ export interface CallLimits {
   creatioMaxPerSecond?: number;
   /** Creatio calls per second an organization starts at (it adapts from there). */
   creatioInitialPerSecond: number;
-  /** OpenCX calls per second per organization (OpenCX allows 100 per minute). */
+  /**
+   * OpenCX calls per second per API key, all worker processes together (OpenCX allows 100 per
+   * minute per key; 1.5 is 90 a minute).
+   */
   opencxMaxPerSecond: number;
 }
 
@@ -90,7 +95,7 @@ export interface WorkerOptions {
   taskQueue: string;
   store: Store;
   log: Logger;
-  activityDeps: Omit<ActivityDeps, 'store' | 'limiters'>;
+  activityDeps: Omit<ActivityDeps, 'store' | 'limiters' | 'opencxPacing'>;
   limits: CallLimits;
   /** Activities one process runs at once on the Creatio queue (they wait on I/O, not CPU). */
   activitySlots?: number;
@@ -153,11 +158,25 @@ export class BridgeWorkers {
         initialPerSecond: o.limits.opencxMaxPerSecond,
         maxPerSecond: o.limits.opencxMaxPerSecond,
         minPerSecond: Math.min(0.2, o.limits.opencxMaxPerSecond),
-        maxWaitMs: 1_000,
+        maxWaitMs: OPENCX_FALLBACK_MAX_WAIT_MS,
         share,
       }),
     };
-    this.activities = createActivities({ ...o.activityDeps, store: o.store, limiters: this.limiters });
+    // OpenCX calls take turns in one queue per API key in the store, across worker processes; the
+    // in-process OpenCX limiters above pace them only while the store cannot be reached.
+    const opencxPacing = activityOpenCXPacing({
+      db: o.store.db,
+      perSecond: o.limits.opencxMaxPerSecond,
+      fallback: this.limiters.opencx,
+      callMs: o.activityDeps.creatioTimeoutMs,
+      log: o.log,
+    });
+    this.activities = createActivities({
+      ...o.activityDeps,
+      store: o.store,
+      limiters: this.limiters,
+      opencxPacing,
+    });
   }
 
   get state(): string {

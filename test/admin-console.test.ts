@@ -1,7 +1,8 @@
 /**
  * The admin console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core):
- * sign in, Test & Save with a wrong secret and then the right one, the webhook URL, and the
- * conversation inspector resuming a parked step, with screenshots of each state.
+ * sign in, Test & Save with a wrong secret and then the right one, the webhook URL, the
+ * conversation inspector resuming a parked step, and the OpenCX events tab (a refused event listed
+ * and replayed, an OpenCX organization not connected), with screenshots of each state.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -11,8 +12,9 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { SANDBOX_CLIENT } from '../src/sandbox/emulators/creatio';
-import { Bridge, ev, waitFor, WEBHOOK_SECRET } from './bridge-harness';
-import { ADMIN_TOKEN } from './helpers';
+import { Bridge, ev, nextTimestamp, waitFor, WEBHOOK_SECRET } from './bridge-harness';
+import { readsMessageUuid } from './fixtures/later-release';
+import { ADMIN_TOKEN, startApi, type RunningApi } from './helpers';
 
 const CANDIDATES = [process.env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser'];
 const executablePath = CANDIDATES.find((p): p is string => !!p && existsSync(p));
@@ -34,6 +36,7 @@ describe(
     const bridge = new Bridge();
     let browser: Browser;
     let page: Page;
+    let later: RunningApi | undefined;
 
     before(async () => {
       assert.ok(executablePath, 'chromium is needed: apt-get install chromium, or set CHROMIUM_PATH');
@@ -49,6 +52,7 @@ describe(
     });
     after(async () => {
       await browser?.close();
+      await later?.close();
       await bridge.close();
     });
 
@@ -170,6 +174,62 @@ describe(
         ['logged', 'logged', 'logged'],
       );
       await shot('console-inspector');
+    });
+
+    it('shows the OpenCX organization mapping, lists refused events and unmapped OpenCX organizations, and replays', async () => {
+      await page.click('nav button[data-tab=settings]');
+      assert.equal(
+        await text('#opencx-mapping'),
+        `OpenCX organization ${orgId} → bridge organization ${orgId}`,
+      );
+      const s = `r-${randomUUID().slice(0, 10)}`;
+      const odd = { conversation_id: s, message: { uuid: 'm-1', text: 'hello' }, timestamp: nextTimestamp() };
+      assert.equal((await bridge.send(orgId, 'conversation.contact_response', odd)).status, 400);
+      const stray = `stray-${randomUUID().slice(0, 8)}`;
+      assert.equal((await bridge.send(stray, 'conversation.contact_response', odd)).status, 401);
+
+      await page.click('nav button[data-tab=opencx-events]');
+      await page.waitForSelector('#kept-events tbody tr');
+      const rows = await page.$$eval('#kept-events tbody tr', (trs) =>
+        trs.map((r) => [...r.querySelectorAll('td')].slice(1, 5).map((td) => td.textContent)),
+      );
+      assert.deepEqual(rows, [['conversation.contact_response', 'data.message.id', 'invalid_field', '1']]);
+      assert.match(
+        await text(`[data-opencx-org="${stray}"]`),
+        /1 event from OpenCX organization stray-\S+, not connected/,
+      );
+      assert.doesNotMatch(await page.content(), /hello/, 'never the content');
+      await shot('console-opencx-events');
+
+      // This release still cannot read it: the field is named, the event stays.
+      await page.click('#kept-events .replay');
+      await page.waitForSelector('#error-banner');
+      assert.match(await text('#error-banner'), /data\.message\.id/);
+      assert.equal((await page.$$('#kept-events tbody tr')).length, 1);
+
+      // The release that reads it (same store and Temporal), signed in on its own address.
+      later = await startApi({
+        store: bridge.store,
+        log: bridge.log,
+        metrics: bridge.metrics,
+        conversations: { client: bridge.client, taskQueue: bridge.taskQueue, options: bridge.options },
+        readOpencxEvent: readsMessageUuid,
+      });
+      await page.goto(`${later.url}/admin/`);
+      await type('[name=token]', ADMIN_TOKEN);
+      await type('[name=orgId]', orgId);
+      await page.click('#sign-in-form button[type=submit]');
+      await page.waitForSelector('#signed-in:not([hidden])');
+      await page.click('nav button[data-tab=opencx-events]');
+      await page.waitForSelector('#replay-all');
+      await page.click('#replay-all');
+      await page.waitForSelector('#replay-result');
+      assert.equal(await text('#replay-result'), 'Replayed 1, still refused 0.');
+      await page.waitForSelector('#no-kept-events');
+      await waitFor(
+        'the replayed message',
+        async () => (await bridge.session(orgId, s)).body?.messages.received === 1,
+      );
     });
   },
 );

@@ -214,6 +214,9 @@ describe('agent replies reach OpenCX exactly once, whatever happens after it acc
   for (const keepsCustomData of [true, false]) {
     it(`OpenCX accepts then answers 502, or drops the connection: each reply once, in order (${keepsCustomData ? 'session marker' : 'history only'})`, async () => {
       bridge.opencx.keepsCustomData = keepsCustomData;
+      // Without the marker, the check reads the history as OpenCX serves it: nested, in pages
+      // (one item a page here, so that the second reply is found on the second page only).
+      if (!keepsCustomData) bridge.opencx.historyPageSize = 1;
       try {
         const { s, caseId } = await conversation(bridge);
         bridge.opencx.faults = { ...bridge.opencx.faults, acceptThenFail: 1 };
@@ -228,6 +231,7 @@ describe('agent replies reach OpenCX exactly once, whatever happens after it acc
         assert.deepEqual(texts(bridge, s), ['one', 'two', 'three']);
       } finally {
         bridge.opencx.keepsCustomData = true;
+        bridge.opencx.historyPageSize = 20;
         bridge.opencx.faults = { ...bridge.opencx.faults, acceptThenFail: 0, acceptThenDrop: 0 };
       }
     });

@@ -339,8 +339,9 @@ export async function waitFor<T>(
 
 let clock = Date.parse('2026-11-20T10:00:00Z');
 /** Increasing event timestamps, one second apart. */
+/** Strictly increasing, and never before now (a message's time is compared with the close's). */
 export function nextTimestamp(): string {
-  clock += 1000;
+  clock = Math.max(clock + 1000, Date.now());
   return new Date(clock).toISOString();
 }
 

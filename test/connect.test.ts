@@ -29,6 +29,9 @@ describe('Connect Creatio: Test & Save', () => {
     emu = await startCreatioEmulator();
     opencx = await startOpenCXEmulator();
     opencx.apiKeys.add('ocx_live_abc').add('ocx_live_TopSecretKey_91b2');
+    opencx.readOnlyKeys.add('ocx_live_readonly');
+    // As in OpenCX: a session id it never created is unknown (404), the write check's answer.
+    opencx.sessionsMustExist = true;
     store = await openTestStore(log);
     api = await startApi({ store, log });
     website = http.createServer((_req, res) => {
@@ -264,6 +267,67 @@ describe('Connect Creatio: Test & Save', () => {
     const names = res.body.checks.map((c: { name: string }) => c.name);
     assert.deepEqual(names.slice(0, 3), ['instance_url', 'instance_reachable', 'oauth_token']);
     assert.equal(await store.getOrg(orgId), undefined);
+  });
+
+  describe('the OpenCX API key may write chat sessions', () => {
+    const withKey = (apiKey: string) =>
+      validSettings(emu, { opencx: { apiBaseUrl: opencx.url, apiKey, webhookSecret: 'whsec_xyz' } });
+    const opencxCheck = (body: { checks: { name: string; ok: boolean; message?: string }[] }) =>
+      body.checks.find((c) => c.name === 'opencx_api_key')!;
+
+    it('a read-only key: named with its fix, nothing stored, nothing sent', async () => {
+      const from = opencx.requests.length;
+      const body = await expectFailure(withKey('ocx_live_readonly'), 'opencx_api_key_read_only');
+      assert.equal(body.error.field, 'opencx.apiKey');
+      assert.match(body.error.message, /may read chat sessions but not write them.*403/);
+      assert.match(body.error.fix, /Settings → Access/);
+      assert.match(body.error.fix, /chat-sessions:write/);
+      const asked = opencx.requests.slice(from).map((r) => `${r.method} ${r.url}`);
+      assert.equal(asked.length, 2, asked.join('; '));
+      // The list read sends no page size (https://docs.open.cx/api-reference/chat-sessions/list).
+      assert.equal(asked[0], 'GET /chat/sessions');
+      assert.match(asked[1]!, /^PATCH \/chat\/sessions\/[0-9a-f-]{36}$/);
+      assert.equal(opencx.sent.length, 0, 'no message was sent');
+      assert.equal(opencx.statusChanges.length, 0, 'no session changed');
+    });
+
+    it('a key that may write: saved, the check says so, nothing sent and no session changed', async () => {
+      const orgId = uniqueOrg();
+      const res = await put(orgId, withKey('ocx_live_abc'));
+      assert.equal(res.status, 201, res.text);
+      assert.deepEqual(
+        [opencxCheck(res.body).ok, opencxCheck(res.body).message],
+        [true, 'reads and writes chat sessions'],
+      );
+      assert.ok(!res.body.notices.some((n: { code: string }) => n.code.startsWith('opencx_')));
+      assert.equal(opencx.sent.length, 0);
+      assert.equal(opencx.statusChanges.length, 0);
+      assert.equal((await store.getOrg(orgId))?.settings.opencx.apiKey, 'ocx_live_abc');
+    });
+
+    it('OpenCX answers 500 to the write check: saved, with a notice that write access was not checked', async () => {
+      const orgId = uniqueOrg();
+      opencx.faults = { ...opencx.faults, writeErrorStatus: 500 };
+      try {
+        const res = await put(orgId, withKey('ocx_live_abc'));
+        assert.equal(res.status, 201, res.text);
+        assert.equal(opencxCheck(res.body).ok, true);
+        const notice = res.body.notices.find(
+          (n: { code: string }) => n.code === 'opencx_write_access_not_checked',
+        );
+        assert.ok(notice, JSON.stringify(res.body.notices));
+        assert.match(notice.message, /Could not check that the OpenCX API key may write chat sessions.*500/);
+        assert.equal(notice.field, 'opencx.apiKey');
+        assert.ok(await store.getOrg(orgId));
+      } finally {
+        opencx.faults = { ...opencx.faults, writeErrorStatus: 0 };
+      }
+    });
+
+    it('a key OpenCX does not know: the fix names Settings → Access', async () => {
+      const body = await expectFailure(withKey('ocx_live_unknown'), 'opencx_api_key_rejected');
+      assert.match(body.error.fix, /Settings → Access/);
+    });
   });
 
   describe('bad input gets a 4xx naming the problem', () => {

@@ -95,9 +95,17 @@ describe('reply text: linear in its input', () => {
     for (const unit of [' ', '&nbsp;', '<', '&', ' \t', '<<>']) {
       const of = (mib: number) => unit.repeat(Math.ceil((mib * MiB) / unit.length));
       time(of(1)); // warm up
-      const ratio = time(of(4)) / Math.max(time(of(1)), 0.05);
-      // Four times the input: linear is 4×, quadratic 16× (and minutes at these sizes, not milliseconds).
-      assert.ok(ratio < 8, `${JSON.stringify(unit)}: 4 MiB took ${ratio.toFixed(2)}× the time of 1 MiB`);
+      // Four times the input: linear is 4×, quadratic 16× (and minutes at these sizes, not
+      // milliseconds), every time. A busy machine can blur one measurement, so up to three rounds
+      // are taken: a quadratic scan fails all three.
+      const ratios: number[] = [];
+      for (let round = 0; round < 3 && !ratios.some((r) => r < 8); round++) {
+        ratios.push(time(of(4)) / Math.max(time(of(1)), 0.05));
+      }
+      assert.ok(
+        ratios.some((r) => r < 8),
+        `${JSON.stringify(unit)}: 4 MiB took ${ratios.map((r) => r.toFixed(2)).join(', ')}× the time of 1 MiB`,
+      );
     }
   });
 

@@ -45,6 +45,7 @@ describe('OpenCX client: the history as served', () => {
       senderName: undefined,
       text: 'hello',
       createdAt: messages[0]!.createdAt,
+      attachments: [],
     });
     assert.ok(messages.every((m) => typeof m.id === 'string' && typeof m.createdAt === 'string'));
     assert.deepEqual(

@@ -2,7 +2,7 @@
  * POST /webhooks/opencx with the bodies of OpenCX's reference (https://docs.open.cx/api-reference/webhooks/types):
  * both renderings of conversation.closed reach the workflow; a signed event that does not validate
  * is answered 4xx naming the field, logged as a warning (organization, event, webhook-id, field;
- * never the content) and counted. Temporal is replaced by a recorder of signalWithStart calls.
+ * never the content), counted, and kept for a replay. Temporal is replaced by a recorder of signalWithStart calls.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -100,7 +100,7 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
     assert.equal(resolutionOf('w-2'), 'not_resolved');
   });
 
-  it('a signed event that does not validate: 400 naming the field, a warning without the content, a count', async () => {
+  it('a signed event that does not validate: 400 naming the field, a warning without the content, a count, kept', async () => {
     const before = await refused();
     const secretText = 'my card number is 4111 1111 1111 1111';
     const bad = webhookBodies.closed({
@@ -122,6 +122,9 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
     assert.equal(warning.event, 'conversation.closed');
     assert.equal(warning.field, 'data.human_resolution_status');
     assert.ok(!lines.some((l) => l.includes('4111')), 'the content is never logged');
+    const kept = (await store.rejectedEvents(orgId)).find((k) => k.webhookId === r.webhookId);
+    assert.equal(kept?.field, 'data.human_resolution_status');
+    assert.ok(kept.body.includes(secretText), 'the body as it came, for the replay');
   });
 
   it('data that is not an object, or an empty array: 400 naming data, warned and counted', async () => {
@@ -148,5 +151,6 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
     const r = await post(bad, `whsec_${Buffer.from('another-key-entirely-0123456789').toString('base64')}`);
     assert.equal(r.status, 401);
     assert.equal(await refused(), before);
+    assert.ok(!(await store.rejectedEvents(orgId)).some((k) => k.webhookId === r.webhookId), 'not kept');
   });
 });

@@ -54,6 +54,8 @@ const UNIT = [
   'opencx-emulator.test.ts',
   'opencx-webhook.test.ts',
   'opencx-rejected-events.test.ts',
+  'heard.test.ts',
+  'opencx-pacing.test.ts',
   'store.test.ts',
   'activities/',
   'replay/',

@@ -245,8 +245,26 @@ export async function replyQuery(
   };
 }
 
-/** The email address of the case's contact (null when the case has none, or it has no address). */
+/** How long a case's contact address is taken as read (a burst of replies reads it once). */
+const CONTACT_EMAIL_TTL_MS = 30_000;
+const contactEmails = new WeakMap<CreatioClient, Map<string, { email: string | null; at: number }>>();
+
+/**
+ * The email address of the case's contact (null when the case has none, or it has no address);
+ * remembered per case for CONTACT_EMAIL_TTL_MS, so quick replies cost no extra reads.
+ */
 export async function caseContactEmail(client: CreatioClient, caseId: string): Promise<string | null> {
+  let cache = contactEmails.get(client);
+  if (!cache) contactEmails.set(client, (cache = new Map<string, { email: string | null; at: number }>()));
+  const hit = cache.get(caseId);
+  if (hit && Date.now() - hit.at < CONTACT_EMAIL_TTL_MS) return hit.email;
+  const email = await readCaseContactEmail(client, caseId);
+  if (cache.size >= 10_000) cache.clear();
+  cache.set(caseId, { email, at: Date.now() });
+  return email;
+}
+
+async function readCaseContactEmail(client: CreatioClient, caseId: string): Promise<string | null> {
   const c = await client.getCase<Entity & { ContactId?: string | null }>(caseId, ['Id', 'ContactId']);
   const contactId = c?.ContactId;
   if (!contactId || /^0{8}-/.test(contactId)) return null;
@@ -401,7 +419,7 @@ export async function deliver(
   opencx: OpenCXClient,
   input: { sessionId: string; reply: AgentReply; verify: boolean; firstTriedAt: string },
   limits: ReplyLimits,
-): Promise<{ sent: boolean; omittedAttachments: string[] }> {
+): Promise<{ sent: boolean; omittedAttachments: string[]; text?: string }> {
   const plan = planAttachments(input.reply, limits);
   // Asked first, so a retry of a reply that got through downloads nothing.
   if (
@@ -414,7 +432,7 @@ export async function deliver(
       Date.parse(input.firstTriedAt),
     ))
   ) {
-    return { sent: false, omittedAttachments: plan.omitted };
+    return { sent: false, omittedAttachments: plan.omitted, text: outgoingText(input.reply, plan.omitted) };
   }
   const files: OutgoingAttachment[] = [];
   for (const a of plan.send) {
@@ -427,11 +445,12 @@ export async function deliver(
       else throw err;
     }
   }
+  const text = outgoingText(input.reply, plan.omitted);
   await opencx.sendAgentMessage(input.sessionId, {
-    text: outgoingText(input.reply, plan.omitted),
+    text,
     agentName: input.reply.authorName,
     attachments: files,
     marker: { [REPLY_MARKER_KEY]: input.reply.id },
   });
-  return { sent: true, omittedAttachments: plan.omitted };
+  return { sent: true, omittedAttachments: plan.omitted, text };
 }

@@ -3,12 +3,13 @@ import { creatioClientFor, type CreatioClient } from '../creatio/client';
 import type { LlmConfig } from '../llm/client';
 import type { Metrics } from '../metrics';
 import { CallLimiters, SHIPPED_CALL_LIMITS } from '../net/call-limiter';
+import { OPENCX_FALLBACK_MAX_WAIT_MS, OpenCXPacing } from '../net/opencx-pacing';
 import { OpenCXClient } from '../opencx/client';
 import { StoreUnavailableError, type Store, type StoredOrg } from '../store';
 
 import type { ReplyLimits } from './agent-replies';
 import { OrgNotConnectedError } from './failures';
-import { alive } from './heartbeat';
+import { alive, attemptTimeLeftMs, cancellation } from './heartbeat';
 
 export interface ActivityDeps {
   store: Store;
@@ -26,8 +27,20 @@ export interface ActivityDeps {
   allowLoopbackHttpLinks?: boolean;
   /** Agent-reply look-back window and attachment caps (defaults in agent-replies.ts). */
   replyLimits?: Partial<ReplyLimits>;
-  /** Paces each organization's HTTP calls (src/net/call-limiter.ts); defaults when absent. */
+  /**
+   * Paces each organization's HTTP calls (src/net/call-limiter.ts); defaults when absent. The
+   * OpenCX limiters pace calls only while the store cannot be reached (see `opencxPacing`).
+   */
   limiters?: { creatio: CallLimiters; opencx: CallLimiters };
+  /** Paces OpenCX calls per API key across worker processes (src/net/opencx-pacing.ts). */
+  opencxPacing?: OpenCXPacing;
+}
+
+/** The shared OpenCX pace of an activity worker: waits beat for the activity and end with it. */
+export function activityOpenCXPacing(
+  o: Omit<ConstructorParameters<typeof OpenCXPacing>[0], 'timeLeftMs' | 'beat' | 'signal'>,
+): OpenCXPacing {
+  return new OpenCXPacing({ ...o, timeLeftMs: attemptTimeLeftMs, beat: alive, signal: cancellation });
 }
 
 /** A settings copy younger than this is used without asking the store whether it changed. */
@@ -48,6 +61,7 @@ export class OrgContexts {
 
   private readonly settingsCache = new Map<string, { stored: StoredOrg; checkedAt: number }>();
   private readonly limiters: { creatio: CallLimiters; opencx: CallLimiters };
+  private readonly opencxPacing: OpenCXPacing;
 
   constructor(readonly deps: ActivityDeps) {
     this.limiters = deps.limiters ?? {
@@ -55,9 +69,17 @@ export class OrgContexts {
       opencx: new CallLimiters({
         initialPerSecond: SHIPPED_CALL_LIMITS.opencxMaxPerSecond,
         maxPerSecond: SHIPPED_CALL_LIMITS.opencxMaxPerSecond,
-        maxWaitMs: 1_000,
+        maxWaitMs: OPENCX_FALLBACK_MAX_WAIT_MS,
       }),
     };
+    this.opencxPacing =
+      deps.opencxPacing ??
+      activityOpenCXPacing({
+        db: deps.store.db,
+        perSecond: SHIPPED_CALL_LIMITS.opencxMaxPerSecond,
+        fallback: this.limiters.opencx,
+        callMs: deps.creatioTimeoutMs,
+      });
     // A save in this process applies from the next step; in another process, within a second.
     deps.store.onSettingsChanged((orgId) => this.settingsCache.delete(orgId));
   }
@@ -138,6 +160,6 @@ export class OrgContexts {
   async opencx(orgId: string): Promise<OpenCXClient> {
     const { apiBaseUrl, apiKey } = (await this.settings(orgId)).settings.opencx;
     if (!apiKey) throw new OrgNotConnectedError(orgId, 'has no OpenCX API key');
-    return new OpenCXClient(apiBaseUrl, apiKey, this.deps.creatioTimeoutMs, this.limiters.opencx.for(orgId));
+    return new OpenCXClient(apiBaseUrl, apiKey, this.deps.creatioTimeoutMs, this.opencxPacing.for(apiKey));
   }
 }

@@ -7,6 +7,7 @@
  * look-before-write helpers and the failure mapping; the read of agent replies lives in
  * agent-replies.ts.
  */
+import { CREATIO_IDS } from '../creatio/model';
 import { Context } from '@temporalio/activity';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
@@ -58,13 +59,6 @@ interface CaseAt {
   sessionId: string;
   caseId: string;
 }
-
-/** Out-of-the-box lookup ids, used when a tenant's lookup cannot be found by name. */
-const DEFAULT_IDS = {
-  activityTypeTask: 'fbe0acdc-cfc0-df11-b00f-001d60e938c6',
-  activityCategoryToDo: 'f51c4643-58e6-df11-971b-001d60e938c6',
-  activityStatusCompleted: '4bdbb88f-58e6-df11-971b-001d60e938c6',
-};
 
 /**
  * Creates a record under a known id; with `verify` (a retry), finds it first. A create that fails
@@ -143,9 +137,9 @@ export function createCreatioActivities(orgs: OrgContexts) {
       CaseId: at.caseId,
       Title: title,
       Body: body,
-      TypeId: typeId ?? DEFAULT_IDS.activityTypeTask,
-      ActivityCategoryId: categoryId ?? DEFAULT_IDS.activityCategoryToDo,
-      StatusId: statusId ?? DEFAULT_IDS.activityStatusCompleted,
+      TypeId: typeId ?? CREATIO_IDS.activityType.Task,
+      ActivityCategoryId: categoryId ?? CREATIO_IDS.activityCategoryToDo,
+      StatusId: statusId ?? CREATIO_IDS.activityStatusCompleted,
       StartDate: when,
       DueDate: when,
     });
@@ -276,12 +270,21 @@ export function createCreatioActivities(orgs: OrgContexts) {
       delivered?: string[];
       lookbackMs?: number;
     }): Promise<ReplyPage> {
-      return call(input.orgId, async () =>
-        fetchReplies(await orgs.creatio(input.orgId), input, {
+      return call(input.orgId, async () => {
+        const page = await fetchReplies(await orgs.creatio(input.orgId), input, {
           ...replyLimits,
           lookbackMs: input.lookbackMs ?? replyLimits.lookbackMs,
-        }),
-      );
+        });
+        // Replies delivered by any run of the conversation (before a close and a reopen, before
+        // a worker lost its cache) are not returned again: the store remembers them for its life.
+        const done = await orgs.deps.store.deliveredReplies(
+          input.orgId,
+          page.replies.map((r) => r.id),
+        );
+        return done.size === 0
+          ? page
+          : { ...page, replies: page.replies.filter((r) => !done.has(r.id.toLowerCase())) };
+      });
     },
 
     /** The case's status name, and whether it is one of the organization's closure statuses (exact match). */

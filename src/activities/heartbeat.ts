@@ -27,3 +27,29 @@ export function alive(): void {
   if (ctx.info.isLocal) return;
   ctx.heartbeat(recorded.has(ctx) ? recorded.get(ctx) : ctx.info.heartbeatDetails);
 }
+
+/**
+ * What the current activity attempt has left of its start-to-close timeout (counted from when the
+ * attempt was scheduled, so never more than it has); undefined outside an activity.
+ */
+export function attemptTimeLeftMs(): number | undefined {
+  let ctx: Context;
+  try {
+    ctx = Context.current();
+  } catch {
+    return undefined;
+  }
+  const { startToCloseTimeoutMs, currentAttemptScheduledTimestampMs } = ctx.info;
+  if (!startToCloseTimeoutMs) return undefined;
+  const elapsed = Math.max(0, Date.now() - currentAttemptScheduledTimestampMs);
+  return startToCloseTimeoutMs - elapsed;
+}
+
+/** The current activity's cancellation signal; undefined outside an activity. */
+export function cancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}

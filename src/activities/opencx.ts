@@ -2,6 +2,23 @@
 import { DEFAULT_REPLY_LIMITS, deliver, type AgentReply } from './agent-replies';
 import { isRetry, type OrgContexts } from './context';
 import { withFailures } from './failures';
+import type { Attachment, Author } from '../workflows/contract';
+import { messageFingerprint } from '../workflows/conversation/heard';
+
+/** One message of the session's history, as the workflow takes it (history-lane.ts). */
+export interface HistoryMessage {
+  id: string;
+  author: Author;
+  text: string;
+  createdAt: string;
+  senderName?: string;
+  attachments: Attachment[];
+}
+
+/** Most characters of message text one history read returns (the rest comes with the next read). */
+const HISTORY_READ_BUDGET = 500_000;
+/** A history message longer than this is cut (the case's activity is cut at its own limit anyway). */
+const HISTORY_TEXT_MAX = 100_000;
 
 export function createOpenCXActivities(orgs: OrgContexts) {
   const replyLimits = { ...DEFAULT_REPLY_LIMITS, ...orgs.deps.replyLimits };
@@ -14,10 +31,16 @@ export function createOpenCXActivities(orgs: OrgContexts) {
       orgId: string;
       sessionId: string;
       reply: AgentReply;
+      /** The case the reply was written on (runs recorded before it was passed leave it out). */
+      caseId?: string;
       verify?: boolean;
       firstTriedAt: string;
-    }): Promise<{ sent: boolean; omittedAttachments: string[] }> {
+    }): Promise<{ sent: boolean; omittedAttachments: string[]; fp?: string }> {
       return withFailures(async () => {
+        const { store } = orgs.deps;
+        if ((await store.deliveredReplies(input.orgId, [input.reply.id])).size > 0) {
+          return { sent: false, omittedAttachments: [] };
+        }
         const out = await deliver(
           await orgs.creatio(input.orgId),
           await orgs.opencx(input.orgId),
@@ -25,7 +48,58 @@ export function createOpenCXActivities(orgs: OrgContexts) {
           replyLimits,
         );
         if (out.sent) orgs.deps.metrics?.repliesDelivered.inc();
-        return out;
+        // Recorded before the activity completes: if this fails, the retry finds the send
+        // through OpenCX (verify) and records it then.
+        await store.recordDeliveredReply({
+          orgId: input.orgId,
+          activityId: input.reply.id,
+          caseId: input.caseId ?? '',
+          sessionId: input.sessionId,
+        });
+        // The text as the customer sees it, fingerprinted: its history item is then recognised
+        // as the bridge's own reply (heard.ts), not as a message to log on the case.
+        const { text, ...rest } = out;
+        return { ...rest, ...(text !== undefined && { fp: messageFingerprint('agent', text) }) };
+      });
+    },
+
+    /**
+     * The session's messages from OpenCX's history (all pages, oldest first) whose time is at or
+     * after `since`: each with an id (the history item's, or one made of its time and content when
+     * OpenCX serves none) and its author. At most HISTORY_READ_BUDGET characters of text per read:
+     * `more` is then the `since` of the next read. A session OpenCX does not know fails at once
+     * (OpenCXSessionNotFoundError, not retried).
+     */
+    async readHistory(input: {
+      orgId: string;
+      sessionId: string;
+      since: string | null;
+    }): Promise<{ messages: HistoryMessage[]; newest: string | null; more?: string; complete: boolean }> {
+      return withFailures(async () => {
+        const { messages, complete } = await (await orgs.opencx(input.orgId)).transcript(input.sessionId);
+        const out: HistoryMessage[] = [];
+        let chars = 0;
+        let newest: string | null = null;
+        for (const m of messages) {
+          if (!m.author) continue;
+          const createdAt = m.createdAt ?? new Date(0).toISOString();
+          if (m.createdAt && (!newest || m.createdAt > newest)) newest = m.createdAt;
+          if (input.since && m.createdAt && m.createdAt < input.since) continue;
+          const text = m.text.slice(0, HISTORY_TEXT_MAX);
+          if (chars + text.length > HISTORY_READ_BUDGET && out.length > 0) {
+            return { messages: out, newest, more: createdAt, complete };
+          }
+          chars += text.length;
+          out.push({
+            id: m.id ?? `history:${createdAt}:${messageFingerprint(m.author, text) ?? out.length}`,
+            author: m.author,
+            text,
+            createdAt,
+            ...(m.senderName && { senderName: m.senderName }),
+            attachments: m.attachments,
+          });
+        }
+        return { messages: out, newest, complete };
       });
     },
 

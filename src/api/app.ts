@@ -18,6 +18,8 @@ import { creatioWebhookRouter } from './creatio-webhook';
 import { diagnoseRouter } from './diagnose-routes';
 import { FailureLimiter } from './failure-limiter';
 import type { PayloadCodec } from '@temporalio/common';
+import { opencxEventsRouter } from './opencx-events-routes';
+import { OpencxIngress, type OpencxEventReader } from './opencx-ingress';
 import { opencxWebhookRouter } from './opencx-webhook';
 import { openApiDocument } from './openapi';
 import { sessionsRouter } from './sessions-routes';
@@ -47,6 +49,11 @@ export interface AppDeps {
     options: ConversationOptions;
     creatioInbox?: CreatioInbox;
   };
+  /**
+   * How OpenCX event data is read into conversation events (default: src/opencx/events.ts). A test
+   * gives another release's reading, to replay what this one refused.
+   */
+  readOpencxEvent?: OpencxEventReader;
 }
 
 /** 429 while `req.ip` has failed too often; `onFailure` counts the next failure. */
@@ -154,7 +161,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   const limiter = deps.authFailures ?? new FailureLimiter();
   const admin = adminAuth(deps.config.adminApiToken);
-  app.use(opencxWebhookRouter(deps));
+  const opencx = new OpencxIngress(deps);
+  app.use(opencxWebhookRouter(deps, opencx));
   app.use('/webhooks/creatio', guarded(limiter));
   app.use(creatioWebhookRouter(deps));
   if (deps.codec) {
@@ -170,6 +178,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(settingsRouter(deps));
   app.use(sessionsRouter(deps));
   app.use(diagnoseRouter(deps));
+  app.use(opencxEventsRouter(deps, opencx));
 
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);

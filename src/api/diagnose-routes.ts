@@ -2,12 +2,13 @@ import { Router } from 'express';
 import { creatioClientFor, type CreatioClient } from '../creatio/client';
 import { checkCreatio } from '../diagnose/live';
 import type { StoredOrg } from '../store';
-import { findingsOf, type Finding, type Session } from '../diagnose/findings';
+import { findingsOf, refusedEventFindings, type Finding, type Session } from '../diagnose/findings';
 import { ApiError } from '../errors';
-import { GUID_RE } from '../settings/schema';
+import { GUID_RE, opencxMapping } from '../settings/schema';
 import { SESSION_ID_RE } from '../opencx/events';
 import { conversationWorkflowId } from '../workflows/contract';
 import type { AppDeps } from './app';
+import { REPLAY_FIX } from './opencx-ingress';
 import { readSession } from './sessions-routes';
 import { orgIdParam } from './settings-routes';
 
@@ -65,12 +66,19 @@ export function diagnoseRouter(deps: AppDeps): Router {
     const q = query(req.query);
     const org = await deps.store.getOrg(orgId);
     if (!org) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    // Refused OpenCX events concern the organization, whichever conversation is asked about.
+    const refused = refusedEventFindings(
+      orgId,
+      await deps.store.rejectedEventSummary(orgId),
+      Date.now(),
+      REPLAY_FIX(orgId),
+    );
     const answer = (sessionId: string | null, caseId: string | null, findings: Finding[]) =>
       res.json({
         sessionId,
         caseId,
         workflowId: sessionId && conversationWorkflowId(orgId, sessionId),
-        findings,
+        findings: [...findings, ...refused],
       });
 
     let sessionId = q.sessionId;
@@ -99,7 +107,7 @@ export function diagnoseRouter(deps: AppDeps): Router {
           code: 'session_unknown',
           scenario: 'cases_not_created',
           message: `The bridge has received no event of conversation ${sessionId} for organization ${orgId}`,
-          fix: `Check that OpenCX sends its webhooks to ${deps.config.publicBaseUrl}/webhooks/opencx with organization_id "${orgId}" and this organization's signing secret (a bad signature is answered 401).`,
+          fix: `Check that OpenCX sends its webhooks to ${deps.config.publicBaseUrl}/webhooks/opencx with organization_id "${org.settings.opencx.organizationId ?? orgId}" (${opencxMapping(orgId, org.settings)}) and this organization's signing secret (a bad signature, or an organization_id no organization receives, is answered 401; GET /v1/opencx-events/unmapped lists those ids).`,
         },
       ]);
       return;

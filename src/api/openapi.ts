@@ -67,7 +67,13 @@ const settingsView = z.object({
   odataPath: z
     .enum(['/0/odata', '/odata'])
     .describe('Where the instance serves OData 4, found by Test & Save (/odata: Creatio on .NET Core)'),
-  opencx: z.object({ apiBaseUrl: z.string(), apiKey: masked.nullable(), webhookSecret: masked.nullable() }),
+  opencx: z.object({
+    apiBaseUrl: z.string(),
+    apiKey: masked.nullable(),
+    webhookSecret: masked.nullable(),
+    organizationId: z.string().describe('The OpenCX organization_id whose events this organization receives'),
+    mapping: z.string().describe('"OpenCX organization X → bridge organization Y"'),
+  }),
   webhookUrl: z.string().describe('The URL the Creatio business processes call'),
   notices: z.array(notice).optional(),
   checks: z.array(check).optional(),
@@ -123,6 +129,14 @@ const sessionView = z.looseObject({
   lastError: stepError.nullable(),
   notes: z.array(z.object({ at: z.string(), message: z.string() })),
   runs: z.number(),
+  history: z
+    .object({
+      lastCheckAt: z.string().nullable(),
+      found: z.number().describe('Messages found in the OpenCX history that no webhook had brought'),
+      finding: z.string().nullable(),
+    })
+    .optional()
+    .describe("The last check of the session's OpenCX history"),
   messageLog: z
     .array(z.object({ id: z.string(), status: z.enum(['logged', 'pending', 'skipped']) }))
     .optional()
@@ -145,6 +159,75 @@ const diagnosis = z.object({
   findings: z.array(
     z.object({ code: z.string(), scenario: z.enum(SCENARIOS), message: z.string(), fix: z.string() }),
   ),
+});
+
+const replayError = z.object({ code: z.string(), message: z.string(), field: z.string().optional() });
+const replayOutcome = z.union([
+  z.object({
+    webhookId: z.string(),
+    event: z.string(),
+    status: z.literal('replayed'),
+    workflowId: z.string(),
+    delivery: z
+      .enum(['accepted', 'resumed', 'duplicate'])
+      .describe('duplicate: Temporal already had this webhook-id (nothing happens twice)'),
+  }),
+  z.object({
+    webhookId: z.string(),
+    event: z.string(),
+    status: z.literal('ignored'),
+    reason: z.string(),
+  }),
+  z.object({
+    webhookId: z.string(),
+    event: z.string(),
+    status: z.literal('refused'),
+    error: replayError.describe('What still fails; the event stays kept'),
+  }),
+]);
+const keptEvents = z.object({
+  orgId: z.string(),
+  waiting: z.number().describe('Refused events waiting for a replay'),
+  groups: z.array(
+    z.object({
+      event: z.string(),
+      field: z.string().nullable(),
+      code: z.string(),
+      count: z.number(),
+      since: z.string(),
+      lastAt: z.string(),
+    }),
+  ),
+  dropped: z
+    .object({ count: z.number(), lastAt: z.string() })
+    .nullable()
+    .describe('Refused events dropped unreplayed (more than 1,000 waiting)'),
+  events: z
+    .array(
+      z.object({
+        webhookId: z.string(),
+        event: z.string(),
+        field: z.string().nullable(),
+        code: z.string(),
+        attempts: z.number().describe('Deliveries of this webhook-id'),
+        receivedAt: z.string(),
+        lastAt: z.string().describe('The last delivery; the event is deleted 30 days after it'),
+      }),
+    )
+    .describe('Oldest first; never the body'),
+  fix: z.string().optional(),
+});
+const unmapped = z.object({
+  organizations: z.array(
+    z.object({
+      opencxOrganizationId: z.string(),
+      events: z.number(),
+      firstSeenAt: z.string(),
+      lastSeenAt: z.string(),
+      message: z.string(),
+    }),
+  ),
+  fix: z.string().optional(),
 });
 
 const opencxEnvelopes = HANDLED_EVENTS.map((event) =>
@@ -177,6 +260,18 @@ const sessionId = {
   schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$' },
   description: 'The OpenCX session (conversation) id',
 };
+const eventId = {
+  name: 'eventId',
+  in: 'path',
+  required: true,
+  schema: { type: 'string', maxLength: 200 },
+  description: 'The webhook-id of the refused delivery',
+};
+const limit = (max: number) => ({
+  name: 'limit',
+  in: 'query',
+  schema: { type: 'integer', minimum: 1, maximum: max, default: 100 },
+});
 const admin = [{ adminToken: [] }];
 const adminErrors = {
   '400': errorRef('The request is not valid: error.field names the problem'),
@@ -227,6 +322,9 @@ export function openApiDocument(serverUrl: string): JsonSchema {
             '200': ok('Saved (updated)', settingsView),
             '201': ok('Saved (new organization)', settingsView),
             '422': errorRef('A check failed; nothing stored. error.code names it, `checks` lists all'),
+            '409': errorRef(
+              'opencx_organization_taken: another organization receives this OpenCX organization (error.message names both)',
+            ),
             ...adminErrors,
           },
         },
@@ -252,6 +350,9 @@ export function openApiDocument(serverUrl: string): JsonSchema {
             '200': ok(
               'Each check with its outcome and fix',
               z.object({ ok: z.boolean(), checks: z.array(check), notices: z.array(notice) }),
+            ),
+            '409': errorRef(
+              'opencx_organization_taken: another organization receives this OpenCX organization',
             ),
             ...adminErrors,
           },
@@ -339,6 +440,78 @@ export function openApiDocument(serverUrl: string): JsonSchema {
           },
         },
       },
+      '/v1/orgs/{orgId}/opencx-events': {
+        parameters: [orgId, limit(1000)],
+        get: {
+          operationId: 'listRefusedOpencxEvents',
+          summary: 'Signed OpenCX events the bridge refused, kept for a replay (never their content)',
+          security: admin,
+          responses: {
+            '200': ok('What waits, grouped and one by one', keptEvents),
+            '404': errorRef('The organization has no Creatio integration'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/opencx-events/replay': {
+        parameters: [orgId],
+        post: {
+          operationId: 'replayRefusedOpencxEvents',
+          summary:
+            'Replay every kept event through the current validation: those that validate reach their conversation (once) and are marked replayed; the others stay kept',
+          security: admin,
+          responses: {
+            '200': ok(
+              'Each event with its outcome',
+              z.object({
+                replayed: z.number(),
+                refused: z.number(),
+                ignored: z.number(),
+                events: z.array(replayOutcome),
+              }),
+            ),
+            '404': errorRef('The organization has no Creatio integration'),
+            '503': errorRef('Temporal or the store is not reachable; retry later'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/opencx-events/{eventId}/replay': {
+        parameters: [orgId, eventId],
+        post: {
+          operationId: 'replayRefusedOpencxEvent',
+          summary: 'Replay one kept event (as above)',
+          security: admin,
+          responses: {
+            '200': ok(
+              'Replayed, ignored (an event the bridge no longer acts on) or already replayed',
+              z.union([
+                replayOutcome,
+                z.object({
+                  webhookId: z.string(),
+                  event: z.string(),
+                  status: z.literal('already_replayed'),
+                  replayedAt: z.string(),
+                }),
+              ]),
+            ),
+            '422': errorRef('Still refused: error.field names what fails; the event stays kept'),
+            '404': errorRef('No such kept event (event_not_found), or no such organization'),
+            '503': errorRef('Temporal or the store is not reachable; retry later'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/opencx-events/unmapped': {
+        parameters: [limit(1000)],
+        get: {
+          operationId: 'listUnmappedOpencxOrganizations',
+          summary:
+            'OpenCX organizations that sent events no organization receives (answered 401), with counts and last seen',
+          security: admin,
+          responses: { '200': ok('Most recently seen first', unmapped), ...adminErrors },
+        },
+      },
       '/webhooks/opencx': {
         post: {
           operationId: 'opencxWebhook',
@@ -358,8 +531,12 @@ export function openApiDocument(serverUrl: string): JsonSchema {
           responses: {
             '202': { description: 'Accepted: durable in the conversation workflow' },
             '200': { description: 'Acknowledged (an event the bridge does not act on, or a redelivery)' },
-            '400': errorRef('The event is not valid: error.field names the problem'),
-            '401': errorRef('Bad or missing signature, or a timestamp outside the tolerance'),
+            '400': errorRef(
+              'The event is not valid: error.field names the problem. A signed event is kept for a replay (/v1/orgs/{orgId}/opencx-events)',
+            ),
+            '401': errorRef(
+              'Bad or missing signature, a timestamp outside the tolerance, or an organization_id no organization receives',
+            ),
             '404': errorRef('The organization has no Creatio integration'),
             '503': errorRef('Temporal or the store is not reachable; OpenCX retries'),
           },

@@ -1,67 +1,25 @@
 import express, { Router } from 'express';
 import { ApiError } from '../errors';
-import { envelopeSchema, isHandled, toConversationEvent } from '../opencx/events';
+import { envelopeSchema, isHandled } from '../opencx/events';
 import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
-import type { Store } from '../store';
-import { deliverEvent } from '../conversations/client';
-import { conversationWorkflowId } from '../workflows/contract';
+import { OPENCX_ORG_ID_RE } from '../settings/schema';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
-import { orgIdParam } from './settings-routes';
-
-/** Longest wait for the delivery record (a nicety: the workflow dedupes without it). */
-const DELIVERY_RECORD_MS = 1_000;
-
-/** The promise's value, or undefined if it fails or takes longer than `ms`. */
-async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([p.catch(() => undefined), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import type { OpencxIngress } from './opencx-ingress';
 
 const SIGNATURE_FIX =
   'Send the Standard Webhooks headers webhook-id, webhook-timestamp and webhook-signature, signed with the webhook secret stored for the organization.';
 
 /**
- * Organizations' webhook secrets, kept in memory for a short while (30 s, known or not) so that a
- * flood of signed-looking requests costs no database read or decryption; a signature that does not
- * match a cached secret reloads it once (the secret may just have been rotated).
+ * POST /webhooks/opencx: finds the organization that receives the event's organization_id,
+ * verifies the Standard Webhooks signature with its secret, validates the event, and hands it to
+ * the conversation's workflow with one signalWithStart. 202 once Temporal has it, never before. A
+ * signed event that does not validate is kept for a replay (src/api/opencx-events-routes.ts).
  */
-class WebhookSecrets {
-  private readonly cache = new Map<string, { secret: string | undefined; at: number }>();
-  constructor(
-    private readonly store: Store,
-    private readonly ttlMs = 30_000,
-    private readonly maxEntries = 50_000,
-  ) {}
-
-  async get(orgId: string, fresh = false): Promise<{ secret: string | undefined; cachedAt: number }> {
-    const hit = this.cache.get(orgId);
-    if (hit && !fresh && Date.now() - hit.at < this.ttlMs) return { secret: hit.secret, cachedAt: hit.at };
-    const org = await this.store.getOrg(orgId);
-    const entry = { secret: org?.settings.opencx.webhookSecret, at: Date.now() };
-    if (this.cache.size >= this.maxEntries) this.cache.clear();
-    this.cache.set(orgId, entry);
-    return { secret: entry.secret, cachedAt: entry.at };
-  }
-}
-
-/**
- * POST /webhooks/opencx: verifies the Standard Webhooks signature, validates the event, and hands
- * it to the conversation's workflow with one signalWithStart. 202 once Temporal has it, never before.
- */
-export function opencxWebhookRouter(deps: AppDeps): Router {
+export function opencxWebhookRouter(deps: AppDeps, ingress: OpencxIngress): Router {
   const r = Router();
-  const secrets = new WebhookSecrets(deps.store);
   r.post('/webhooks/opencx', express.raw({ type: () => true, limit: '1mb' }), async (req, res) => {
-    const conv = deps.conversations;
-    if (!conv)
+    if (!deps.conversations)
       throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const headers = {
@@ -97,23 +55,40 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
       throw new ApiError(400, 'invalid_json', 'The request body is not valid JSON');
     }
     const envelope = parseBody(envelopeSchema, body);
-    const orgId = orgIdParam(envelope.organization_id);
-    // An unknown organization, one with no secret and a wrong signature get the same answer, so
-    // that the endpoint tells nothing about which organizations exist; the log says which it was.
-    let known = await secrets.get(orgId);
-    let verified = known.secret ? verify([known.secret], headers, raw) : INVALID_SIGNATURE;
-    if (!verified.ok && Date.now() - known.cachedAt > 2_000) {
-      known = await secrets.get(orgId, true);
-      verified = known.secret ? verify([known.secret], headers, raw) : INVALID_SIGNATURE;
+    const opencxOrgId = envelope.organization_id;
+    if (!OPENCX_ORG_ID_RE.test(opencxOrgId)) {
+      throw new ApiError(
+        400,
+        'invalid_field',
+        'organization_id must be 1-200 printable characters without spaces',
+        { field: 'organization_id' },
+      );
     }
+    // An OpenCX organization no organization receives, one with no secret and a wrong signature get
+    // the same answer, so that the endpoint tells nothing about which organizations exist; the log
+    // says which it was, and unmapped ids are counted for the operator (GET /v1/opencx-events/unmapped).
+    let receiver = await ingress.receivers.get(opencxOrgId);
+    let verified = receiver.secret ? verify([receiver.secret], headers, raw) : INVALID_SIGNATURE;
+    if (!verified.ok && Date.now() - receiver.cachedAt > 2_000) {
+      receiver = await ingress.receivers.get(opencxOrgId, true);
+      verified = receiver.secret ? verify([receiver.secret], headers, raw) : INVALID_SIGNATURE;
+    }
+    if (!receiver.orgId) {
+      ingress.unmapped.note(opencxOrgId);
+      req.log.info({ opencxOrgId }, 'OpenCX webhook refused: no organization receives this organization_id');
+      deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'unmapped_organization' });
+      throw new ApiError(401, INVALID_SIGNATURE.code, INVALID_SIGNATURE.message, { fix: SIGNATURE_FIX });
+    }
+    const orgId = receiver.orgId;
     if (!verified.ok) {
       req.log.info(
-        { orgId, reason: known.secret ? verified.code : 'unknown organization or no webhook secret' },
+        { orgId, opencxOrgId, reason: receiver.secret ? verified.code : 'no webhook secret' },
         'OpenCX webhook refused',
       );
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: verified.code });
       throw new ApiError(401, verified.code, verified.message, { fix: SIGNATURE_FIX });
     }
+    ingress.pruneNowAndThen();
 
     if (!isHandled(envelope.event)) {
       req.log.info({ orgId, event: envelope.event }, 'OpenCX event not used by the bridge; ignored');
@@ -123,56 +98,39 @@ export function opencxWebhookRouter(deps: AppDeps): Router {
         .json({ status: 'ignored', reason: `event ${envelope.event} is not used by the bridge` });
       return;
     }
-    let converted: ReturnType<typeof toConversationEvent>;
-    try {
-      converted = toConversationEvent(envelope.event, envelope.data, headers.id, (schema, data) => {
-        if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-          throw new ApiError(
-            400,
-            'invalid_field',
-            'data must be a JSON object (or an array whose first element is one)',
-            { field: 'data' },
-          );
-        }
-        return parseBody(schema, data, 'data');
-      });
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      // A signed event OpenCX sent that the bridge cannot read: never lost silently. The 4xx tells
-      // the sender; the warning and the counter tell the operator (which organization, event,
-      // delivery and field; never the content).
-      const details = Array.isArray(err.extra.details) ? (err.extra.details as { field?: unknown }[]) : [];
+    const converted = ingress.convert(envelope.event, envelope.data, headers.id);
+    if (!converted.ok) {
+      // A signed event OpenCX sent that the bridge cannot read: never lost silently. It is kept
+      // (sealed) for a replay; the 4xx tells the sender; the warning and the counter tell the
+      // operator (which organization, event, delivery and field; never the content).
+      const { error, field, fields } = converted;
       req.log.warn(
         {
           orgId,
           event: envelope.event,
           webhookId: headers.id,
-          field: err.extra.field ?? null,
-          code: err.code,
-          ...(details.length > 1 && {
-            fields: details.map((d) => (typeof d.field === 'string' ? `data.${d.field}` : null)),
-          }),
+          field: field ?? null,
+          code: error.code,
+          ...(fields.length > 1 && { fields }),
         },
-        'OpenCX event refused: signed, but its data does not validate',
+        'OpenCX event refused: signed, but its data does not validate; kept for a replay',
       );
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'invalid_event' });
-      throw err;
+      await ingress.keep(orgId, headers.id, envelope.event, { field, code: error.code }, raw);
+      await ingress.askHistoryCheck(orgId, headers.id, envelope.event, envelope.data);
+      throw error;
     }
     const { sessionId, event } = converted;
-    // "duplicate" only for a delivery Temporal is known to have; if the store cannot say in time,
-    // the event goes to Temporal anyway (the workflow dedupes by event and message id).
-    const seen = await within(DELIVERY_RECORD_MS, deps.store.deliverySeen(orgId, 'opencx', headers.id));
-    if (seen) {
+    const { workflowId, delivery } = await ingress.deliver(orgId, headers.id, sessionId, event);
+    if (delivery === 'duplicate') {
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'duplicate' });
-      res.status(200).json({ status: 'duplicate', workflowId: conversationWorkflowId(orgId, sessionId) });
+      res.status(200).json({ status: 'duplicate', workflowId });
       return;
     }
-    const { workflowId, resumed } = await deliverEvent(conv, orgId, sessionId, event);
-    await within(DELIVERY_RECORD_MS, deps.store.recordDelivery(orgId, 'opencx', headers.id));
+    const resumed = delivery === 'resumed';
     if (resumed)
       req.log.info({ orgId, sessionId, event: envelope.event }, 'late event: conversation resumed');
-    deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: resumed ? 'resumed' : 'accepted' });
-    if (event.kind === 'message') deps.metrics.messagesReceived.inc({ author: event.author });
+    deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: delivery });
     res.status(202).json({ status: 'accepted', workflowId, ...(resumed && { resumed: true }) });
   });
   return r;

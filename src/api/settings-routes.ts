@@ -1,7 +1,14 @@
 import { Router } from 'express';
 import { ApiError } from '../errors';
-import { publicView, settingsInputSchema } from '../settings/schema';
-import { testSettings, type TestOptions, type TestResult } from '../settings/test-and-save';
+import { OpencxOrganizationTakenError, type StoredOrg } from '../store';
+import {
+  opencxMapping,
+  opencxOrganizationField,
+  publicView,
+  settingsInputSchema,
+  type SettingsInput,
+} from '../settings/schema';
+import { testSettings, type Check, type TestOptions, type TestResult } from '../settings/test-and-save';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
 
@@ -24,6 +31,18 @@ function firstFailure(result: TestResult): ApiError {
   });
 }
 
+function opencxOrganizationTaken(opencxOrgId: string, holder: string | undefined): ApiError {
+  return new ApiError(
+    409,
+    'opencx_organization_taken',
+    `OpenCX organization ${opencxOrgId} is already connected to ${holder ? `bridge organization ${holder}` : 'another bridge organization'}: its events can go to one organization only`,
+    {
+      field: 'opencx.organizationId',
+      fix: `Check the OpenCX organization id; to move it here, first give ${holder ?? 'the other organization'} another opencx.organizationId.`,
+    },
+  );
+}
+
 /** Settings → Integrations → Creatio: Test & Save, read, test only, rotate the webhook token. */
 export function settingsRouter(deps: AppDeps): Router {
   const r = Router();
@@ -35,11 +54,32 @@ export function settingsRouter(deps: AppDeps): Router {
       ? { ...testOpts, processes: { orgId, registry: deps.store, ...deps.testOptions?.processes } }
       : testOpts;
 
+  /**
+   * The OpenCX organization the settings would receive events of: 409 before any live check when
+   * another organization receives them already. Its check says which goes where.
+   */
+  const opencxOrganization = async (
+    orgId: string,
+    input: SettingsInput,
+    existing: StoredOrg | undefined,
+  ): Promise<Check> => {
+    const opencx = opencxOrganizationField(
+      input.opencx?.organizationId,
+      existing?.settings.opencx.organizationId,
+    );
+    const opencxOrgId = opencx.organizationId ?? orgId;
+    const holder = await deps.store.opencxOrganizationHolder(opencxOrgId);
+    if (holder && holder !== orgId) throw opencxOrganizationTaken(opencxOrgId, holder);
+    return { name: 'opencx_organization', ok: true, message: opencxMapping(orgId, { opencx }) };
+  };
+
   r.put('/v1/orgs/:orgId/integrations/creatio', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
     const existing = await deps.store.getOrg(orgId);
+    const mapping = await opencxOrganization(orgId, input, existing);
     const result = await testSettings(input, existing?.settings, withProbes(orgId, !!existing));
+    result.checks.push(mapping);
     if (!result.ok || !result.settings) {
       req.log.info({ orgId, checks: result.checks }, 'Test & Save failed; nothing stored');
       res
@@ -47,7 +87,14 @@ export function settingsRouter(deps: AppDeps): Router {
         .json({ ...firstFailure(result).toBody(), checks: result.checks, notices: result.notices });
       return;
     }
-    const saved = await deps.store.saveOrg(orgId, result.settings);
+    let saved: StoredOrg;
+    try {
+      saved = await deps.store.saveOrg(orgId, result.settings);
+    } catch (err) {
+      if (err instanceof OpencxOrganizationTakenError)
+        throw opencxOrganizationTaken(err.opencxOrgId, err.holder);
+      throw err;
+    }
     req.log.info({ orgId, created: !existing }, 'Creatio integration saved');
     res.status(existing ? 200 : 201).json({
       ...publicView(orgId, saved.settings, webhookUrl(saved.webhookToken)),
@@ -67,12 +114,13 @@ export function settingsRouter(deps: AppDeps): Router {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
     const existing = await deps.store.getOrg(orgId);
+    const mapping = await opencxOrganization(orgId, input, existing);
     const { ok, checks, notices } = await testSettings(
       input,
       existing?.settings,
       withProbes(orgId, !!existing),
     );
-    res.json({ ok, checks, notices });
+    res.json({ ok, checks: [...checks, mapping], notices });
   });
 
   r.post('/v1/orgs/:orgId/integrations/creatio/webhook-token', async (req, res) => {

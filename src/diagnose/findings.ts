@@ -6,7 +6,7 @@
  */
 import type { ConversationState } from '../workflows/contract';
 import type { OrgSettings } from '../settings/schema';
-import type { WebhookCalls } from '../store';
+import type { RejectedEventGroup, WebhookCalls } from '../store';
 import type { LiveCreatio } from './live';
 import { describeGap } from '../creatio/schema-check';
 
@@ -353,6 +353,35 @@ function workflow(i: DiagnoseInputs): Finding[] {
       fix: 'Open it in the Temporal UI to see why; contact support with the organization, the session ID and the case ID.',
     },
   ];
+}
+
+/**
+ * Signed OpenCX events of the organization that the bridge refused and keeps for a replay: one
+ * finding per event name and field, and one when some were dropped unreplayed (recently). They
+ * may be this conversation's (a refused event's conversation is not always known).
+ */
+export function refusedEventFindings(
+  orgId: string,
+  summary: { groups: RejectedEventGroup[]; dropped: { count: number; lastAt: string } | null },
+  now: number,
+  replayFix: string,
+): Finding[] {
+  const out: Finding[] = summary.groups.map((g) => ({
+    code: 'opencx_events_refused',
+    scenario: 'webhook_errors',
+    message: `${g.count} signed OpenCX ${g.event} event${g.count === 1 ? '' : 's'} of organization ${orgId} ${g.count === 1 ? 'was' : 'were'} refused (${g.code}${g.field ? ` at ${g.field}` : ''}) since ${g.since}, the last at ${g.lastAt}; kept for a replay`,
+    fix: replayFix,
+  }));
+  const d = summary.dropped;
+  if (d && now - Date.parse(d.lastAt) < RECENT_MS) {
+    out.push({
+      code: 'opencx_events_dropped',
+      scenario: 'webhook_errors',
+      message: `${d.count} refused OpenCX event${d.count === 1 ? ' was' : 's were'} dropped unreplayed because too many were waiting for organization ${orgId}, the last at ${d.lastAt}`,
+      fix: `Replay or look into the waiting ones first (GET /v1/orgs/${orgId}/opencx-events): what they name is what the bridge cannot read. Dropped events are gone from the bridge; OpenCX's conversation history still has their messages.`,
+    });
+  }
+  return out;
 }
 
 /** Every finding for one conversation; none means nothing is wrong. */

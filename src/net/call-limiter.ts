@@ -33,7 +33,11 @@ export interface CallLimiterOptions {
   now?: () => number;
 }
 
-/** The shipped pacing (config defaults): Creatio adaptive from 50 calls/s, OpenCX 1.5 calls/s. */
+/**
+ * The shipped pacing (config defaults): Creatio adaptive from 50 calls/s; OpenCX 1.5 calls/s (90 a
+ * minute, under OpenCX's 100 per API key), per API key across every worker process
+ * (src/net/opencx-pacing.ts).
+ */
 export const SHIPPED_CALL_LIMITS = { creatioInitialPerSecond: 50, opencxMaxPerSecond: 1.5 } as const;
 
 /** The ceiling when no hard cap is set: far above what one conversation stream needs. */
@@ -60,6 +64,12 @@ export class RateLimitedError extends Error {
 
 /** What a call ended with, as the limiter learns from it. */
 export type CallOutcome = { status: number; retryAfterMs?: number | undefined } | { status: 'error' };
+
+/** What a client needs of its pacing: a turn before each call, and the call's outcome after it. */
+export interface CallPacer {
+  acquire(): Promise<void>;
+  done(outcome: CallOutcome): void;
+}
 
 export class CallLimiter {
   private rate: number;

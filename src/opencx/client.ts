@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { parseRetryAfter } from '../creatio/errors';
-import type { CallLimiter } from '../net/call-limiter';
+import type { CallPacer } from '../net/call-limiter';
 import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
 import type { Author } from '../workflows/contract';
 
@@ -64,6 +65,8 @@ export interface TranscriptMessage {
   text: string;
   /** `created_at` (ISO 8601), when the item has a valid one. */
   createdAt: string | undefined;
+  /** `event.attachments` (`{ id, name, size, type, url }`): those with a URL. */
+  attachments: { name: string; url: string; mimeType?: string }[];
 }
 
 /**
@@ -106,8 +109,8 @@ export class OpenCXClient {
     private readonly baseUrl: string,
     private readonly apiKey: string,
     private readonly timeoutMs = 15_000,
-    /** Paces this organization's calls (OpenCX allows about 100 per minute per key). */
-    private readonly limiter?: CallLimiter,
+    /** Paces the calls of this API key (OpenCX allows 100 per minute per key). */
+    private readonly limiter?: CallPacer,
   ) {}
 
   /**
@@ -226,6 +229,35 @@ export class OpenCXClient {
   }
 
   /**
+   * A write that changes nothing: may this key write chat sessions? `PATCH /chat/sessions/{id}`
+   * `{ status: "open" }` (https://docs.open.cx/api-reference/chat-sessions/update) for a random id
+   * that no session has, so nothing reaches a customer and no session changes. What OpenCX answers:
+   * - `allowed`: 404 (OpenCX looked for the session, so the key passed the access check), a 400 or
+   *   422 about the session, or a 2xx;
+   * - `refused`: 401 or 403, a key without write access (a scoped key without `chat-sessions:write`,
+   *   https://docs.open.cx/api-reference/authentication);
+   * - `unknown`: anything else (5xx, 429, a timeout, another 4xx): the answer cannot tell.
+   * `answer` says what OpenCX answered, the random id left out.
+   */
+  async probeWriteAccess(): Promise<{ verdict: 'allowed' | 'refused' | 'unknown'; answer: string }> {
+    const path = `/chat/sessions/${randomUUID()}`;
+    try {
+      await this.call('PATCH', path, { status: 'open' });
+      return { verdict: 'allowed', answer: 'a write was accepted' };
+    } catch (err) {
+      if (!(err instanceof OpenCXError)) throw err;
+      const answer = err.message.replace(path, '/chat/sessions/{random id}');
+      // The message is `PATCH <path> answered <status>[: <OpenCX's message>]`.
+      const detail = err.message.slice(`PATCH ${path} answered ${err.status}`.length);
+      const status = err.status;
+      if (status === 404 || ((status === 400 || status === 422) && /session/i.test(detail)))
+        return { verdict: 'allowed', answer };
+      if (status === 401 || status === 403) return { verdict: 'refused', answer };
+      return { verdict: 'unknown', answer };
+    }
+  }
+
+  /**
    * `PATCH /chat/sessions/{id}` `{ status: "closed_resolved" }`
    * (https://docs.open.cx/api-reference/chat-sessions/update: `open` | `closed_resolved` |
    * `closed_unresolved`).
@@ -325,6 +357,14 @@ function transcriptMessage(raw: unknown): TranscriptMessage | undefined {
         : undefined;
   if (text === undefined) return undefined;
   const stamp = typeof item.created_at === 'string' ? Date.parse(item.created_at) : NaN;
+  const files = (event as { attachments?: unknown }).attachments;
+  const attachments = (Array.isArray(files) ? files : []).flatMap((a: unknown) => {
+    const f = a as { name?: unknown; url?: unknown; type?: unknown } | null;
+    if (!f || typeof f.url !== 'string' || !f.url) return [];
+    const name =
+      typeof f.name === 'string' && f.name ? f.name : (f.url.split(/[?#]/)[0]!.split('/').pop() ?? 'file');
+    return [{ name, url: f.url, ...(typeof f.type === 'string' && f.type && { mimeType: f.type }) }];
+  });
   return {
     id: typeof item.id === 'string' || typeof item.id === 'number' ? String(item.id) : undefined,
     senderType,
@@ -332,6 +372,7 @@ function transcriptMessage(raw: unknown): TranscriptMessage | undefined {
     senderName,
     text,
     createdAt: Number.isNaN(stamp) ? undefined : new Date(stamp).toISOString(),
+    attachments,
   };
 }
 

@@ -29,6 +29,9 @@ export const LEGACY_AGENT_REPLY_FILTER = { activityTypes: ['Email', 'Task'], act
 export const DEFAULT_CLOSURE_STATUS_NAMES = ['Resolved', 'Closed'];
 export const DEFAULT_OPENCX_API_BASE_URL = 'https://api.open.cx';
 
+/** An OpenCX `organization_id` as the bridge takes it: 1-200 printable ASCII characters, no space. */
+export const OPENCX_ORG_ID_RE = /^[\x21-\x7e]{1,200}$/;
+
 /** Body of PUT /v1/orgs/:orgId/integrations/creatio (and of the /test call). */
 export const settingsInputSchema = z.strictObject({
   instanceUrl: z.string().trim().min(1, 'is required'),
@@ -72,6 +75,15 @@ export const settingsInputSchema = z.strictObject({
       apiBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
       apiKey: z.string().min(1).max(500).optional(),
       webhookSecret: z.string().min(1).max(500).optional(),
+      /**
+       * The `organization_id` of this organization's OpenCX webhook events. Omitted on an update:
+       * the stored one is kept; null (or omitted for a new organization): the bridge's org id.
+       */
+      organizationId: z
+        .string()
+        .trim()
+        .regex(OPENCX_ORG_ID_RE, 'must be 1-200 printable characters without spaces')
+        .nullish(),
     })
     .optional(),
 });
@@ -94,7 +106,13 @@ export interface OrgSettings {
   agentReplyFilter: { activityTypes: string[]; activityCategories: string[] };
   closureStatusNames: string[];
   aiFields: AiFieldMapping[];
-  opencx: { apiBaseUrl: string; apiKey: string | undefined; webhookSecret: string | undefined };
+  opencx: {
+    apiBaseUrl: string;
+    apiKey: string | undefined;
+    webhookSecret: string | undefined;
+    /** The OpenCX `organization_id` whose events this organization receives; absent: its own id. */
+    organizationId?: string;
+  };
   /**
    * Where the instance serves OData 4, found by Test & Save: `/0/odata` (Creatio on .NET Framework,
    * every cloud site) or `/odata` (Creatio on .NET / .NET Core); reference/creatio-api.md §2.1.
@@ -107,6 +125,20 @@ export const ODATA_PATHS = ['/0/odata', '/odata'] as const;
 export type OdataPath = (typeof ODATA_PATHS)[number];
 
 export const MASK = '********';
+
+/** The OpenCX organization id settings keep: the one given (null: back to the default), else the stored one. */
+export function opencxOrganizationField(
+  given: string | null | undefined,
+  stored: string | undefined,
+): { organizationId?: string } {
+  const id = given === null ? undefined : (given ?? stored);
+  return id ? { organizationId: id } : {};
+}
+
+/** "OpenCX organization X → bridge organization Y", as the settings and Test & Save show it. */
+export function opencxMapping(orgId: string, s: { opencx: { organizationId?: string } }): string {
+  return `OpenCX organization ${s.opencx.organizationId ?? orgId} → bridge organization ${orgId}`;
+}
 
 /** The representation returned by the API: every secret replaced by a mask or a "set" flag. */
 export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
@@ -130,6 +162,8 @@ export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
       apiBaseUrl: s.opencx.apiBaseUrl,
       apiKey: s.opencx.apiKey ? MASK : null,
       webhookSecret: s.opencx.webhookSecret ? MASK : null,
+      organizationId: s.opencx.organizationId ?? orgId,
+      mapping: opencxMapping(orgId, s),
     },
     webhookUrl,
   };

@@ -11,7 +11,13 @@ import { closestName } from '../creatio/metadata';
 import { describeGap, schemaGaps, type SchemaGap } from '../creatio/schema-check';
 import { listedValues } from '../activities/ai-fields';
 import { ApiError } from '../errors';
-import { DEFAULT_OPENCX_API_BASE_URL, type OdataPath, type OrgSettings, type SettingsInput } from './schema';
+import {
+  DEFAULT_OPENCX_API_BASE_URL,
+  opencxOrganizationField,
+  type OdataPath,
+  type OrgSettings,
+  type SettingsInput,
+} from './schema';
 import { normalizeBaseUrl, type Notice } from './url';
 import { OpenCXClient, OpenCXError } from '../opencx/client';
 import { probeProcesses, type ProcessProbeOptions } from './process-probe';
@@ -159,7 +165,7 @@ export async function testSettings(
   const { settings } = result;
   if (!settings) return result;
   const creatioOk = result.checks.every((c) => c.ok);
-  result.checks.push(await checkOpenCXKey(settings, opts.timeoutMs));
+  result.checks.push(await checkOpenCXKey(settings, opts.timeoutMs, result.notices));
   if (input.verifyProcesses) {
     if (!opts.processes) {
       result.checks.push(
@@ -186,8 +192,20 @@ export async function testSettings(
   return result;
 }
 
-/** The OpenCX API key against OpenCX (agent replies and closure need it); not set: said, not failed. */
-async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number): Promise<Check> {
+/** Where OpenCX keeps API keys (https://docs.open.cx/api-reference/authentication). */
+const OPENCX_KEY_FIX = {
+  create: 'Create an API key in OpenCX (Settings → Access → Create API Key) and paste it here.',
+  access:
+    'In OpenCX (Settings → Access), give the key Full access, or Custom scopes with chat-sessions:read and chat-sessions:write (or create such a key), and paste it here.',
+};
+
+/**
+ * The OpenCX API key against OpenCX (agent replies and closure need it): a read (the key is
+ * taken), then a write that changes nothing (the key may write chat sessions: a read-only key
+ * would pass the read and have every reply refused). A write answer that cannot tell (5xx, a
+ * timeout) is a notice, not a failure. No key: said, not failed.
+ */
+async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number, notices: Notice[]): Promise<Check> {
   const { apiBaseUrl, apiKey } = settings.opencx;
   if (!apiKey) {
     return {
@@ -197,9 +215,9 @@ async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number): Promise
       message: 'no OpenCX API key: agent replies and closures cannot reach OpenCX until one is set',
     };
   }
+  const client = new OpenCXClient(apiBaseUrl, apiKey, timeoutMs);
   try {
-    await new OpenCXClient(apiBaseUrl, apiKey, timeoutMs).checkAccess();
-    return { name: 'opencx_api_key', ok: true };
+    await client.checkAccess();
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const rejected = err instanceof OpenCXError && err.kind === 'unauthorized';
@@ -211,7 +229,7 @@ async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number): Promise
             code: 'opencx_api_key_rejected',
             field: 'opencx.apiKey',
             message: `OpenCX refused the API key: ${message}`,
-            fix: 'Create an API key in OpenCX (Settings → API keys) and paste it here.',
+            fix: err.status === 403 ? OPENCX_KEY_FIX.access : OPENCX_KEY_FIX.create,
           }
         : {
             code: 'opencx_unreachable',
@@ -221,6 +239,26 @@ async function checkOpenCXKey(settings: OrgSettings, timeoutMs: number): Promise
           }),
     };
   }
+  const write = await client.probeWriteAccess();
+  if (write.verdict === 'refused') {
+    return {
+      name: 'opencx_api_key',
+      ok: false,
+      code: 'opencx_api_key_read_only',
+      field: 'opencx.apiKey',
+      message: `The OpenCX API key may read chat sessions but not write them (${write.answer}): agent replies and closures would be refused`,
+      fix: OPENCX_KEY_FIX.access,
+    };
+  }
+  if (write.verdict === 'unknown') {
+    notices.push({
+      code: 'opencx_write_access_not_checked',
+      field: 'opencx.apiKey',
+      message: `Could not check that the OpenCX API key may write chat sessions (${write.answer}); agent replies and closures need it. Run Test & Save again later to check.`,
+    });
+    return { name: 'opencx_api_key', ok: true, message: 'reads chat sessions; write access not checked' };
+  }
+  return { name: 'opencx_api_key', ok: true, message: 'reads and writes chat sessions' };
 }
 
 async function testCreatio(
@@ -343,6 +381,7 @@ async function testCreatio(
       ).replace(/\/+$/, ''),
       apiKey: input.opencx?.apiKey ?? existing?.opencx.apiKey,
       webhookSecret: input.opencx?.webhookSecret ?? existing?.opencx.webhookSecret,
+      ...opencxOrganizationField(input.opencx?.organizationId, existing?.opencx.organizationId),
     },
   };
 

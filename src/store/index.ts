@@ -49,6 +49,42 @@ export interface CaseSession {
 /** What came of a call from a Creatio business process, counted per organization for diagnose. */
 export type WebhookCallOutcome = 'agent_reply' | 'closure' | 'stale_token' | 'bad_request' | 'no_session';
 
+/** A refused OpenCX event kept for replay, as listed (never with its body). */
+export interface RejectedEvent {
+  webhookId: string;
+  event: string;
+  field: string | null;
+  code: string;
+  attempts: number;
+  receivedAt: string;
+  lastAt: string;
+}
+
+/** Refused OpenCX events of an organization waiting for a replay, grouped by what failed. */
+export interface RejectedEventGroup {
+  event: string;
+  field: string | null;
+  code: string;
+  count: number;
+  since: string;
+  lastAt: string;
+}
+
+/** Another organization already receives the events of this OpenCX organization. */
+export class OpencxOrganizationTakenError extends Error {
+  override readonly name = 'OpencxOrganizationTakenError';
+  constructor(
+    readonly opencxOrgId: string,
+    readonly holder: string | undefined,
+  ) {
+    super(
+      `OpenCX organization ${opencxOrgId} is already connected to ${holder ? `bridge organization ${holder}` : 'another bridge organization'}`,
+    );
+  }
+}
+
+const iso = (d: Date | string) => new Date(d).toISOString();
+
 export interface WebhookCalls {
   outcome: WebhookCallOutcome;
   count: number;
@@ -63,6 +99,12 @@ export interface WebhookCalls {
  */
 export class Store {
   private readonly settingsListeners: ((orgId: string) => void)[] = [];
+  /**
+   * Refused OpenCX events: at most `perOrg` wait per organization (the oldest are dropped and
+   * counted), each deleted `keepDays` after its last delivery. Unmapped OpenCX organizations: the
+   * `unmappedIds` most recently seen are kept.
+   */
+  readonly rejectedEventLimits = { perOrg: 1_000, keepDays: 30, unmappedIds: 1_000 };
 
   constructor(
     readonly db: Db,
@@ -109,14 +151,35 @@ export class Store {
   }
 
   async getOrg(orgId: string): Promise<StoredOrg | undefined> {
+    return this.orgWhere('org_id', orgId);
+  }
+
+  /** The organization that receives the events of this OpenCX organization_id (indexed). */
+  async getOrgByOpencxOrganization(opencxOrgId: string): Promise<StoredOrg | undefined> {
+    return this.orgWhere('opencx_org_id', opencxOrgId);
+  }
+
+  /** Which organization receives this OpenCX organization's events (no secret opened). */
+  async opencxOrganizationHolder(opencxOrgId: string): Promise<string | undefined> {
+    const rows = await this.db.query<{ org_id: string }>(
+      'SELECT org_id FROM org_settings WHERE opencx_org_id = $1',
+      [opencxOrgId],
+    );
+    return rows[0]?.org_id;
+  }
+
+  private async orgWhere(column: 'org_id' | 'opencx_org_id', value: string): Promise<StoredOrg | undefined> {
     const rows = await this.db.query<{
       org_id: string;
+      opencx_org_id: string;
       settings: PlainSettings;
       secrets: SealedSecrets;
       updated_at: Date;
-    }>('SELECT org_id, settings, secrets, updated_at FROM org_settings WHERE org_id = $1', [orgId]);
+    }>(`SELECT org_id, opencx_org_id, settings, secrets, updated_at FROM org_settings WHERE ${column} = $1`, [
+      value,
+    ]);
     const row = rows[0];
-    return row && this.unseal(row.org_id, row.settings, row.secrets, row.updated_at);
+    return row && this.unseal(row.org_id, row.opencx_org_id, row.settings, row.secrets, row.updated_at);
   }
 
   /** When the organization's settings last changed (cheap: no secrets read or opened). */
@@ -141,11 +204,15 @@ export class Store {
     return rows[0]?.org_id;
   }
 
-  /** Inserts or replaces an organization's settings; a new organization gets a webhook token. */
+  /**
+   * Inserts or replaces an organization's settings; a new organization gets a webhook token.
+   * OpencxOrganizationTakenError when another organization receives the same OpenCX organization.
+   */
   async saveOrg(orgId: string, settings: OrgSettings): Promise<StoredOrg> {
     const existing = await this.getOrg(orgId);
     const webhookToken = existing?.webhookToken ?? randomToken();
     const { clientSecret, opencx, ...rest } = settings;
+    const opencxOrgId = opencx.organizationId ?? orgId;
     const plain: PlainSettings = { ...rest, opencx: { apiBaseUrl: opencx.apiBaseUrl } };
     const secrets: SealedSecrets = {
       clientSecret: this.box.seal(clientSecret, `${orgId}:clientSecret`),
@@ -155,15 +222,29 @@ export class Store {
         opencxWebhookSecret: this.box.seal(opencx.webhookSecret, `${orgId}:opencxWebhookSecret`),
       }),
     };
-    const rows = await this.db.query<{ updated_at: Date }>(
-      `INSERT INTO org_settings (org_id, settings, secrets, webhook_token_hash)
-       VALUES ($1, $2, $3, $4)
-       ON CONFLICT (org_id) DO UPDATE
-         SET settings = EXCLUDED.settings, secrets = EXCLUDED.secrets,
-             webhook_token_hash = EXCLUDED.webhook_token_hash, updated_at = now()
-       RETURNING updated_at`,
-      [orgId, JSON.stringify(plain), JSON.stringify(secrets), sha256Hex(webhookToken)],
-    );
+    let rows: { updated_at: Date }[];
+    try {
+      rows = await this.db.query<{ updated_at: Date }>(
+        `INSERT INTO org_settings (org_id, settings, secrets, webhook_token_hash, opencx_org_id)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (org_id) DO UPDATE
+           SET settings = EXCLUDED.settings, secrets = EXCLUDED.secrets,
+               webhook_token_hash = EXCLUDED.webhook_token_hash,
+               opencx_org_id = EXCLUDED.opencx_org_id, updated_at = now()
+         RETURNING updated_at`,
+        [orgId, JSON.stringify(plain), JSON.stringify(secrets), sha256Hex(webhookToken), opencxOrgId],
+      );
+    } catch (err) {
+      const e = err as { code?: unknown; constraint?: unknown; message?: unknown };
+      const onMapping =
+        e.constraint === 'org_settings_opencx_org' || String(e.message).includes('org_settings_opencx_org');
+      if (e.code === '23505' && onMapping) {
+        throw new OpencxOrganizationTakenError(opencxOrgId, await this.opencxOrganizationHolder(opencxOrgId));
+      }
+      throw err;
+    }
+    // Its events are no longer "from an OpenCX organization nobody receives".
+    await this.db.query('DELETE FROM opencx_unmapped_orgs WHERE opencx_org_id = $1', [opencxOrgId]);
     this.settingsChanged(orgId);
     return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at, notices: [] };
   }
@@ -357,6 +438,30 @@ export class Store {
     return r && { orgId, caseId: r.case_id, sessionId, workflowId: r.workflow_id };
   }
 
+  /** Records that an agent reply (a Creatio activity) reached the customer: never sent again. */
+  async recordDeliveredReply(r: {
+    orgId: string;
+    activityId: string;
+    caseId: string;
+    sessionId: string;
+  }): Promise<void> {
+    await this.db.query(
+      `INSERT INTO delivered_replies (org_id, activity_id, case_id, session_id) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (org_id, activity_id) DO NOTHING`,
+      [r.orgId, r.activityId.toLowerCase(), r.caseId.toLowerCase(), r.sessionId],
+    );
+  }
+
+  /** Which of these activities were already delivered as agent replies (lower-case ids). */
+  async deliveredReplies(orgId: string, activityIds: string[]): Promise<Set<string>> {
+    if (activityIds.length === 0) return new Set();
+    const rows = await this.db.query<{ activity_id: string }>(
+      'SELECT activity_id FROM delivered_replies WHERE org_id = $1 AND activity_id = ANY($2::text[])',
+      [orgId, activityIds.map((id) => id.toLowerCase())],
+    );
+    return new Set(rows.map((r) => r.activity_id));
+  }
+
   async findSessionByCase(orgId: string, caseId: string): Promise<CaseSession | undefined> {
     const rows = await this.db.query<{ case_id: string; session_id: string; workflow_id: string }>(
       'SELECT case_id, session_id, workflow_id FROM case_sessions WHERE org_id = $1 AND case_id = $2',
@@ -366,7 +471,13 @@ export class Store {
     return r && { orgId, caseId: r.case_id, sessionId: r.session_id, workflowId: r.workflow_id };
   }
 
-  private unseal(orgId: string, plain: PlainSettings, secrets: SealedSecrets, updatedAt: Date): StoredOrg {
+  private unseal(
+    orgId: string,
+    opencxOrgId: string,
+    plain: PlainSettings,
+    secrets: SealedSecrets,
+    updatedAt: Date,
+  ): StoredOrg {
     const open = (value: string | undefined, field: string) =>
       value === undefined ? undefined : this.box.open(value, `${orgId}:${field}`);
     return {
@@ -393,6 +504,7 @@ export class Store {
           apiBaseUrl: plain.opencx.apiBaseUrl,
           apiKey: open(secrets.opencxApiKey, 'opencxApiKey'),
           webhookSecret: open(secrets.opencxWebhookSecret, 'opencxWebhookSecret'),
+          ...(opencxOrgId !== orgId && { organizationId: opencxOrgId }),
         },
       },
     };
@@ -401,7 +513,9 @@ export class Store {
   /**
    * Keeps a signed OpenCX event that failed validation, for replay once the bridge reads its shape
    * (docs/opencx-reference.md). The body is sealed like the secrets; a redelivery of the same
-   * webhook-id counts an attempt and keeps the latest body. Not wired to a route yet.
+   * webhook-id counts an attempt and keeps the latest body. Past `rejectedEventLimits.perOrg`
+   * waiting events the oldest are dropped (answered as `dropped`, counted per organization), and
+   * events whose last delivery is older than `keepDays` are deleted.
    */
   async keepRejectedEvent(e: {
     orgId: string;
@@ -410,7 +524,7 @@ export class Store {
     field: string | undefined;
     code: string;
     body: string;
-  }): Promise<void> {
+  }): Promise<{ dropped: number }> {
     await this.db.query(
       `INSERT INTO opencx_rejected_events (org_id, webhook_id, event, field, code, payload)
        VALUES ($1, $2, $3, $4, $5, $6)
@@ -426,45 +540,118 @@ export class Store {
         this.box.seal(e.body, `rejected:${e.orgId}:${e.webhookId}`),
       ],
     );
+    const gone = await this.db.query<{ n: string | number }>(
+      `WITH gone AS (
+         DELETE FROM opencx_rejected_events WHERE org_id = $1 AND replayed_at IS NULL AND webhook_id IN (
+           SELECT webhook_id FROM opencx_rejected_events WHERE org_id = $1 AND replayed_at IS NULL
+           ORDER BY received_at DESC, webhook_id DESC OFFSET $2)
+         RETURNING 1)
+       SELECT count(*) AS n FROM gone`,
+      [e.orgId, this.rejectedEventLimits.perOrg],
+    );
+    const dropped = Number(gone[0]?.n ?? 0);
+    if (dropped > 0) {
+      await this.db.query(
+        `INSERT INTO opencx_rejected_dropped (org_id, count) VALUES ($1, $2)
+         ON CONFLICT (org_id) DO UPDATE
+           SET count = opencx_rejected_dropped.count + EXCLUDED.count, last_at = now()`,
+        [e.orgId, dropped],
+      );
+    }
+    await this.pruneRejectedEvents();
+    return { dropped };
+  }
+
+  /** Deletes refused events (waiting or replayed) whose last delivery is older than `keepDays`. */
+  async pruneRejectedEvents(): Promise<void> {
+    await this.db.query(
+      `DELETE FROM opencx_rejected_events WHERE last_at < now() - make_interval(days => $1)`,
+      [this.rejectedEventLimits.keepDays],
+    );
   }
 
   /** Refused OpenCX events of an organization not replayed yet, oldest first, bodies opened. */
-  async rejectedEvents(
-    orgId: string,
-    limit = 100,
-  ): Promise<
-    {
-      webhookId: string;
-      event: string;
-      field: string | null;
-      code: string;
-      attempts: number;
-      receivedAt: string;
-      body: string;
-    }[]
-  > {
-    const rows = await this.db.query<{
-      webhook_id: string;
-      event: string;
-      field: string | null;
-      code: string;
-      attempts: number;
-      received_at: Date | string;
-      payload: string;
-    }>(
-      `SELECT webhook_id, event, field, code, attempts, received_at, payload FROM opencx_rejected_events
-       WHERE org_id = $1 AND replayed_at IS NULL ORDER BY received_at, webhook_id LIMIT $2`,
-      [orgId, limit],
+  async rejectedEvents(orgId: string, limit = 100): Promise<(RejectedEvent & { body: string })[]> {
+    const rows = await this.db.query<RejectedRow>(
+      `SELECT webhook_id, event, field, code, attempts, received_at, last_at, replayed_at, payload
+       FROM opencx_rejected_events
+       WHERE org_id = $1 AND replayed_at IS NULL AND last_at >= now() - make_interval(days => $3)
+       ORDER BY received_at, webhook_id LIMIT $2`,
+      [orgId, limit, this.rejectedEventLimits.keepDays],
     );
-    return rows.map((r) => ({
-      webhookId: r.webhook_id,
-      event: r.event,
-      field: r.field,
-      code: r.code,
-      attempts: Number(r.attempts),
-      receivedAt: new Date(r.received_at).toISOString(),
-      body: this.box.open(r.payload, `rejected:${orgId}:${r.webhook_id}`),
-    }));
+    return rows.map((r) => ({ ...rejectedOf(r), body: this.openRejected(orgId, r) }));
+  }
+
+  /** One refused event (waiting or replayed), body opened; undefined when unknown or expired. */
+  async rejectedEvent(
+    orgId: string,
+    webhookId: string,
+  ): Promise<(RejectedEvent & { body: string; replayedAt: string | null }) | undefined> {
+    const rows = await this.db.query<RejectedRow>(
+      `SELECT webhook_id, event, field, code, attempts, received_at, last_at, replayed_at, payload
+       FROM opencx_rejected_events
+       WHERE org_id = $1 AND webhook_id = $2 AND last_at >= now() - make_interval(days => $3)`,
+      [orgId, webhookId, this.rejectedEventLimits.keepDays],
+    );
+    const r = rows[0];
+    return (
+      r && {
+        ...rejectedOf(r),
+        body: this.openRejected(orgId, r),
+        replayedAt: r.replayed_at ? iso(r.replayed_at) : null,
+      }
+    );
+  }
+
+  /**
+   * What waits for a replay, by event, field and code (for diagnose and the listing), and how many
+   * refused events were dropped unreplayed (more than `perOrg` waiting), with when the last was.
+   */
+  async rejectedEventSummary(
+    orgId: string,
+  ): Promise<{ groups: RejectedEventGroup[]; dropped: { count: number; lastAt: string } | null }> {
+    const rows = await this.db.query<{
+      event: string;
+      field: string | null;
+      code: string;
+      n: string | number;
+      since: Date | string;
+      last_at: Date | string;
+    }>(
+      `SELECT event, field, code, count(*) AS n, min(received_at) AS since, max(last_at) AS last_at
+       FROM opencx_rejected_events
+       WHERE org_id = $1 AND replayed_at IS NULL AND last_at >= now() - make_interval(days => $2)
+       GROUP BY event, field, code ORDER BY min(received_at), event`,
+      [orgId, this.rejectedEventLimits.keepDays],
+    );
+    const dropped = await this.db.query<{ count: string | number; last_at: Date | string }>(
+      'SELECT count, last_at FROM opencx_rejected_dropped WHERE org_id = $1',
+      [orgId],
+    );
+    const d = dropped[0];
+    return {
+      groups: rows.map((r) => ({
+        event: r.event,
+        field: r.field,
+        code: r.code,
+        count: Number(r.n),
+        since: iso(r.since),
+        lastAt: iso(r.last_at),
+      })),
+      dropped: d ? { count: Number(d.count), lastAt: iso(d.last_at) } : null,
+    };
+  }
+
+  /** A replay that still fails: the event stays waiting, with what fails now. */
+  async noteRejectedEventReplay(
+    orgId: string,
+    webhookId: string,
+    failure: { field: string | undefined; code: string },
+  ): Promise<void> {
+    await this.db.query(
+      'UPDATE opencx_rejected_events SET field = $3, code = $4 WHERE org_id = $1 AND webhook_id = $2',
+      [orgId, webhookId, failure.field ?? null, failure.code],
+    );
   }
 
   /** Marks refused events as replayed (their events reached the conversation). */
@@ -475,6 +662,77 @@ export class Store {
       [orgId, webhookIds],
     );
   }
+
+  private openRejected(orgId: string, r: RejectedRow): string {
+    return this.box.open(r.payload, `rejected:${orgId}:${r.webhook_id}`);
+  }
+
+  /**
+   * Counts events whose OpenCX organization_id no organization receives (they were answered 401),
+   * per id; only the `unmappedIds` most recently seen ids are kept.
+   */
+  async countUnmappedOpencxOrganizations(counts: { opencxOrgId: string; count: number }[]): Promise<void> {
+    if (counts.length === 0) return;
+    await this.db.query(
+      `INSERT INTO opencx_unmapped_orgs (opencx_org_id, count)
+       SELECT * FROM unnest($1::text[], $2::bigint[])
+       ON CONFLICT (opencx_org_id) DO UPDATE
+         SET count = opencx_unmapped_orgs.count + EXCLUDED.count, last_at = now()`,
+      [counts.map((c) => c.opencxOrgId), counts.map((c) => c.count)],
+    );
+    await this.db.query(
+      `DELETE FROM opencx_unmapped_orgs WHERE opencx_org_id IN (
+         SELECT opencx_org_id FROM opencx_unmapped_orgs ORDER BY last_at DESC, opencx_org_id OFFSET $1)`,
+      [this.rejectedEventLimits.unmappedIds],
+    );
+  }
+
+  /** OpenCX organizations that sent events no organization receives, most recent first. */
+  async unmappedOpencxOrganizations(
+    limit = 100,
+  ): Promise<{ opencxOrgId: string; count: number; firstSeenAt: string; lastSeenAt: string }[]> {
+    const rows = await this.db.query<{
+      opencx_org_id: string;
+      count: string | number;
+      first_at: Date | string;
+      last_at: Date | string;
+    }>(
+      `SELECT u.opencx_org_id, u.count, u.first_at, u.last_at FROM opencx_unmapped_orgs u
+       WHERE NOT EXISTS (SELECT 1 FROM org_settings o WHERE o.opencx_org_id = u.opencx_org_id)
+       ORDER BY u.last_at DESC, u.opencx_org_id LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      opencxOrgId: r.opencx_org_id,
+      count: Number(r.count),
+      firstSeenAt: iso(r.first_at),
+      lastSeenAt: iso(r.last_at),
+    }));
+  }
+}
+
+interface RejectedRow {
+  webhook_id: string;
+  event: string;
+  field: string | null;
+  code: string;
+  attempts: number;
+  received_at: Date | string;
+  last_at: Date | string;
+  replayed_at: Date | string | null;
+  payload: string;
+}
+
+function rejectedOf(r: RejectedRow): RejectedEvent {
+  return {
+    webhookId: r.webhook_id,
+    event: r.event,
+    field: r.field,
+    code: r.code,
+    attempts: Number(r.attempts),
+    receivedAt: iso(r.received_at),
+    lastAt: iso(r.last_at),
+  };
 }
 
 /**

@@ -149,6 +149,72 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
          WHERE replayed_at IS NULL`,
     ],
   },
+  {
+    id: 10,
+    name: 'pace of the calls to a remote per API key, shared by every worker process',
+    sql: [
+      // One row per paced key (a hash of the API key, never the key). GCRA: `tat` is the
+      // theoretical arrival time of the next call; each reservation takes the slot at
+      // greatest(tat, now()) and moves `tat` one interval on. `slot_start`: the slot the last
+      // reservation got (read back by its caller). `per_second`: the rate right after the last
+      // slow-down (`slowed_at`), recovering from there. `paused_until`: the end of the latest
+      // Retry-After; `shift_ms`: every pause added up, by which calls already waiting move too.
+      `CREATE TABLE call_pace (
+         key_hash text PRIMARY KEY,
+         tat timestamptz NOT NULL,
+         slot_start timestamptz NOT NULL,
+         per_second double precision NOT NULL,
+         slowed_at timestamptz NOT NULL DEFAULT 'epoch',
+         paused_until timestamptz NOT NULL DEFAULT 'epoch',
+         shift_ms double precision NOT NULL DEFAULT 0,
+         updated_at timestamptz NOT NULL DEFAULT now()
+       )`,
+    ],
+  },
+  {
+    id: 11,
+    name: 'OpenCX organization of each organization; refused OpenCX events bounded; unmapped OpenCX organizations',
+    sql: [
+      // The OpenCX organization_id whose events the organization receives (by default its own id):
+      // one organization each, looked up by the webhook route.
+      `ALTER TABLE org_settings ADD COLUMN opencx_org_id text`,
+      `UPDATE org_settings SET opencx_org_id = org_id`,
+      `ALTER TABLE org_settings ALTER COLUMN opencx_org_id SET NOT NULL`,
+      `CREATE UNIQUE INDEX org_settings_opencx_org ON org_settings (opencx_org_id)`,
+      // Refused events are deleted 30 days after their last delivery.
+      `CREATE INDEX opencx_rejected_events_last ON opencx_rejected_events (last_at)`,
+      // Refused events dropped unreplayed because their organization had too many waiting.
+      `CREATE TABLE opencx_rejected_dropped (
+         org_id text PRIMARY KEY,
+         count bigint NOT NULL DEFAULT 0,
+         last_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      // Events whose organization_id no organization receives (answered 401), counted per id.
+      `CREATE TABLE opencx_unmapped_orgs (
+         opencx_org_id text PRIMARY KEY,
+         count bigint NOT NULL DEFAULT 0,
+         first_at timestamptz NOT NULL DEFAULT now(),
+         last_at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE INDEX opencx_unmapped_orgs_last ON opencx_unmapped_orgs (last_at)`,
+    ],
+  },
+  {
+    id: 12,
+    name: 'agent replies delivered, for the life of the conversation',
+    sql: [
+      // One row per Creatio activity sent to the customer: a resumed run (after a close and a
+      // reopen) or a worker that lost its cache never sends it again. Kept as long as the case map.
+      `CREATE TABLE delivered_replies (
+         org_id text NOT NULL,
+         activity_id text NOT NULL,
+         case_id text NOT NULL DEFAULT '',
+         session_id text NOT NULL,
+         delivered_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (org_id, activity_id)
+       )`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

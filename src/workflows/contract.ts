@@ -4,6 +4,7 @@
  */
 import type { Duration } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { HeardEntry } from './conversation/heard';
 
 /** Who wrote a message in the OpenCX conversation. */
 export type Author = 'customer' | 'ai' | 'agent';
@@ -40,6 +41,8 @@ export type ConversationEvent =
       text: string;
       attachments: Attachment[];
       agentName?: string;
+      /** Found in the session's history by the bridge (no webhook told it). */
+      fromHistory?: true;
     }
   | {
       kind: 'handoff';
@@ -59,6 +62,11 @@ export type ConversationEvent =
       language: string;
       sentiment: string;
     }
+  /**
+   * OpenCX told of a message the bridge could not read (a signed event that did not validate):
+   * the session's history is read soon for what is missing.
+   */
+  | { kind: 'history_check'; eventId: string; timestamp: string }
   /** Creatio's agent-reply process: the case has a new activity (maybe an agent's reply). */
   | { kind: 'creatio_activity'; eventId: string; timestamp: string }
   /** Creatio's closure process: the case status changed. */
@@ -184,6 +192,13 @@ export interface ConversationState {
   /** Things skipped on purpose, with the reason (e.g. no Resolved Status ID configured). */
   notes: { at: string; message: string }[];
   runs: number;
+  /** The last read of the session's OpenCX history, and what it found (missing messages logged). */
+  history?: {
+    lastCheckAt: string | null;
+    found: number;
+    /** Why the last read failed (named: session unknown to OpenCX, key refused, ...); null when it worked. */
+    finding: string | null;
+  };
   /** The most recent messages (up to 200), oldest first, with where each stands. */
   messageLog?: { id: string; status: 'logged' | 'pending' | 'skipped' }[];
 }
@@ -222,6 +237,12 @@ export interface ConversationOptions {
    * session anyway (a reply read that keeps failing never holds the closure back for longer).
    */
   closureWaitsForReplies?: Duration;
+  /**
+   * While the conversation is open, its OpenCX history is read this long after its last event, for
+   * messages no webhook told (then less often while nothing is missing, up to the max).
+   */
+  historyCheckAfter?: Duration;
+  historyCheckMaxEvery?: Duration;
 }
 
 export const REPLY_DEFAULTS = {
@@ -231,6 +252,8 @@ export const REPLY_DEFAULTS = {
   processCallGrace: '15 seconds',
   opencxAttemptTimeout: '45 seconds',
   closureWaitsForReplies: '30 seconds',
+  historyCheckAfter: '2 minutes',
+  historyCheckMaxEvery: '6 hours',
 } as const;
 
 /** Everything a run hands to the next one on continue-as-new. */
@@ -262,6 +285,20 @@ export interface CarriedState {
    * read back (deleted once their read is in the history).
    */
   spill?: SpillState;
+  /** Messages taken, by id and content (heard.ts), and the history check's schedule. */
+  heard?: HeardEntry[];
+  historyCheck?: HistoryCheckState;
+}
+
+/** Where the check of the session's OpenCX history stands (history-lane.ts). */
+export interface HistoryCheckState {
+  /** Workflow time of the next check; null when none is due (closed, or not yet scheduled). */
+  nextAt: number | null;
+  delayMs: number;
+  /** History items before this time are not judged (a resumed run knows nothing older). */
+  since: string | null;
+  /** Workflow time of the first event not yet followed by a check (a busy conversation is still checked). */
+  pendingSince?: number;
 }
 
 export interface SpillState {

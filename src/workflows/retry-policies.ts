@@ -81,6 +81,24 @@ export function opencxActivityOptions(
 }
 
 /**
+ * A read of OpenCX that the conversation can do without for a while (its history check): tried
+ * for two minutes at most, then the next check comes at the next interval. Never parked.
+ */
+export function opencxReadActivityOptions(taskQueue: string, attemptTimeout: Duration): ActivityOptions {
+  return {
+    taskQueue,
+    startToCloseTimeout: attemptTimeout,
+    scheduleToCloseTimeout: '2 minutes',
+    retry: {
+      initialInterval: '1 second',
+      backoffCoefficient: 2,
+      maximumInterval: '30 seconds',
+      nonRetryableErrorTypes: OPENCX_NON_RETRYABLE,
+    },
+  };
+}
+
+/**
  * Reads of the bridge's own store (local activities): retried every 2 s at most for as long as a
  * database restart or failover may take, so that the conversation goes on seconds after the store
  * is back; only after 30 minutes is the step parked. (Store errors in any activity also ask for

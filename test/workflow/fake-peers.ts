@@ -156,6 +156,9 @@ export class FakePeers {
       deliverReply: async () => {
         return { sent: true, omittedAttachments: [] };
       },
+      readHistory: async () => {
+        return { messages: [], newest: null, complete: true };
+      },
       resolveSession: async () => {
         return undefined;
       },

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
  *   GET /chat/sessions/{id}/history (nested events, paginated by cursor), GET and POST
  *   /chat/sessions;
  * - Bearer API keys and the `{ statusCode, message, error }` error body
- *   (https://docs.open.cx/api-reference/authentication);
+ *   (https://docs.open.cx/api-reference/authentication), read-only keys included (`readOnlyKeys`);
  * - 100 requests per minute per key (the rate limit in the OpenAPI info block of the reference
  *   pages, e.g. https://docs.open.cx/api-reference/chat-sessions/list_history.md);
  * - faults (5xx, 429 + Retry-After, latency, outage, accepted-then-failed sends).
@@ -29,6 +29,8 @@ export interface OpenCXFaults {
   retryAfterSec: number;
   latencyMs: number;
   outage: boolean;
+  /** Every write (POST, PATCH) answered with this status (0: none); reads answer as usual. */
+  writeErrorStatus: number;
 }
 
 export interface SentAttachment {
@@ -302,6 +304,14 @@ const SEND_SENDERS: Record<string, HistorySenderType> = { agent: 'human_agent', 
 
 export class OpenCXEmulator {
   readonly apiKeys = new Set<string>(['ocx_test_key', 'ocx_sandbox_key']);
+  /**
+   * Valid keys that may only read (a key with custom scopes `chat-sessions:read` and no
+   * `chat-sessions:write`, https://docs.open.cx/api-reference/authentication): 200 on reads, 403
+   * on every write.
+   */
+  readonly readOnlyKeys = new Set<string>();
+  /** The most recent requests (method, path and query, the key's last 4 characters), oldest first. */
+  readonly requests: { method: string; url: string; key: string | undefined }[] = [];
   readonly sent: SentMessage[] = [];
   readonly statusChanges: { sessionId: string; status: string }[] = [];
   faults: OpenCXFaults = {
@@ -312,6 +322,7 @@ export class OpenCXEmulator {
     retryAfterSec: 1,
     latencyMs: 0,
     outage: false,
+    writeErrorStatus: 0,
   };
   /** Largest request body accepted (base64 attachments make sends large). */
   maxBodyBytes = 25 * 1024 * 1024;
@@ -557,7 +568,15 @@ export class OpenCXEmulator {
     if (f.outage) return this.error(res, 503, 'Service Unavailable', 'Service Unavailable');
     // https://docs.open.cx/api-reference/authentication: a missing or unknown key is 401.
     const key = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-    if (!key || !this.apiKeys.has(key)) return this.error(res, 401, 'Unauthorized', 'Unauthorized');
+    this.requests.push({ method: req.method ?? 'GET', url: req.url ?? '/', key: key?.slice(-4) });
+    if (this.requests.length > 200) this.requests.shift();
+    if (!key || !(this.apiKeys.has(key) || this.readOnlyKeys.has(key)))
+      return this.error(res, 401, 'Unauthorized', 'Unauthorized');
+    // The same page: 403 "Key is valid but doesn't have access to this resource"; a scope's write
+    // action covers create, update and delete. The message text is not documented.
+    const write = req.method !== 'GET' && req.method !== 'HEAD';
+    if (write && !this.apiKeys.has(key))
+      return this.error(res, 403, 'Missing scope: chat-sessions:write', 'Forbidden');
     const at = Date.now();
     const hits = (this.window.get(key) ?? []).filter((t) => t > at - 60_000);
     if (f.rateLimitBurst > 0 || hits.length >= this.perMinute) {
@@ -571,6 +590,10 @@ export class OpenCXEmulator {
     this.window.set(key, hits);
     if (f.errorRate > 0 && this.random() < f.errorRate)
       return this.error(res, 500, 'Internal server error', 'Internal Server Error');
+    if (write && f.writeErrorStatus) {
+      const name = http.STATUS_CODES[f.writeErrorStatus] ?? 'Error';
+      return this.error(res, f.writeErrorStatus, name, name);
+    }
 
     const url = new URL(req.url ?? '/', 'http://x');
     let body: Record<string, any> = {};

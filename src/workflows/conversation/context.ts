@@ -3,6 +3,7 @@ import type { Peers } from './peers';
 import type { ConversationRun, Timings } from './state';
 import type { Steps } from './steps';
 import type { ReplyLane } from './reply-lane';
+import type { HistoryLane } from './history-lane';
 
 /** What every flow of one conversation works with. */
 export interface Conversation {
@@ -17,7 +18,9 @@ export interface Conversation {
    * Which command sequences this run takes, decided by patched() at its very start, before any
    * other command (docs/decisions/0016-replay-and-patching.md).
    */
-  flow: { oneTryCaseOpening: boolean; replyLane: boolean };
+  flow: { oneTryCaseOpening: boolean; replyLane: boolean; historyCheck: boolean };
   /** Agent replies in a lane of their own (runs whose flow has `replyLane`); see reply-lane.ts. */
   replyLane?: ReplyLane;
+  /** The check of the session's OpenCX history (runs whose flow has `historyCheck`); see history-lane.ts. */
+  historyLane?: HistoryLane;
 }

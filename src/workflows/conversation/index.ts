@@ -32,6 +32,7 @@ import { refill, spillForCarry } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
 import { ReplyLane } from './reply-lane';
+import { HistoryLane } from './history-lane';
 
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
   // Every patch of the run is asked here, in its first activation and before any command: a
@@ -39,6 +40,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const flow = {
     oneTryCaseOpening: patched('open-case-in-one-try'),
     replyLane: patched('reply-lane'),
+    historyCheck: patched('history-check'),
   };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
@@ -76,6 +78,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings, flow };
   const lane = flow.replyLane ? new ReplyLane(c, shouldContinueAsNew) : undefined;
   c.replyLane = lane;
+  const history = flow.historyCheck
+    ? new HistoryLane(c, (ev) => run.enqueue(ev), shouldContinueAsNew)
+    : undefined;
+  c.historyLane = history;
+  run.historyCheckOn = history !== undefined;
 
   setHandler(stateQuery, () => run.view());
   setHandler(conversationEventSignal, (event) => run.accept(event));
@@ -105,7 +112,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     if (run.replyReadPending) lane.request(run.replyReadPending);
     run.replyReadPending = undefined;
   }
-  const laneIdle = () => lane?.idle ?? true;
+  if (history) history.start();
+  const laneIdle = () => (lane?.idle ?? true) && (history?.idle ?? true);
   const wake = new WakeTimer();
   // Events are handled even after the close: a late customer message is logged (or reopens).
   // Agent replies still being read keep the run going too (the reply lane).
@@ -114,9 +122,14 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     const { replyCheck } = run;
     // Runs without the reply lane (recorded by older code) keep their timers exactly as they were.
     const open = lane === undefined || run.state.status === 'open';
-    wake.arm(replyCheck.nextAt === null || !open ? idleAt : Math.min(idleAt, replyCheck.nextAt));
+    const historyAt =
+      history && run.state.status === 'open' ? (run.historyCheck.nextAt ?? Infinity) : Infinity;
+    wake.arm(
+      Math.min(replyCheck.nextAt === null || !open ? idleAt : Math.min(idleAt, replyCheck.nextAt), historyAt),
+    );
     await condition(() => run.hasWork() || shouldContinueAsNew() || wake.due || (!open && laneIdle()));
     let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
+    let handled: ConversationEvent | undefined;
     if (shouldContinueAsNew()) {
       outcome = 'continue-as-new';
     } else if (!run.hasWork() && !wake.due) {
@@ -129,12 +142,17 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         run.state.status = 'closed';
         break;
       }
+      if (history && run.historyCheck.nextAt !== null && Date.now() >= run.historyCheck.nextAt) {
+        run.historyCheck.nextAt = null;
+        history.request('timer');
+      }
       // Woken before anything is due (the wake-up moved later meanwhile): arm the next timer.
       if (!open || replyCheck.nextAt === null || Date.now() < replyCheck.nextAt) continue;
       replyCheck.nextAt = null;
       outcome = await guarded(() => checkCaseOnTimer(c));
     } else {
       // The event leaves the queue once handled: a run that ends mid-event hands it on.
+      handled = run.queue[0];
       outcome = await guarded(async () => {
         await refill(c);
         run.handlingHead = true;
@@ -145,6 +163,9 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         run.queue.shift();
         run.verifyWrites = run.state.resumed === true;
         if (run.state.status === 'open') replyCheckSoon(c);
+        // After OpenCX's own events (not Creatio's calls, nor what the history check itself found).
+        const fromOpenCX = handled && !handled.kind.startsWith('creatio_');
+        if (history && fromOpenCX && !(handled?.kind === 'message' && handled.fromHistory)) history.soon();
       }
     }
     if (outcome === 'idle') {
@@ -158,6 +179,11 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         // A send under way is finished, never abandoned; a read waiting is the next run's first.
         await condition(() => !lane.busy);
         run.replyReadPending = lane.pending ?? undefined;
+      }
+      if (history) {
+        // A history read is short (two minutes at most); one asked for is the next run's first.
+        await condition(() => !history.busy);
+        if (history.pending) run.historyCheck.nextAt = Date.now();
       }
       await spillForCarry(c);
       await condition(allHandlersFinished);
@@ -201,13 +227,26 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
   switch (ev.kind) {
     case 'started':
       return onStarted(c, ev);
-    case 'message':
-      await onMessage(c, toEntry(ev));
-      if (ev.author === 'customer' && state.closedAt && state.caseId) await reopenAfterClose(c);
+    case 'message': {
+      const fresh = await onMessage(c, toEntry(ev), ev.fromHistory ? 'h' : 'w');
+      if (ev.author !== 'customer' || !state.closedAt || !state.caseId) return;
+      if (c.flow.historyCheck) {
+        // Written before the close (OpenCX delivered it late, or the history check found it), or
+        // already taken: logged on the case, which stays closed.
+        if (!fresh || ev.fromHistory || Date.parse(ev.timestamp) < Date.parse(state.closedAt)) return;
+      }
+      await reopenAfterClose(c);
       return;
+    }
     case 'handoff':
       return onHandoff(c, ev);
     case 'closed':
-      return onClosed(c, ev);
+      await onClosed(c, ev);
+      // One last look at the history: what no webhook brought is on the case before it is left.
+      c.historyLane?.request('close');
+      return;
+    case 'history_check':
+      c.historyLane?.request('event');
+      return;
   }
 }

@@ -7,6 +7,7 @@ import { SEARCH_ATTRIBUTE_KEYS } from '../../temporal/search-attributes';
 import type { ConversationEvent, LogEntry, MessageEntry } from '../contract';
 import type { Conversation } from './context';
 import { isActivityFailure } from './steps';
+import { messageFingerprint, type Door } from './heard';
 
 /** Most messages written by one activity when a burst is waiting. */
 const BATCH = 25;
@@ -176,19 +177,30 @@ export async function readMode(c: Conversation): Promise<boolean> {
 const bufferedChars = (c: Conversation) =>
   c.run.unlogged.reduce((n, e) => n + (e.kind === 'message' ? e.text.length + 200 : 200), 0);
 
-/** Takes a message into the buffer; false for a redelivery of one already taken. */
-function take(c: Conversation, m: MessageEntry): boolean {
+/**
+ * Takes a message into the buffer; false for a redelivery of one already taken, or (with the
+ * history check) for one another door already brought (heard.ts: the `first_message` again as a
+ * `contact_response`, a message the history check logged before its webhook came, the bridge's own
+ * reply told back as an `agent_response`).
+ */
+function take(c: Conversation, m: MessageEntry, door: Door = 'w'): boolean {
   const { run } = c;
   if (!run.firstSight(m.messageId)) return false;
+  // A message of the history was judged new when it was read (history-lane.ts).
+  if (c.flow.historyCheck && door !== 'h') {
+    const fp = messageFingerprint(m.author, m.text);
+    if (run.heard.take(door, { id: m.messageId, fp, at: m.timestamp })) return false;
+  }
   run.state.messages.received++;
   run.unlogged.push(m);
   run.addToTranscript(m);
   return true;
 }
 
-export async function onMessage(c: Conversation, m: MessageEntry): Promise<void> {
+/** Logs a message (with any queued right behind it); answers whether it was new. */
+export async function onMessage(c: Conversation, m: MessageEntry, door: Door = 'w'): Promise<boolean> {
   const { run } = c;
-  const fresh = take(c, m);
+  const fresh = take(c, m, door);
   // Messages queued right behind this one are written with it, in order, in one activity (a burst,
   // or the backlog after an outage, costs a few activities rather than one per message).
   // At most one batch is taken ahead: the rest stays in the queue (what continue-as-new carries
@@ -196,22 +208,23 @@ export async function onMessage(c: Conversation, m: MessageEntry): Promise<void>
   if (run.handlingHead && !run.state.closedAt) {
     while (run.queue[1]?.kind === 'message' && run.unlogged.length < BATCH) {
       const next = run.queue.splice(1, 1)[0] as Extract<ConversationEvent, { kind: 'message' }>;
-      take(c, toEntry(next));
+      take(c, toEntry(next), next.fromHistory ? 'h' : 'w');
     }
   }
-  if (!fresh && run.unlogged.length === 0) return; // a redelivery of a message already written
+  if (!fresh && run.unlogged.length === 0) return false; // a redelivery of a message already written
   if (!run.state.caseId) {
     if (await readMode(c)) {
-      if (bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS) return;
+      if (bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS) return fresh;
       run.note(
         'handoff-only: the transcript waiting for handoff outgrew what the workflow carries; the case was created before handoff',
       );
     }
     const firstCustomer = run.unlogged.find((e) => e.kind === 'message' && e.author === 'customer');
-    if (!firstCustomer && run.state.mode === 'every_conversation') return;
+    if (!firstCustomer && run.state.mode === 'every_conversation') return fresh;
     await createCase(c, IN_PROGRESS_DESCRIPTION, (firstCustomer ?? run.unlogged[0]!).timestamp, true);
   }
   await drain(c);
+  return fresh;
 }
 
 export async function onStarted(
@@ -231,14 +244,18 @@ export async function onStarted(
     );
   }
   if (ev.firstMessage) {
-    await onMessage(c, {
-      kind: 'message',
-      messageId: ev.firstMessage.id,
-      author: 'customer',
-      text: ev.firstMessage.text,
-      attachments: [],
-      timestamp: ev.timestamp,
-    });
+    await onMessage(
+      c,
+      {
+        kind: 'message',
+        messageId: ev.firstMessage.id,
+        author: 'customer',
+        text: ev.firstMessage.text,
+        attachments: [],
+        timestamp: ev.timestamp,
+      },
+      'f',
+    );
   }
 }
 
@@ -261,7 +278,10 @@ export async function adoptPriorCase(c: Conversation): Promise<void> {
     { onSkip: () => null },
   );
   state.caseStatus = status?.name ?? null;
-  if (status && (status.closes || status.isFinal)) state.closedAt = new Date().toISOString();
+  if (status && (status.closes || status.isFinal)) {
+    // When the case was closed, as far as Creatio tells (a message written before it is late, not new).
+    state.closedAt = (c.flow.historyCheck && status.modifiedOn) || new Date().toISOString();
+  }
   c.run.note(
     `an event after the conversation had finished: it goes on case ${state.caseNumber ?? state.caseId}`,
   );

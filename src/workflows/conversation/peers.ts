@@ -12,6 +12,7 @@ import {
   creatioFirstTryOptions,
   storeActivityOptions,
   opencxActivityOptions,
+  opencxReadActivityOptions,
 } from '../retry-policies';
 import { creatioTaskQueue, opencxTaskQueue } from '../task-queues';
 
@@ -34,6 +35,15 @@ export function peers(orgId: string, options: ConversationOptions) {
           opencxTaskQueue(options.taskQueue),
           options.creatioRetryFor,
           options.creatioRetryMaxInterval,
+          options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
+        ),
+      ),
+    ),
+    /** Reads of OpenCX the conversation can do without for a while (the history check). */
+    opencxRead: proxyActivities<Pick<OpenCXActivities, 'readHistory'>>(
+      fair(
+        opencxReadActivityOptions(
+          opencxTaskQueue(options.taskQueue),
           options.opencxAttemptTimeout ?? REPLY_DEFAULTS.opencxAttemptTimeout,
         ),
       ),

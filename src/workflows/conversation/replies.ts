@@ -50,6 +50,7 @@ export async function deliverNewReplies(
           c.peers.opencx.deliverReply({
             orgId: c.orgId,
             sessionId: c.sessionId,
+            caseId: state.caseId!,
             reply,
             verify: again || run.verifyWrites,
             firstTriedAt,
@@ -58,6 +59,8 @@ export async function deliverNewReplies(
       );
       deliveredReplies.set(reply.id, reply.createdOn);
       if (!r) continue;
+      // Its history item is the bridge's own reply, not a message to log (heard.ts).
+      if (c.flow.historyCheck && r.fp) run.heard.take('r', { fp: r.fp, at: new Date().toISOString() });
       state.agentRepliesDelivered++;
       delivered++;
       if (r.omittedAttachments.length > 0) {

@@ -7,7 +7,7 @@ import { ContinueAsNewNow, IdleWhileParked } from './steps';
 const RANK: Record<ReplySource, number> = { timer: 0, closure: 1, webhook: 2 };
 
 /**
- * Agent replies as a lane of their own (docs/decisions/0018-reply-lane.md): reading Creatio for
+ * Agent replies as a lane of their own (docs/decisions/0019-reply-lane.md): reading Creatio for
  * replies and sending them to OpenCX runs beside the main loop, so a reply read that fails or is
  * parked never holds back customer messages, the handoff or the closure. Order is kept within the
  * lane: one read at a time, replies sent oldest first. Asks that arrive while a read waits or runs

@@ -7,11 +7,14 @@ import {
   type ConversationEvent,
   type ConversationInput,
   type ConversationState,
+  type HistoryCheckState,
   type LogEntry,
   type MessageEntry,
   type ProcessEvidence,
   type SpillState,
 } from '../contract';
+import { Heard } from './heard';
+import { newHistoryCheck } from './history-lane';
 
 /** Characters of transcript kept for AI fields. */
 const TRANSCRIPT_CAP = 50_000;
@@ -81,6 +84,12 @@ export class ConversationRun {
    * `spill.incoming` (received while chunks wait). See spill.ts.
    */
   readonly spill: SpillState;
+  /** Messages taken, by id and by content, through every door (heard.ts). */
+  readonly heard: Heard;
+  /** When the session's OpenCX history is read next (history-lane.ts). */
+  readonly historyCheck: HistoryCheckState;
+  /** This run checks the history (its flow has `historyCheck`): only then is the check's state carried. */
+  historyCheckOn = false;
 
   constructor(input: ConversationInput, timings: Timings) {
     const { orgId, sessionId } = input;
@@ -129,6 +138,11 @@ export class ConversationRun {
     this.verifyWrites = carried?.verifyWrites ?? input.resumed === true;
     this.spill = carried?.spill ?? { chunks: [], incoming: [], next: 0, read: [] };
     this.replyReadPending = carried?.replyReadPending;
+    this.heard = new Heard(carried?.heard);
+    // A run carried from code without the history check knows the messages by webhook ids only:
+    // like a resumed run, it judges only what comes after it.
+    this.historyCheck =
+      carried?.historyCheck ?? newHistoryCheck(input.resumed === true || carried !== undefined);
     if (input.resumed && !carried) this.state.resumed = true;
   }
 
@@ -189,6 +203,17 @@ export class ConversationRun {
     else this.queue.push(event);
   }
 
+  /**
+   * Queues an event the conversation found itself (a message of the OpenCX history): after every
+   * event received, without counting as activity for the idle timeout.
+   */
+  enqueue(event: ConversationEvent): void {
+    if (this.seenEvents.has(event.eventId)) return;
+    this.seenEvents.add(event.eventId);
+    if (this.spill.chunks.length > 0) this.spill.incoming.push(event);
+    else this.queue.push(event);
+  }
+
   /** Events are waiting, in memory or in the store. */
   hasWork(): boolean {
     return this.queue.length > 0 || this.spill.chunks.length > 0 || this.spill.incoming.length > 0;
@@ -235,6 +260,8 @@ export class ConversationRun {
       ...((this.spill.chunks.length > 0 || this.spill.incoming.length > 0 || this.spill.read.length > 0) && {
         spill: this.spill,
       }),
+      ...(this.heard.entries.length > 0 && { heard: this.heard.entries }),
+      ...(this.historyCheckOn && { historyCheck: this.historyCheck }),
     };
   }
 }

@@ -1,5 +1,5 @@
-// The admin console: the Creatio settings with Test & Save, the webhook URL, and the conversation
-// inspector. Plain browser JavaScript over the bridge's own API (/v1/...); every value shown is set
+// The admin console: the Creatio settings with Test & Save, the webhook URL, the conversation
+// inspector, and the OpenCX events the bridge refused (with their replay). Plain browser JavaScript over the bridge's own API (/v1/...); every value shown is set
 // with textContent, never as HTML.
 'use strict';
 
@@ -124,6 +124,8 @@ function fillSettings(s) {
   set('closureStatusNames', (s?.closureStatusNames ?? ['Resolved', 'Closed']).join(', '));
   set('activityTypes', (s?.agentReplyFilter?.activityTypes ?? ['Email']).join(', '));
   set('apiBaseUrl', s?.opencx?.apiBaseUrl);
+  set('organizationId', s?.opencx?.organizationId);
+  $('#opencx-mapping').textContent = s?.opencx?.mapping ?? '';
   for (const [name, present] of [
     ['clientSecret', Boolean(s)],
     ['apiKey', Boolean(s?.opencx?.apiKey)],
@@ -150,6 +152,8 @@ function readSettings() {
   if (text('apiBaseUrl')) opencx.apiBaseUrl = text('apiBaseUrl');
   if (f.apiKey.value) opencx.apiKey = f.apiKey.value;
   if (f.webhookSecret.value) opencx.webhookSecret = f.webhookSecret.value;
+  // Empty: the organization's own ID.
+  opencx.organizationId = text('organizationId') || null;
   return {
     instanceUrl: text('instanceUrl'),
     identityServiceUrl: optional('identityServiceUrl'),
@@ -381,6 +385,112 @@ function findingsList(findings) {
   );
 }
 
+/* ---------- OpenCX events ---------- */
+
+async function loadEvents() {
+  const out = $('#events-out');
+  out.replaceChildren(el('p', {}, 'Loading…'));
+  const [kept, unmapped] = await Promise.all([
+    api('GET', orgPath('/opencx-events?limit=1000')),
+    api('GET', '/v1/opencx-events/unmapped'),
+  ]);
+  const parts = [el('h2', {}, 'Refused OpenCX events')];
+  if (kept.body?.error) parts.push(renderError(kept.body.error));
+  else if (kept.body.events.length === 0)
+    parts.push(
+      el('div', { class: 'banner ok', id: 'no-kept-events' }, 'No refused OpenCX event is waiting.'),
+    );
+  else {
+    const all = el('button', { type: 'button', id: 'replay-all' }, `Replay all (${kept.body.waiting})`);
+    all.addEventListener('click', () => void replay(null));
+    parts.push(
+      el('p', { class: 'hint' }, kept.body.fix ?? ''),
+      all,
+      el(
+        'table',
+        { id: 'kept-events' },
+        el(
+          'thead',
+          {},
+          el(
+            'tr',
+            {},
+            ...['Webhook ID', 'Event', 'Field', 'Code', 'Attempts', 'First received', 'Last', ''].map((h) =>
+              el('th', {}, h),
+            ),
+          ),
+        ),
+        el(
+          'tbody',
+          {},
+          ...kept.body.events.map((e) => {
+            const one = el('button', { type: 'button', class: 'replay' }, 'Replay');
+            one.addEventListener('click', () => void replay(e.webhookId));
+            return el(
+              'tr',
+              { 'data-webhook-id': e.webhookId },
+              el('td', {}, e.webhookId),
+              el('td', {}, e.event),
+              el('td', {}, e.field ?? '—'),
+              el('td', {}, e.code),
+              el('td', {}, String(e.attempts)),
+              el('td', {}, e.receivedAt),
+              el('td', {}, e.lastAt),
+              el('td', {}, one),
+            );
+          }),
+        ),
+      ),
+    );
+  }
+  if (kept.body?.dropped)
+    parts.push(
+      el(
+        'div',
+        { class: 'banner bad', id: 'dropped-events' },
+        `${kept.body.dropped.count} refused event(s) were dropped unreplayed (too many waiting), the last at ${kept.body.dropped.lastAt}.`,
+      ),
+    );
+  parts.push(el('h2', {}, 'OpenCX organizations not connected'));
+  if (unmapped.body?.error) parts.push(renderError(unmapped.body.error));
+  else if (unmapped.body.organizations.length === 0)
+    parts.push(el('p', { class: 'hint' }, 'Every OpenCX event came from a connected OpenCX organization.'));
+  else
+    parts.push(
+      el('p', { class: 'hint' }, unmapped.body.fix ?? ''),
+      el(
+        'ul',
+        { id: 'unmapped', class: 'checks' },
+        ...unmapped.body.organizations.map((o) =>
+          el('li', { class: 'failed', 'data-opencx-org': o.opencxOrganizationId }, o.message),
+        ),
+      ),
+    );
+  out.replaceChildren(...parts);
+}
+
+async function replay(webhookId) {
+  const res = await api(
+    'POST',
+    orgPath(webhookId ? `/opencx-events/${encodeURIComponent(webhookId)}/replay` : '/opencx-events/replay'),
+  );
+  await loadEvents();
+  let banner;
+  if (res.body?.error) banner = renderError(res.body.error);
+  else if (webhookId)
+    banner = el('div', { class: 'banner ok', id: 'replay-result' }, `${webhookId}: ${res.body.status}`);
+  else {
+    const refused = res.body.events.filter((e) => e.status === 'refused');
+    banner = el(
+      'div',
+      { class: refused.length ? 'banner bad' : 'banner ok', id: 'replay-result' },
+      `Replayed ${res.body.replayed}, still refused ${res.body.refused}.`,
+      ...refused.map((e) => el('div', {}, `${e.webhookId}: ${e.error.field ?? ''} ${e.error.message}`)),
+    );
+  }
+  $('#events-out').prepend(banner);
+}
+
 /* ---------- wiring ---------- */
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -402,8 +512,9 @@ document.addEventListener('DOMContentLoaded', () => {
     b.addEventListener('click', () => {
       for (const other of document.querySelectorAll('nav button'))
         other.classList.toggle('active', other === b);
-      $('#settings').hidden = b.dataset.tab !== 'settings';
-      $('#inspector').hidden = b.dataset.tab !== 'inspector';
+      for (const tab of ['settings', 'inspector', 'opencx-events'])
+        $(`#${tab}`).hidden = b.dataset.tab !== tab;
+      if (b.dataset.tab === 'opencx-events') void loadEvents();
     });
   }
   $('#add-ai-field').addEventListener('click', () => $('#ai-fields tbody').append(aiFieldRow()));
@@ -421,6 +532,7 @@ document.addEventListener('DOMContentLoaded', () => {
     const res = await api('POST', orgPath('/integrations/creatio/webhook-token'));
     if (res.body?.webhookUrl) showWebhook(res.body.webhookUrl);
   });
+  $('#reload-events').addEventListener('click', () => void loadEvents());
   $('#find-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     void inspect(ev.target.elements.query.value);

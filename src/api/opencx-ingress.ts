@@ -1,0 +1,320 @@
+import { deliverEvent } from '../conversations/client';
+import { ApiError } from '../errors';
+import type { Logger } from '../logger';
+import {
+  envelopeSchema,
+  eventBody,
+  isHandled,
+  toConversationEvent,
+  type HandledEvent,
+} from '../opencx/events';
+import type { RejectedEvent, Store } from '../store';
+import { conversationWorkflowId, type ConversationEvent } from '../workflows/contract';
+import type { AppDeps } from './app';
+import { parseBody } from './errors';
+
+/**
+ * What the webhook route and the replay of refused events share: which organization receives an
+ * OpenCX organization's events, the path "verified envelope → conversation event → delivered", and
+ * keeping an event that does not validate.
+ */
+
+/** How an OpenCX event's data becomes the workflow's event: the running release's reading. */
+export type OpencxEventReader = typeof toConversationEvent;
+
+/** Longest wait for the delivery record (a nicety: the workflow dedupes without it). */
+const DELIVERY_RECORD_MS = 1_000;
+
+/** The promise's value, or undefined if it fails or takes longer than `ms`. */
+async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([p.catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The bridge organization that receives an OpenCX organization's events, and its webhook secret. */
+export interface Receiver {
+  orgId: string | undefined;
+  secret: string | undefined;
+  cachedAt: number;
+}
+
+/**
+ * Receivers by OpenCX organization_id, kept in memory for a short while (30 s, known or not) so
+ * that a flood of signed-looking requests costs no database read or decryption. A settings change
+ * made by this process empties the cache; a signature that does not match a cached secret reloads
+ * it once (the secret may just have been rotated in another process).
+ */
+class Receivers {
+  private readonly cache = new Map<string, Receiver>();
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs = 30_000,
+    private readonly maxEntries = 50_000,
+  ) {
+    store.onSettingsChanged(() => this.cache.clear());
+  }
+
+  async get(opencxOrgId: string, fresh = false): Promise<Receiver> {
+    const hit = this.cache.get(opencxOrgId);
+    if (hit && !fresh && Date.now() - hit.cachedAt < this.ttlMs) return hit;
+    const org = await this.store.getOrgByOpencxOrganization(opencxOrgId);
+    const entry = { orgId: org?.orgId, secret: org?.settings.opencx.webhookSecret, cachedAt: Date.now() };
+    if (this.cache.size >= this.maxEntries) this.cache.clear();
+    this.cache.set(opencxOrgId, entry);
+    return entry;
+  }
+}
+
+/**
+ * Events whose organization_id no organization receives, counted per id in memory and written to
+ * the store at most once a second (a flood of made-up ids costs no write per request; at most
+ * `maxPending` ids are counted per write).
+ */
+class UnmappedOrganizations {
+  private pending = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly everyMs = 1_000,
+    private readonly maxPending = 1_000,
+  ) {}
+
+  note(opencxOrgId: string): void {
+    const n = this.pending.get(opencxOrgId);
+    if (n === undefined && this.pending.size >= this.maxPending) return;
+    this.pending.set(opencxOrgId, (n ?? 0) + 1);
+    if (!this.timer) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        void this.flush();
+      }, this.everyMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Writes what was counted; resolves once the store has it (or the write failed and was logged). */
+  flush(): Promise<void> {
+    const batch = [...this.pending].map(([opencxOrgId, count]) => ({ opencxOrgId, count }));
+    this.pending = new Map();
+    this.writing = this.writing
+      .then(() => this.store.countUnmappedOpencxOrganizations(batch))
+      .catch((err: unknown) =>
+        this.log.warn({ err }, 'could not count events of unmapped OpenCX organizations'),
+      );
+    return this.writing;
+  }
+}
+
+/** An event's data read into the workflow's event, or why it cannot be. */
+export type Converted =
+  | { ok: true; sessionId: string; event: ConversationEvent }
+  | { ok: false; error: ApiError; field: string | undefined; fields: (string | null)[] };
+
+/** A replay's outcome for one kept event (never its content). */
+export type ReplayOutcome = { webhookId: string; event: string } & (
+  | { status: 'replayed'; workflowId: string; delivery: 'accepted' | 'resumed' | 'duplicate' }
+  | { status: 'ignored'; reason: string }
+  | { status: 'refused'; error: { code: string; message: string; field?: string } }
+);
+
+export const REPLAY_FIX = (orgId: string) =>
+  `Once the bridge reads these events (a release that does), replay them: POST /v1/orgs/${orgId}/opencx-events/replay (one: POST /v1/orgs/${orgId}/opencx-events/<webhook-id>/replay); GET /v1/orgs/${orgId}/opencx-events lists them.`;
+
+const MESSAGE_EVENTS = new Set([
+  'conversation.contact_response',
+  'conversation.ai_response',
+  'conversation.agent_response',
+]);
+
+export class OpencxIngress {
+  readonly receivers: Receivers;
+  readonly unmapped: UnmappedOrganizations;
+  private readonly read: OpencxEventReader;
+  private lastPrune = Date.now();
+
+  constructor(private readonly deps: AppDeps) {
+    this.receivers = new Receivers(deps.store);
+    this.unmapped = new UnmappedOrganizations(deps.store, deps.log);
+    this.read = deps.readOpencxEvent ?? toConversationEvent;
+  }
+
+  /** Validates a handled event's data once; a refusal names the field (as a 400 would). */
+  convert(event: HandledEvent, data: unknown, webhookId: string, receivedAt?: string): Converted {
+    try {
+      const c = this.read(
+        event,
+        data,
+        webhookId,
+        (schema, d) => {
+          if (d === null || typeof d !== 'object' || Array.isArray(d)) {
+            throw new ApiError(
+              400,
+              'invalid_field',
+              'data must be a JSON object (or an array whose first element is one)',
+              { field: 'data' },
+            );
+          }
+          return parseBody(schema, d, 'data');
+        },
+        receivedAt,
+      );
+      return { ok: true, ...c };
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      const details = Array.isArray(err.extra.details) ? (err.extra.details as { field?: unknown }[]) : [];
+      return {
+        ok: false,
+        error: err,
+        field: err.extra.field,
+        fields: details.map((d) => (typeof d.field === 'string' ? `data.${d.field}` : null)),
+      };
+    }
+  }
+
+  /**
+   * Hands the event to its conversation (signalWithStart), once: "duplicate" when Temporal is
+   * known to have this webhook-id already; if the store cannot say in time, the event goes to
+   * Temporal anyway (the workflow dedupes by event and message id).
+   */
+  async deliver(
+    orgId: string,
+    webhookId: string,
+    sessionId: string,
+    event: ConversationEvent,
+  ): Promise<{ workflowId: string; delivery: 'accepted' | 'resumed' | 'duplicate' }> {
+    const conv = this.deps.conversations;
+    if (!conv)
+      throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+    const seen = await within(DELIVERY_RECORD_MS, this.deps.store.deliverySeen(orgId, 'opencx', webhookId));
+    if (seen) return { workflowId: conversationWorkflowId(orgId, sessionId), delivery: 'duplicate' };
+    const { workflowId, resumed } = await deliverEvent(conv, orgId, sessionId, event);
+    await within(DELIVERY_RECORD_MS, this.deps.store.recordDelivery(orgId, 'opencx', webhookId));
+    if (event.kind === 'message') this.deps.metrics.messagesReceived.inc({ author: event.author });
+    return { workflowId, delivery: resumed ? 'resumed' : 'accepted' };
+  }
+
+  /**
+   * Keeps a signed event that does not validate, sealed, for a replay. Waits for the store: an
+   * event that cannot be kept fails the request (a 5xx, for the sender to retry), never lost quietly.
+   */
+  async keep(
+    orgId: string,
+    webhookId: string,
+    event: string,
+    failure: { field: string | undefined; code: string },
+    body: Buffer,
+  ): Promise<void> {
+    const { dropped } = await this.deps.store.keepRejectedEvent({
+      orgId,
+      webhookId,
+      event,
+      field: failure.field,
+      code: failure.code,
+      body: body.toString('utf8'),
+    });
+    if (dropped > 0) {
+      this.deps.metrics.opencxEventsDropped.inc(dropped);
+      this.deps.log.warn(
+        { orgId, dropped, limit: this.deps.store.rejectedEventLimits.perOrg },
+        'refused OpenCX events dropped unreplayed: too many waiting for the organization',
+      );
+    }
+  }
+
+  /**
+   * A message event the bridge could not read still says which conversation it is about: that
+   * conversation reads its OpenCX history at once (docs/decisions/0020-history-reconciliation.md),
+   * so the message is logged without waiting for a replay. Best effort: the event is kept either way.
+   */
+  async askHistoryCheck(orgId: string, webhookId: string, event: string, data: unknown): Promise<boolean> {
+    const conv = this.deps.conversations;
+    if (!conv || !MESSAGE_EVENTS.has(event)) return false;
+    const d = eventBody(data) as { conversation_id?: unknown; session_id?: unknown } | null | undefined;
+    const sid = [d?.conversation_id, d?.session_id].find(
+      (v): v is string => typeof v === 'string' && v.length > 0 && v.length <= 200,
+    );
+    if (!sid) return false;
+    try {
+      await deliverEvent(conv, orgId, sid, {
+        kind: 'history_check',
+        eventId: `history-check:${webhookId}`,
+        timestamp: new Date().toISOString(),
+      });
+      return true;
+    } catch (err) {
+      this.deps.log.warn(
+        { err, orgId, webhookId },
+        'could not ask the conversation to read its OpenCX history',
+      );
+      return false;
+    }
+  }
+
+  /** Deletes expired refused events now and then (at most hourly), whatever else happens. */
+  pruneNowAndThen(): void {
+    if (Date.now() - this.lastPrune < 3_600_000) return;
+    this.lastPrune = Date.now();
+    this.deps.store
+      .pruneRejectedEvents()
+      .catch((err: unknown) => this.deps.log.warn({ err }, 'could not delete expired refused OpenCX events'));
+  }
+
+  /**
+   * Runs a kept event through the current validation: delivered exactly like a live webhook (same
+   * delivery record, so never twice) and marked replayed; still refused, it stays kept with what
+   * fails now.
+   */
+  async replay(orgId: string, kept: RejectedEvent & { body: string }): Promise<ReplayOutcome> {
+    const base = { webhookId: kept.webhookId, event: kept.event };
+    let envelope: { event: string; data: unknown };
+    try {
+      envelope = parseBody(envelopeSchema, JSON.parse(kept.body));
+    } catch (err) {
+      const e =
+        err instanceof ApiError ? err : new ApiError(400, 'invalid_json', 'The kept body is not valid JSON');
+      return { ...base, status: 'refused', error: errorOf(e) };
+    }
+    if (!isHandled(envelope.event)) {
+      await this.deps.store.markRejectedEventsReplayed(orgId, [kept.webhookId]);
+      return { ...base, status: 'ignored', reason: `event ${envelope.event} is not used by the bridge` };
+    }
+    const converted = this.convert(envelope.event, envelope.data, kept.webhookId, kept.receivedAt);
+    if (!converted.ok) {
+      await this.deps.store.noteRejectedEventReplay(orgId, kept.webhookId, {
+        field: converted.field,
+        code: converted.error.code,
+      });
+      this.deps.log.info(
+        { orgId, event: kept.event, webhookId: kept.webhookId, field: converted.field ?? null },
+        'replayed OpenCX event still refused',
+      );
+      return { ...base, status: 'refused', error: errorOf(converted.error) };
+    }
+    const { workflowId, delivery } = await this.deliver(
+      orgId,
+      kept.webhookId,
+      converted.sessionId,
+      converted.event,
+    );
+    await this.deps.store.markRejectedEventsReplayed(orgId, [kept.webhookId]);
+    this.deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'replayed' });
+    this.deps.log.info(
+      { orgId, event: kept.event, webhookId: kept.webhookId, delivery },
+      'OpenCX event replayed',
+    );
+    return { ...base, status: 'replayed', workflowId, delivery };
+  }
+}
+
+function errorOf(e: ApiError): { code: string; message: string; field?: string } {
+  return { code: e.code, message: e.message, ...(e.extra.field !== undefined && { field: e.extra.field }) };
+}

@@ -1,0 +1,80 @@
+/**
+ * Agent replies over a conversation's whole life: resolved in Creatio, the customer writes back,
+ * the case reopens, the agent answers again. Each reply reaches the customer once, whatever run of
+ * the conversation reads it.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
+import { Bridge, ev, waitFor } from './bridge-harness';
+
+describe('agent replies: exactly once over the conversation’s life', () => {
+  const bridge = new Bridge({ conversation: { closureWaitsForReplies: '2 seconds' } });
+  before(() => bridge.start());
+  after(() => bridge.close());
+
+  const texts = (s: string) => bridge.opencx.messagesFor(s).map((m) => m.text);
+  const reply = (caseId: string, text: string) =>
+    bridge.emu.agentEmail(caseId, {
+      title: `Re: ${text}`,
+      body: `<p>${text}</p>`,
+      ownerId: IDS.contact.Supervisor,
+    });
+  const statusOf = (caseId: string) => bridge.emu.tables.get('Case')!.get(caseId)!.StatusId;
+
+  it('resolved → the customer writes back → reopened → the next reply once, earlier ones never again; Closed sends nothing', async () => {
+    const orgId = await bridge.connectOrg({
+      resolvedStatusId: IDS.caseStatus.Resolved,
+      afterClose: 'reopen',
+      reopenStatusId: IDS.caseStatus['In progress'],
+    });
+    const url = await bridge.creatioWebhookUrl(orgId);
+    bridge.emu.processes.push(
+      { kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] },
+      { kind: 'case_closure', url, retries: 2, statusNames: ['Resolved', 'Closed'] },
+    );
+    const s = `life-${randomUUID().slice(0, 12)}`;
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(
+      orgId,
+      'conversation.contact_response',
+      ev.message(s, 'c1', 'The router keeps rebooting'),
+    );
+    const caseId = await bridge.caseOf(orgId, s);
+
+    reply(caseId, 'reply one');
+    await waitFor('reply one', () => texts(s).includes('reply one'));
+    reply(caseId, 'reply two');
+    await waitFor('reply two', () => texts(s).includes('reply two'));
+
+    // Creatio resolves the case: the session is resolved and this run of the conversation ends.
+    bridge.emu.modify('Case', caseId, { StatusId: IDS.caseStatus.Resolved });
+    assert.equal((await bridge.result(orgId, s)).status, 'closed');
+
+    // The customer writes back: a new run picks the conversation up and reopens the case.
+    const back = await bridge.send(
+      orgId,
+      'conversation.contact_response',
+      ev.message(s, 'c2', 'It is rebooting again'),
+    );
+    assert.equal(back.status, 202);
+    await waitFor('the case reopened', () => statusOf(caseId) === IDS.caseStatus['In progress']);
+
+    reply(caseId, 'reply three');
+    await waitFor('reply three', () => texts(s).includes('reply three'));
+    assert.deepEqual(texts(s), ['reply one', 'reply two', 'reply three'], 'after the reopen');
+
+    // Resolved → Closed in Creatio: the closure call makes the run read replies again; it ends
+    // once that is done (the sentinel), and nothing went out twice.
+    bridge.emu.modify('Case', caseId, { StatusId: IDS.caseStatus.Resolved });
+    await bridge.result(orgId, s);
+    bridge.emu.modify('Case', caseId, { StatusId: IDS.caseStatus.Closed });
+    await bridge.emu.processesIdle();
+    await waitFor('the Closed call handled', async () => {
+      const st = (await bridge.session(orgId, s)).body;
+      return st.processes?.closure?.calls >= 1 && st.workflow?.status !== 'RUNNING' ? st : undefined;
+    });
+    assert.deepEqual(texts(s), ['reply one', 'reply two', 'reply three'], 'after Resolved → Closed');
+  });
+});
