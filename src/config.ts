@@ -90,7 +90,9 @@ const envSchema = z.object({
   REPLY_CHECK_EVERY: duration.default('2m'),
   REPLY_CHECK_MAX_EVERY: duration.default('30m'),
   REPLY_LOOKBACK: duration.default('10m'),
-  HISTORY_CHECK_AFTER: duration.default('2m'),
+  HISTORY_CHECK_AFTER: duration
+    .refine((v) => !/^(\d{1,3}ms|0+[smhd])$/.test(v), 'must be at least 1s (each check reads OpenCX)')
+    .default('2m'),
   HISTORY_CHECK_MAX_EVERY: duration.default('6h'),
   REPLY_ATTACHMENT_MAX_BYTES: z.coerce
     .number()

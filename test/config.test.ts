@@ -32,6 +32,13 @@ describe('configuration', () => {
     }
   });
 
+  it('refuses a history check interval under a second (each check reads OpenCX)', () => {
+    for (const v of ['0s', '500ms', '0m']) {
+      assert.throws(() => loadConfig({ HISTORY_CHECK_AFTER: v }), /HISTORY_CHECK_AFTER/);
+    }
+    assert.equal(loadConfig({ HISTORY_CHECK_AFTER: '1s' }).historyCheckAfter, '1s');
+  });
+
   it('requires the production essentials', () => {
     assert.throws(
       () => loadConfig({ NODE_ENV: 'production' }),

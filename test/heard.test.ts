@@ -51,13 +51,33 @@ describe('heard: messages recognised by id and by content', () => {
     assert.equal(echo.take('w', { id: 'agent-response-1', fp: fp('On its way', 'agent'), at }), true);
   });
 
-  it('keeps the most recent entries only, and says since when it remembers', () => {
+  it('keeps the most recent entries only, and says up to when it forgot', () => {
     const h = new Heard();
     for (let i = 0; i <= MAX_HEARD; i++) {
       h.take('w', { id: `m${i}`, fp: fp(`m${i}`), at: new Date(Date.parse(at) + i * 1000).toISOString() });
     }
     assert.equal(h.entries.length, MAX_HEARD);
-    assert.equal(h.rememberedSince, new Date(Date.parse(at) + 1000).toISOString());
+    assert.equal(h.forgottenUpTo, at);
     assert.equal(h.byId('m0'), undefined);
+  });
+
+  it('once OpenCX is seen to give webhooks the history ids, a lost "yes" is not taken for a later one', () => {
+    let agree = false;
+    const h = new Heard(undefined, undefined, () => agree);
+    h.take('w', { id: 'h2', fp: fp('yes'), at });
+    assert.ok(h.match('h', { id: 'h1', fp: fp('yes') }), 'ids not known to agree: content decides');
+    agree = true;
+    assert.equal(h.match('h', { id: 'h1', fp: fp('yes') }), undefined, 'h1 is another message');
+    assert.ok(h.match('h', { id: 'h2', fp: fp('yes') }), 'h2 is the one taken');
+  });
+
+  it('a look claims each entry once: two identical history items match one webhook entry only', () => {
+    const h = new Heard();
+    h.take('w', { id: 'w1', fp: fp('ok'), at });
+    const claimed = new Set<ReturnType<Heard['byId']> & object>();
+    const first = h.match('h', { id: 'x1', fp: fp('ok') }, claimed);
+    assert.ok(first);
+    claimed.add(first);
+    assert.equal(h.match('h', { id: 'x2', fp: fp('ok') }, claimed), undefined);
   });
 });

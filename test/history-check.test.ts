@@ -96,25 +96,36 @@ describe('history check: the OpenCX history fills what the webhooks missed', () 
       event: 'conversation.contact_response',
       data: { ...ev.message(s, `wh-${randomUUID()}`, 'first words') },
     });
-    const said = bridge.opencx.say(s, 'contact', 'same words, other id', o);
-    const data = said.data as { message: { id: string } };
-    await deliver(orgId, {
-      event: said.event,
-      data: { ...data, message: { ...data.message, id: `wh-${randomUUID()}` } },
-    });
+    // An OpenCX whose webhooks carry ids of their own (not the history's), consistently.
+    const sayWithOwnId = async (text: string) => {
+      const said = bridge.opencx.say(s, 'contact', text, o);
+      const data = said.data as { message: { id: string } };
+      await deliver(orgId, {
+        event: said.event,
+        data: { ...data, message: { ...data.message, id: `wh-${randomUUID()}` } },
+      });
+    };
+    await sayWithOwnId('same words, other id');
     const caseId = await bridge.caseOf(orgId, s);
     // The history check runs after the quiet interval and recognises both.
     await waitFor('a history check', async () => (await bridge.session(orgId, s)).body.history?.lastCheckAt);
-    await deliver(orgId, bridge.opencx.say(s, 'contact', 'sentinel', o));
+    await sayWithOwnId('sentinel');
     await waitFor('sentinel logged', () => customerTimeline(caseId).includes('sentinel'));
     assert.equal((await checkedAfter(orgId, s, Date.now())).history.found, 0);
     assert.deepEqual(customerTimeline(caseId), ['first words', 'same words, other id', 'sentinel']);
     // The customer who really writes the same words twice wrote two messages.
-    await deliver(orgId, bridge.opencx.say(s, 'contact', 'sentinel', o));
+    await sayWithOwnId('sentinel');
     await waitFor(
       'the second sentinel',
       () => customerTimeline(caseId).filter((t) => t === 'sentinel').length === 2,
     );
+    assert.equal((await checkedAfter(orgId, s, Date.now())).history.found, 0);
+    assert.deepEqual(customerTimeline(caseId), [
+      'first words',
+      'same words, other id',
+      'sentinel',
+      'sentinel',
+    ]);
   });
 
   it('a message event the bridge cannot read: refused (400, kept, named), and logged once from the history', async () => {
@@ -144,6 +155,39 @@ describe('history check: the OpenCX history fills what the webhooks missed', () 
     await waitFor('sentinel logged', () => customerTimeline(caseId).includes('sentinel'));
     await checkedAfter(orgId, s, Date.now());
     assert.deepEqual(customerTimeline(caseId), ['Hi there', 'my id is somewhere else', 'sentinel']);
+  });
+
+  it("the bridge's own agent reply, in the history as a human agent's message, is not logged back on the case", async () => {
+    const orgId = await bridge.connectOrg();
+    const url = await bridge.creatioWebhookUrl(orgId);
+    bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
+    const s = sid();
+    const o = { organizationId: orgId };
+    await deliver(
+      orgId,
+      bridge.opencx.startConversation(s, {
+        ...o,
+        contact: { name: 'Jane Doe', email: 'jane@example.com' },
+        firstMessage: 'Where is my refund?',
+      }),
+    );
+    const caseId = await bridge.caseOf(orgId, s);
+    bridge.emu.agentEmail(caseId, {
+      title: 'Re: refund',
+      body: '<p>Your refund left today.</p>',
+      ownerId: IDS.contact.Supervisor,
+    });
+    await waitFor('the reply at OpenCX', () =>
+      bridge.opencx.messagesFor(s).some((m) => m.text === 'Your refund left today.'),
+    );
+    const st = await checkedAfter(orgId, s, Date.now());
+    assert.equal(st.history.found, 0);
+    const echoes = bridge
+      .activitiesOf(caseId)
+      .filter(
+        (a) => String(a.Title).startsWith('[OpenCX]') && String(a.Title).includes('Your refund left today'),
+      );
+    assert.deepEqual(echoes, [], 'the reply is not logged back as an OpenCX message');
   });
 
   it('a message written before the close and delivered after it: logged, the case not reopened', async () => {

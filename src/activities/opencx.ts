@@ -1,5 +1,11 @@
 /** Activities that talk to OpenCX: agent replies to the customer, and resolving the session. */
-import { DEFAULT_REPLY_LIMITS, deliver, type AgentReply } from './agent-replies';
+import {
+  DEFAULT_REPLY_LIMITS,
+  deliver,
+  outgoingText,
+  planAttachments,
+  type AgentReply,
+} from './agent-replies';
 import { isRetry, type OrgContexts } from './context';
 import { withFailures } from './failures';
 import type { Attachment, Author } from '../workflows/contract';
@@ -15,8 +21,11 @@ export interface HistoryMessage {
   attachments: Attachment[];
 }
 
-/** Most characters of message text one history read returns (the rest comes with the next read). */
-const HISTORY_READ_BUDGET = 500_000;
+/**
+ * Most bytes of messages one history read returns, as serialised (Temporal refuses a result over
+ * 2 MB); the rest comes with the next read.
+ */
+const HISTORY_READ_BYTES = 1_000_000;
 /** A history message longer than this is cut (the case's activity is cut at its own limit anyway). */
 const HISTORY_TEXT_MAX = 100_000;
 
@@ -39,7 +48,9 @@ export function createOpenCXActivities(orgs: OrgContexts) {
       return withFailures(async () => {
         const { store } = orgs.deps;
         if ((await store.deliveredReplies(input.orgId, [input.reply.id])).size > 0) {
-          return { sent: false, omittedAttachments: [] };
+          const { omitted } = planAttachments(input.reply, replyLimits);
+          const text = outgoingText(input.reply, omitted);
+          return { sent: false, omittedAttachments: omitted, fp: messageFingerprint('agent', text) };
         }
         const out = await deliver(
           await orgs.creatio(input.orgId),
@@ -78,28 +89,37 @@ export function createOpenCXActivities(orgs: OrgContexts) {
       return withFailures(async () => {
         const { messages, complete } = await (await orgs.opencx(input.orgId)).transcript(input.sessionId);
         const out: HistoryMessage[] = [];
-        let chars = 0;
         let newest: string | null = null;
+        let bytes = 0;
+        let more: string | undefined;
+        for (const m of messages) {
+          if (m.createdAt && (!newest || m.createdAt > newest)) newest = m.createdAt;
+        }
         for (const m of messages) {
           if (!m.author) continue;
-          const createdAt = m.createdAt ?? new Date(0).toISOString();
-          if (m.createdAt && (!newest || m.createdAt > newest)) newest = m.createdAt;
           if (input.since && m.createdAt && m.createdAt < input.since) continue;
+          const createdAt = m.createdAt ?? new Date(0).toISOString();
           const text = m.text.slice(0, HISTORY_TEXT_MAX);
-          if (chars + text.length > HISTORY_READ_BUDGET && out.length > 0) {
-            return { messages: out, newest, more: createdAt, complete };
-          }
-          chars += text.length;
-          out.push({
-            id: m.id ?? `history:${createdAt}:${messageFingerprint(m.author, text) ?? out.length}`,
+          const item: HistoryMessage = {
+            // The current reference gives every item an id; one made of its time and content
+            // otherwise (the same at every read).
+            id: m.id ?? `history:${createdAt}:${messageFingerprint(m.author, text) ?? 'empty'}`,
             author: m.author,
             text,
             createdAt,
             ...(m.senderName && { senderName: m.senderName }),
             attachments: m.attachments,
-          });
+          };
+          const size = Buffer.byteLength(JSON.stringify(item));
+          if (bytes + size > HISTORY_READ_BYTES && out.length > 0) {
+            // The next read starts at this item's time; without one, the next check goes on.
+            more = m.createdAt;
+            break;
+          }
+          bytes += size;
+          out.push(item);
         }
-        return { messages: out, newest, complete };
+        return { messages: out, newest, complete, ...(more && { more }) };
       });
     },
 

@@ -244,12 +244,16 @@ export class OpencxIngress {
     );
     if (!sid) return false;
     try {
-      await deliverEvent(conv, orgId, sid, {
-        kind: 'history_check',
-        eventId: `history-check:${webhookId}`,
-        timestamp: new Date().toISOString(),
-      });
-      return true;
+      // A conversation that has finished is not resumed for this: its new run would judge only
+      // history newer than itself. The event stays kept for a replay.
+      const { resumed } = await deliverEvent(
+        conv,
+        orgId,
+        sid,
+        { kind: 'history_check', eventId: `history-check:${webhookId}`, timestamp: new Date().toISOString() },
+        { resume: false },
+      );
+      return !resumed;
     } catch (err) {
       this.deps.log.warn(
         { err, orgId, webhookId },

@@ -93,6 +93,8 @@ export async function deliverEvent(
   orgId: string,
   sessionId: string,
   event: ConversationEvent,
+  /** `resume: false`: an event for a conversation that has finished is dropped (answered `resumed`). */
+  o: { resume?: boolean } = {},
 ): Promise<{ workflowId: string; resumed: boolean }> {
   const workflowId = conversationWorkflowId(orgId, sessionId);
   const start = (resumed: boolean) =>
@@ -121,6 +123,7 @@ export async function deliverEvent(
   } catch (err) {
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
   }
+  if (o.resume === false) return { workflowId, resumed: true };
   await start(true);
   return { workflowId, resumed: true };
 }

@@ -185,6 +185,11 @@ export interface ConversationState {
   skipped?: SkippedStep[];
   /** When OpenCX or Creatio closed the conversation (a later customer message is a late event). */
   closedAt?: string | null;
+  /**
+   * The close's own time, as the side that closed tells it (OpenCX's event timestamp, the case's
+   * ModifiedOn): a customer message written before it does not reopen the case.
+   */
+  closeAt?: string | null;
   /** This run picked up a conversation whose earlier run had finished (late events). */
   resumed?: boolean;
   /** A resumed run looked for the conversation's earlier case. */
@@ -287,6 +292,8 @@ export interface CarriedState {
   spill?: SpillState;
   /** Messages taken, by id and content (heard.ts), and the history check's schedule. */
   heard?: HeardEntry[];
+  /** The newest time of an entry dropped from `heard` (older history is not judged). */
+  heardForgottenUpTo?: string;
   historyCheck?: HistoryCheckState;
 }
 
@@ -299,6 +306,10 @@ export interface HistoryCheckState {
   since: string | null;
   /** Workflow time of the first event not yet followed by a check (a busy conversation is still checked). */
   pendingSince?: number;
+  /** OpenCX gives a webhook's message the history item's id (seen once): ids alone then decide. */
+  idsAgree?: boolean;
+  /** OpenCX's close asked for a last check that a continue-as-new cut off: the next run does it. */
+  closeCheckPending?: boolean;
 }
 
 export interface SpillState {

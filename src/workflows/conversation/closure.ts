@@ -13,11 +13,15 @@ import { missed } from './state';
 const PROCESS_MISSING = (status: string) =>
   `The case is in the closure status '${status}' but the case-closure business process did not call the webhook: it is missing, inactive or its status filter does not match`;
 
-function markClosed(c: Conversation, resolution: 'resolved' | 'not_resolved'): void {
+/** `at`: the close's own time, as the side that closed tells it (runs with the history check). */
+function markClosed(c: Conversation, resolution: 'resolved' | 'not_resolved', at?: string | null): void {
   const { state } = c.run;
   state.resolution = resolution;
   state.status = 'closed';
   state.closedAt = new Date().toISOString();
+  if (c.flow.historyCheck) state.closeAt = at ?? state.closedAt;
+  // One last look at the OpenCX history: what no webhook brought is on the case before it is left.
+  c.historyLane?.request('close');
 }
 
 /** OpenCX closed the conversation. */
@@ -44,7 +48,7 @@ export async function onClosed(
         : 'closed before any customer message: no case was created',
     );
   }
-  markClosed(c, ev.resolution);
+  markClosed(c, ev.resolution, ev.timestamp);
 }
 
 async function readCaseStatus(c: Conversation) {
@@ -59,7 +63,11 @@ async function readCaseStatus(c: Conversation) {
 }
 
 /** The case is in a closure status: deliver what is left, resolve the session, finish. */
-async function closeFromCreatio(c: Conversation, statusName: string): Promise<void> {
+async function closeFromCreatio(
+  c: Conversation,
+  statusName: string,
+  modifiedOn: string | null,
+): Promise<void> {
   await drain(c);
   const lane = c.replyLane;
   if (lane) {
@@ -80,7 +88,7 @@ async function closeFromCreatio(c: Conversation, statusName: string): Promise<vo
     { onSkip: () => undefined },
   );
   c.run.note(`case status '${statusName}': the OpenCX session was resolved`);
-  markClosed(c, 'resolved');
+  markClosed(c, 'resolved', modifiedOn);
 }
 
 /** Creatio's closure process called: act if the status name is one of the closure statuses. */
@@ -94,7 +102,7 @@ export async function onCaseStatus(c: Conversation): Promise<void> {
     );
     return;
   }
-  await closeFromCreatio(c, st.name);
+  await closeFromCreatio(c, st.name, st.modifiedOn);
 }
 
 /**
@@ -110,7 +118,7 @@ export async function checkCaseOnTimer(c: Conversation): Promise<void> {
     if (!st.modifiedOn || Date.now() - Date.parse(st.modifiedOn) > c.timings.processCallGrace) {
       missed(c.run.state.processes.closure, PROCESS_MISSING(st.name));
     }
-    await closeFromCreatio(c, st.name);
+    await closeFromCreatio(c, st.name, st.modifiedOn);
     return;
   }
   scheduleNextReplyCheck(c, found);
@@ -133,6 +141,7 @@ export async function reopenAfterClose(c: Conversation): Promise<void> {
   }
   state.status = 'open';
   state.closedAt = null;
+  state.closeAt = null;
   state.resolution = null;
   state.caseStatus = null;
   run.note('a customer wrote after the close: the case was reopened');

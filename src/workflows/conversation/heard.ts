@@ -31,8 +31,13 @@ export interface HeardEntry {
   doors: Door[];
 }
 
-/** Entries kept (and carried across continue-as-new): about 100 bytes each. */
-export const MAX_HEARD = 2_000;
+/**
+ * Entries kept (and carried across continue-as-new): up to about 150 bytes each (two ids of ~40
+ * characters, the time, the fingerprint), so at most ~150 kB of the carried input.
+ */
+export const MAX_HEARD = 1_000;
+/** Ids kept per entry (a webhook's and the history item's). */
+const MAX_IDS = 2;
 
 /** FNV-1a, 32 bits, over UTF-16 code units: cheap, deterministic, collisions harmless at this scale. */
 function fnv1a(s: string): string {
@@ -58,7 +63,16 @@ export function messageFingerprint(author: string, text: string): string | undef
 export class Heard {
   readonly entries: HeardEntry[];
 
-  constructor(carried?: HeardEntry[]) {
+  /**
+   * @param idsAgree OpenCX was seen to give a webhook's message the history item's id: then a
+   *   webhook and a history item are the same message only when their ids are (content would take
+   *   a lost "yes" for an earlier one).
+   */
+  constructor(
+    carried?: HeardEntry[],
+    private forgotten?: string,
+    private readonly idsAgree: () => boolean = () => false,
+  ) {
     this.entries = carried ?? [];
   }
 
@@ -71,32 +85,51 @@ export class Heard {
   }
 
   /**
+   * The entry that a message coming through `door` is, if any: by id, or by content through
+   * another door it has not claimed yet (never for the bridge's own reply, which is always new).
+   * `skip`: entries already claimed by other messages of the same look.
+   */
+  match(
+    door: Door,
+    m: { id?: string; fp: string | undefined },
+    skip?: Set<HeardEntry>,
+  ): HeardEntry | undefined {
+    const known = m.id === undefined ? undefined : this.byId(m.id);
+    if (known) return known;
+    if (m.fp === undefined || door === 'r') return undefined;
+    const crossesIds = (e: HeardEntry) =>
+      this.idsAgree() && ((door === 'h' && e.doors.includes('w')) || (door === 'w' && e.doors.includes('h')));
+    return this.entries.find(
+      (e) => e.fp === m.fp && !e.doors.includes(door) && !skip?.has(e) && !crossesIds(e),
+    );
+  }
+
+  /**
    * Records a message coming through `door`. Answers true when it is one already taken (by id, or
    * by content through another door), false when it is new (and now recorded).
    */
   take(door: Door, m: { id?: string; fp: string | undefined; at: string }): boolean {
-    const known = m.id === undefined ? undefined : this.byId(m.id);
-    if (known) {
-      if (!known.doors.includes(door)) known.doors.push(door);
+    const same = this.match(door, m);
+    if (same) {
+      if (!same.doors.includes(door)) same.doors.push(door);
+      if (m.id !== undefined && !same.ids.includes(m.id) && same.ids.length < MAX_IDS) same.ids.push(m.id);
       return true;
-    }
-    // A reply the bridge sends is always new: its history item is the one that claims it.
-    if (m.fp !== undefined && door !== 'r') {
-      const same = this.entries.find((e) => e.fp === m.fp && !e.doors.includes(door));
-      if (same) {
-        same.doors.push(door);
-        if (m.id !== undefined && same.ids.length < 4) same.ids.push(m.id);
-        return true;
-      }
     }
     if (m.fp === undefined && m.id === undefined) return false;
     this.entries.push({ fp: m.fp ?? '', at: m.at, ids: m.id === undefined ? [] : [m.id], doors: [door] });
-    if (this.entries.length > MAX_HEARD) this.entries.splice(0, this.entries.length - MAX_HEARD);
+    if (this.entries.length > MAX_HEARD) {
+      for (const e of this.entries.splice(0, this.entries.length - MAX_HEARD)) {
+        if (!this.forgotten || e.at > this.forgotten) this.forgotten = e.at;
+      }
+    }
     return false;
   }
 
-  /** The oldest time still remembered when entries were dropped (older history is not judged). */
-  get rememberedSince(): string | undefined {
-    return this.entries.length >= MAX_HEARD ? this.entries[0]!.at : undefined;
+  /**
+   * The newest time of an entry dropped to keep the bound: history at or before it is not judged
+   * any more (its messages may be ones the dropped entries knew).
+   */
+  get forgottenUpTo(): string | undefined {
+    return this.forgotten;
   }
 }

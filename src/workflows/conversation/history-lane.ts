@@ -2,7 +2,8 @@ import { condition } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { REPLY_DEFAULTS, type ConversationEvent, type HistoryCheckState } from '../contract';
 import type { Conversation } from './context';
-import { messageFingerprint } from './heard';
+import type { HistoryMessage } from '../../activities/opencx';
+import { messageFingerprint, type HeardEntry } from './heard';
 import { isActivityFailure } from './steps';
 
 /** Why the history is read now. */
@@ -12,6 +13,8 @@ export type HistoryCheckSource = 'timer' | 'event' | 'close';
 const BACKOFF = 4;
 /** A busy conversation is still checked at least this many `historyCheckAfter`s after its first unchecked event. */
 const MAX_DEFER = 5;
+/** Reads of one check at most (each returns up to about 1 MB of messages). */
+const MAX_READS = 20;
 /** History items this much older than the newest one seen are judged again at the next read. */
 const SLACK_MS = 60 * 60 * 1000;
 
@@ -113,11 +116,11 @@ export class HistoryLane {
     const { c } = this;
     const { run } = c;
     const history = (run.state.history ??= { lastCheckAt: null, found: 0, finding: null });
-    const remembered = run.heard.rememberedSince;
+    const forgotten = run.heard.forgottenUpTo;
     let since = run.historyCheck.since;
-    if (remembered && (!since || remembered > since)) since = remembered;
+    if (forgotten && (!since || forgotten > since)) since = forgotten;
     let found = 0;
-    for (let page = 0; page < 20; page++) {
+    for (let page = 0; page < MAX_READS; page++) {
       let read: Awaited<ReturnType<Conversation['peers']['opencxRead']['readHistory']>>;
       try {
         read = await c.peers.opencxRead.readHistory({ orgId: c.orgId, sessionId: c.sessionId, since });
@@ -128,23 +131,7 @@ export class HistoryLane {
         history.lastCheckAt = new Date().toISOString();
         return found;
       }
-      for (const m of read.messages) {
-        const fp = messageFingerprint(m.author, m.text);
-        if (run.heard.take('h', { id: m.id, fp, at: m.createdAt })) continue;
-        if (run.seenMessages.has(m.id)) continue;
-        found++;
-        this.enqueue({
-          kind: 'message',
-          eventId: `history:${m.id}`,
-          timestamp: m.createdAt,
-          messageId: m.id,
-          author: m.author,
-          text: m.text,
-          attachments: m.attachments,
-          ...(m.senderName && m.author === 'agent' && { agentName: m.senderName }),
-          fromHistory: true,
-        });
-      }
+      found += this.judge(read.messages);
       if (read.newest) {
         const keep = new Date(Date.parse(read.newest) - SLACK_MS).toISOString();
         if (!run.historyCheck.since || keep > run.historyCheck.since) run.historyCheck.since = keep;
@@ -155,8 +142,45 @@ export class HistoryLane {
     history.finding = null;
     history.lastCheckAt = new Date().toISOString();
     history.found += found;
-    if (found > 0)
-      run.note(`${found} message(s) found in the OpenCX history that no webhook had brought: logged`);
+    if (found > 0) run.note(`${found} message(s) found in the OpenCX history that no webhook had brought`);
+    return found;
+  }
+
+  /**
+   * Hands the main loop every history message it does not know. Only looks: the message is taken
+   * (and claims what it matches) when the main loop handles it, in order with the webhooks that may
+   * still be queued, so a message is logged once whichever comes first.
+   */
+  private judge(messages: HistoryMessage[]): number {
+    const { run } = this.c;
+    const queued = new Set<string>();
+    for (const e of [...run.queue, ...run.spill.incoming]) if (e.kind === 'message') queued.add(e.messageId);
+    // OpenCX gives webhooks the history's ids: from then on ids alone decide (heard.ts).
+    if (!run.historyCheck.idsAgree && messages.some((m) => run.heard.byId(m.id)?.doors.includes('w'))) {
+      run.historyCheck.idsAgree = true;
+    }
+    const claimed = new Set<HeardEntry>();
+    let found = 0;
+    for (const m of messages) {
+      if (run.seenMessages.has(m.id) || queued.has(m.id)) continue;
+      const same = run.heard.match('h', { id: m.id, fp: messageFingerprint(m.author, m.text) }, claimed);
+      if (same) {
+        claimed.add(same);
+        continue;
+      }
+      found++;
+      this.enqueue({
+        kind: 'message',
+        eventId: `history:${m.id}`,
+        timestamp: m.createdAt,
+        messageId: m.id,
+        author: m.author,
+        text: m.text,
+        attachments: m.attachments,
+        ...(m.senderName && m.author === 'agent' && { agentName: m.senderName }),
+        fromHistory: true,
+      });
+    }
     return found;
   }
 }

@@ -112,7 +112,12 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     if (run.replyReadPending) lane.request(run.replyReadPending);
     run.replyReadPending = undefined;
   }
-  if (history) history.start();
+  if (history) {
+    history.start();
+    // A check the last run was asked for and could not do (continue-as-new came first).
+    if (run.historyCheck.closeCheckPending) history.request('close');
+    run.historyCheck.closeCheckPending = undefined;
+  }
   const laneIdle = () => (lane?.idle ?? true) && (history?.idle ?? true);
   const wake = new WakeTimer();
   // Events are handled even after the close: a late customer message is logged (or reopens).
@@ -181,9 +186,13 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
         run.replyReadPending = lane.pending ?? undefined;
       }
       if (history) {
-        // A history read is short (two minutes at most); one asked for is the next run's first.
+        // A check under way finishes first (its reads are bounded: see history-lane.ts); one
+        // asked for and not started is the next run's first.
         await condition(() => !history.busy);
-        if (history.pending) run.historyCheck.nextAt = Date.now();
+        if (history.pending) {
+          if (run.state.status === 'open') run.historyCheck.nextAt = Date.now();
+          else run.historyCheck.closeCheckPending = true;
+        }
       }
       await spillForCarry(c);
       await condition(allHandlersFinished);
@@ -233,7 +242,8 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
       if (c.flow.historyCheck) {
         // Written before the close (OpenCX delivered it late, or the history check found it), or
         // already taken: logged on the case, which stays closed.
-        if (!fresh || ev.fromHistory || Date.parse(ev.timestamp) < Date.parse(state.closedAt)) return;
+        const closeAt = Date.parse(state.closeAt ?? state.closedAt);
+        if (!fresh || Date.parse(ev.timestamp) < closeAt) return;
       }
       await reopenAfterClose(c);
       return;
@@ -241,10 +251,7 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
     case 'handoff':
       return onHandoff(c, ev);
     case 'closed':
-      await onClosed(c, ev);
-      // One last look at the history: what no webhook brought is on the case before it is left.
-      c.historyLane?.request('close');
-      return;
+      return onClosed(c, ev);
     case 'history_check':
       c.historyLane?.request('event');
       return;

@@ -186,8 +186,8 @@ const bufferedChars = (c: Conversation) =>
 function take(c: Conversation, m: MessageEntry, door: Door = 'w'): boolean {
   const { run } = c;
   if (!run.firstSight(m.messageId)) return false;
-  // A message of the history was judged new when it was read (history-lane.ts).
-  if (c.flow.historyCheck && door !== 'h') {
+  // Claimed here, in order with the webhooks (history-lane.ts only looks).
+  if (c.flow.historyCheck) {
     const fp = messageFingerprint(m.author, m.text);
     if (run.heard.take(door, { id: m.messageId, fp, at: m.timestamp })) return false;
   }
@@ -279,8 +279,9 @@ export async function adoptPriorCase(c: Conversation): Promise<void> {
   );
   state.caseStatus = status?.name ?? null;
   if (status && (status.closes || status.isFinal)) {
+    state.closedAt = new Date().toISOString();
     // When the case was closed, as far as Creatio tells (a message written before it is late, not new).
-    state.closedAt = (c.flow.historyCheck && status.modifiedOn) || new Date().toISOString();
+    if (c.flow.historyCheck) state.closeAt = status.modifiedOn ?? state.closedAt;
   }
   c.run.note(
     `an event after the conversation had finished: it goes on case ${state.caseNumber ?? state.caseId}`,

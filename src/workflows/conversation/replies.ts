@@ -3,6 +3,7 @@
  * whether a business process announced them (webhook), the case closed, or the timer found them.
  */
 import type { Conversation } from './context';
+import { messageFingerprint } from './heard';
 import { missed } from './state';
 import { ContinueAsNewNow } from './steps';
 
@@ -44,6 +45,10 @@ export async function deliverNewReplies(
       // In the reply lane a send under way is finished first; the next one waits for the next run.
       if (lane?.continueAsNewDue()) throw new ContinueAsNewNow();
       const firstTriedAt = new Date().toISOString();
+      // Known as the bridge's own before it can show in the OpenCX history (heard.ts): the history
+      // check, running beside this lane, never logs it back on the case.
+      const sentFp = c.flow.historyCheck ? messageFingerprint('agent', reply.text) : undefined;
+      if (sentFp) run.heard.take('r', { fp: sentFp, at: firstTriedAt });
       const r = await c.steps.run(
         `deliver agent reply ${reply.id}`,
         (again) =>
@@ -60,7 +65,8 @@ export async function deliverNewReplies(
       deliveredReplies.set(reply.id, reply.createdOn);
       if (!r) continue;
       // Its history item is the bridge's own reply, not a message to log (heard.ts).
-      if (c.flow.historyCheck && r.fp) run.heard.take('r', { fp: r.fp, at: new Date().toISOString() });
+      // The text as sent differs when files were named in it instead of attached.
+      if (c.flow.historyCheck && r.fp && r.fp !== sentFp) run.heard.take('r', { fp: r.fp, at: firstTriedAt });
       state.agentRepliesDelivered++;
       delivered++;
       if (r.omittedAttachments.length > 0) {

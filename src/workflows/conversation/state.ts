@@ -138,7 +138,11 @@ export class ConversationRun {
     this.verifyWrites = carried?.verifyWrites ?? input.resumed === true;
     this.spill = carried?.spill ?? { chunks: [], incoming: [], next: 0, read: [] };
     this.replyReadPending = carried?.replyReadPending;
-    this.heard = new Heard(carried?.heard);
+    this.heard = new Heard(
+      carried?.heard,
+      carried?.heardForgottenUpTo,
+      () => this.historyCheck.idsAgree === true,
+    );
     // A run carried from code without the history check knows the messages by webhook ids only:
     // like a resumed run, it judges only what comes after it.
     this.historyCheck =
@@ -261,6 +265,7 @@ export class ConversationRun {
         spill: this.spill,
       }),
       ...(this.heard.entries.length > 0 && { heard: this.heard.entries }),
+      ...(this.heard.forgottenUpTo && { heardForgottenUpTo: this.heard.forgottenUpTo }),
       ...(this.historyCheckOn && { historyCheck: this.historyCheck }),
     };
   }
