@@ -182,6 +182,8 @@ describe(
         await text('#opencx-mapping'),
         `OpenCX organization ${orgId} → bridge organization ${orgId}`,
       );
+      // What the agent-reply filter sends and never sends, in words.
+      assert.match(await text('#reply-rules'), /Never sent:.*Drafts/s);
       const s = `r-${randomUUID().slice(0, 10)}`;
       const odd = { conversation_id: s, message: { uuid: 'm-1', text: 'hello' }, timestamp: nextTimestamp() };
       assert.equal((await bridge.send(orgId, 'conversation.contact_response', odd)).status, 400);

@@ -103,7 +103,11 @@ describe('agent replies: what is sent, at any case size (real Temporal, both emu
     );
     assert.ok(reads >= 1 && reads <= 2, `paged in OData, not thousands of rows: ${reads} reads`);
     assert.deepEqual(texts(bridge, s), ['One reply among thousands.']);
-    assert.equal((await bridge.session(orgId, s)).body.agentRepliesDelivered, 1);
+    // The send is at OpenCX before its activity completes: the state follows a moment later.
+    await waitFor(
+      'the state counts it',
+      async () => (await bridge.session(orgId, s)).body.agentRepliesDelivered === 1,
+    );
   });
 
   it('internal Tasks, incoming and automatic emails never reach the customer with default settings', async () => {

@@ -85,6 +85,36 @@ describe('AI fields at handoff (real Temporal, Creatio and LLM emulators)', () =
     assert.match(sent.messages.at(-1)!.content, /X200 router is down/);
   });
 
+  it('a second handoff keeps what an agent changed since the first, and updates the rest', async () => {
+    llm.rule = () => ({ UsrProductName: 'Router X200', PriorityId: 'high', UsrUrgent: 'yes' });
+    const orgId = await bridge.connectOrg({ aiFields: MAPPINGS.slice(0, 3) });
+    const s = sid();
+    const first = await handoff(orgId, s);
+    const row = () => bridge.emu.tables.get('Case')!.get(first.caseId)!;
+    await waitFor('first handoff written', () => row().UsrProductName === 'Router X200');
+    // An agent corrects two fields in Creatio.
+    bridge.emu.modify('Case', first.caseId, {
+      UsrProductName: 'Router X300',
+      PriorityId: IDS.casePriority.Low,
+    });
+    // The conversation goes back to the AI and is handed off again; the LLM reads it differently.
+    llm.rule = () => ({ UsrProductName: 'Router X200', PriorityId: 'medium', UsrUrgent: 'no' });
+    await bridge.send(orgId, 'conversation.handoff_to_human', ev.handoff(s));
+    const st = await waitFor('the second handoff evaluated', async () => {
+      const b = (await bridge.session(orgId, s)).body;
+      return b.aiFields?.fields.some((f: { outcome: string }) => f.outcome === 'kept_agent_value')
+        ? b
+        : undefined;
+    });
+    const byColumn = Object.fromEntries(st.aiFields.fields.map((f: { column: string }) => [f.column, f]));
+    assert.equal(byColumn.UsrProductName.outcome, 'kept_agent_value');
+    assert.equal(byColumn.PriorityId.outcome, 'kept_agent_value');
+    assert.equal(byColumn.UsrUrgent.outcome, 'written');
+    await waitFor('the unchanged field updated', () => row().UsrUrgent === false);
+    assert.equal(row().UsrProductName, 'Router X300', "the agent's value stays");
+    assert.equal(row().PriorityId, IDS.casePriority.Low, "the agent's value stays");
+  });
+
   it('drops an answer outside the allowed values and says why', async () => {
     llm.rule = () => ({ UsrProductName: null, PriorityId: 'Urgent', UsrUrgent: 'maybe' });
     const orgId = await bridge.connectOrg({ aiFields: MAPPINGS.slice(0, 3) });

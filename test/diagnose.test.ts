@@ -186,6 +186,29 @@ describe('diagnose: the troubleshooting page, scenario by scenario (real Tempora
     one(await diagnose(o2.orgId, `sessionId=${c2.s}`), 'agent_reply_process_not_called_for_case');
   });
 
+  it('agent replies not reaching customers: a chat customer with no email address and an Email-only filter', async () => {
+    const chatOnly = async (settings: Record<string, unknown>) => {
+      const orgId = await bridge.connectOrg(settings);
+      const s = sid();
+      await bridge.send(orgId, 'conversation.started', ev.started(s, { name: 'Chat visitor' }, 'web'));
+      await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'hi, anyone?'));
+      await bridge.caseOf(orgId, s);
+      return diagnose(orgId, `sessionId=${s}`);
+    };
+    const f = one(await chatOnly({}), 'agent_replies_need_contact_email');
+    assert.equal(f.scenario, 'agent_replies_not_reaching_customers');
+    assert.match(f.fix, /Reply to customer/);
+    // Listing the type agents use for chat replies answers it.
+    const listed = await chatOnly({ agentReplyFilter: { activityTypes: ['Email', 'Task'] } });
+    assert.ok(!codes(listed).includes('agent_replies_need_contact_email'), JSON.stringify(listed));
+    // The settings answer says what will and will not be sent.
+    const orgId = await bridge.connectOrg();
+    const view = (await bridge.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body;
+    assert.match(view.agentReplyRules.sent.join('\n'), /addressed To the case's contact and no one else/);
+    assert.match(view.agentReplyRules.neverSent.join('\n'), /Drafts/);
+    assert.match(view.agentReplyRules.neverSent.join('\n'), /no email address/);
+  });
+
   it('case closure not syncing: a final status not among the closure names (both names given); the process never called', async () => {
     const { orgId } = await withProcesses(['agent_reply', 'case_closure'], {
       closureStatusNames: ['Resolved'],

@@ -78,3 +78,93 @@ describe('agent replies: exactly once over the conversation’s life', () => {
     assert.deepEqual(texts(s), ['reply one', 'reply two', 'reply three'], 'after Resolved → Closed');
   });
 });
+
+describe('agent replies written before any handoff, with no process calling', () => {
+  const bridge = new Bridge({ conversation: { replyCheckEvery: '1s', replyCheckMaxEvery: '2s' } });
+  before(() => bridge.start());
+  after(() => bridge.close());
+
+  it('the timer finds them (the case is open, no handoff yet) without any process call', async () => {
+    const orgId = await bridge.connectOrg({ resolvedStatusId: IDS.caseStatus.Resolved });
+    const s = `early-${randomUUID().slice(0, 12)}`;
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c1', 'Is anyone there?'));
+    const caseId = await bridge.caseOf(orgId, s);
+    bridge.emu.agentEmail(caseId, {
+      title: 'Re: hello',
+      body: '<p>Yes, I am looking at it now.</p>',
+      ownerId: IDS.contact.Supervisor,
+    });
+    await waitFor(
+      'the reply at OpenCX',
+      () =>
+        bridge.opencx
+          .messagesFor(s)
+          .map((m) => m.text)
+          .includes('Yes, I am looking at it now.'),
+      30_000,
+    );
+    const st = (await bridge.session(orgId, s)).body;
+    assert.equal(st.handedOffAt, null, 'before any handoff');
+    assert.equal(st.processes.agentReply.calls, 0);
+  });
+});
+
+describe('agent replies: a send held open while the history must continue as new', () => {
+  // A small history limit, so that the messages arriving during the send force continue-as-new.
+  const bridge = new Bridge({ conversation: { maxHistoryEvents: 60 } });
+  before(() => bridge.start());
+  after(() => bridge.close());
+
+  it('continue-as-new waits for the send: the reply is at OpenCX once, and the next run goes on', async () => {
+    const orgId = await bridge.connectOrg({ resolvedStatusId: IDS.caseStatus.Resolved });
+    const url = await bridge.creatioWebhookUrl(orgId);
+    bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
+    const s = `can-${randomUUID().slice(0, 12)}`;
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c0', 'hello'));
+    const caseId = await bridge.caseOf(orgId, s);
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let accepted = 0;
+    bridge.opencx.onAccepted = async () => {
+      accepted++;
+      if (accepted === 1) await held;
+    };
+    try {
+      bridge.emu.agentEmail(caseId, {
+        title: 'Re: hello',
+        body: '<p>held reply</p>',
+        ownerId: IDS.contact.Supervisor,
+      });
+      await waitFor('the send accepted and held open', () => accepted === 1);
+      // Customer messages while the send hangs: the history outgrows its limit.
+      for (let i = 1; i <= 25; i++) {
+        await bridge.send(orgId, 'conversation.contact_response', ev.message(s, `c${i}`, `${s} #${i}`));
+      }
+      await waitFor('continue-as-new due', async () => {
+        const d = await bridge.handle(orgId, s).describe();
+        return d.historyLength >= 60;
+      });
+      release();
+      await waitFor('a new run', async () => (await bridge.session(orgId, s)).body.runs > 1, 60_000);
+      await waitFor('all 25 logged', () => bridge.customerTexts(caseId).length >= 26, 60_000);
+      // Positive control: a later reply goes out, so a repeat of the held one would have too.
+      bridge.emu.agentEmail(caseId, {
+        title: 'Re: later',
+        body: '<p>later reply</p>',
+        ownerId: IDS.contact.Supervisor,
+      });
+      await waitFor('the later reply', () =>
+        bridge.opencx.messagesFor(s).some((m) => m.text === 'later reply'),
+      );
+      assert.deepEqual(
+        bridge.opencx.messagesFor(s).map((m) => m.text),
+        ['held reply', 'later reply'],
+      );
+    } finally {
+      release();
+      bridge.opencx.onAccepted = undefined;
+    }
+  });
+});

@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { Bridge, ev, waitFor } from './bridge-harness';
 import { killWorkerProcess, startWorkerProcess } from './fixtures/worker-processes';
 
@@ -84,5 +85,39 @@ describe('worker processes under load (shipped limits)', () => {
     );
     assert.ok(killed);
     for (const { orgId, s } of conversations) await bridge.expectCustomerMessages(orgId, s, perConversation);
+  });
+
+  it('six quick agent replies, then a customer message: each reply once, in order, and the message logged at once', async () => {
+    await Promise.all(children.map((c) => killWorkerProcess(c)));
+    children.length = 0;
+    children.push(await startWorkerProcess(bridge), await startWorkerProcess(bridge));
+    const orgId = await bridge.connectOrg({ resolvedStatusId: IDS.caseStatus.Resolved });
+    const url = await bridge.creatioWebhookUrl(orgId);
+    bridge.emu.processes.push({ kind: 'agent_reply', url, retries: 2, activityTypes: ['Email'] });
+    const s = sid();
+    await bridge.send(orgId, 'conversation.started', ev.started(s));
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c0', `${s} #0`));
+    const caseId = await bridge.caseOf(orgId, s, 60_000);
+    const replies = Array.from({ length: 6 }, (_, i) => `reply ${i + 1}`);
+    for (const r of replies) {
+      bridge.emu.agentEmail(caseId, {
+        title: `Re: ${r}`,
+        body: `<p>${r}</p>`,
+        ownerId: IDS.contact.Supervisor,
+      });
+    }
+    const t0 = Date.now();
+    await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c1', `${s} #1`));
+    await bridge.expectCustomerMessages(orgId, s, 2);
+    const messageMs = Date.now() - t0;
+    const texts = () => bridge.opencx.messagesFor(s).map((m) => m.text);
+    await waitFor('six replies at OpenCX', () => texts().length >= 6, 120_000);
+    const repliesMs = Date.now() - t0;
+    console.log(
+      `# two worker processes, shipped pacing: customer message logged ${messageMs} ms after it arrived; six replies at OpenCX within ${repliesMs} ms`,
+    );
+    assert.deepEqual(texts(), replies, 'each once, in order');
+    // Not a speed target: the message must not wait behind the replies (it waited over 60 s before).
+    assert.ok(messageMs < 30_000, `the message waited ${messageMs} ms behind the replies`);
   });
 });

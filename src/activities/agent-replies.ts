@@ -8,7 +8,7 @@
  */
 import { CreatioError } from '../creatio/errors';
 import { odataString, type CreatioClient, type Entity } from '../creatio/client';
-import type { OpenCXClient, OutgoingAttachment } from '../opencx/client';
+import { OpenCXError, type OpenCXClient, type OutgoingAttachment } from '../opencx/client';
 import type { OrgSettings } from '../settings/schema';
 import { CREATIO_IDS } from '../creatio/model';
 import { BRIDGE_MARKER } from './format';
@@ -413,26 +413,65 @@ export async function alreadyDelivered(
   );
 }
 
-/** Sends one reply (with what fits of its files), unless an earlier attempt already did. */
+/**
+ * OpenCX cannot say whether it has a reply: its session keeps no marker and its history cannot be
+ * read (a 404 on the route, or a read it refuses). Retrying the read would not change that.
+ */
+function cannotAsk(err: unknown): boolean {
+  return (
+    err instanceof OpenCXError &&
+    (err.kind === 'session_not_found' || err.kind === 'not_found' || err.kind === 'validation')
+  );
+}
+
+/**
+ * Sends one reply (with what fits of its files), unless an earlier attempt already did.
+ *
+ * A retry asks OpenCX first (the session's marker, else its history). When OpenCX cannot be asked,
+ * the bridge's own record decides: a reply whose send never started (`attempted` false) is sent;
+ * one whose send started and whose answer was lost is not sent blind: the step stops with
+ * OpenCXReplyUnverifiableError, naming the reply, for an operator to resume (send it) or skip.
+ */
 export async function deliver(
   o: OrgContext,
   opencx: OpenCXClient,
-  input: { sessionId: string; reply: AgentReply; verify: boolean; firstTriedAt: string },
+  input: {
+    sessionId: string;
+    reply: AgentReply;
+    verify: boolean;
+    firstTriedAt: string;
+    /** A send of this reply was started before (the store says). */
+    attempted?: boolean;
+    /** Called right before the send (records that it started). */
+    beforeSend?: () => Promise<void>;
+  },
   limits: ReplyLimits,
 ): Promise<{ sent: boolean; omittedAttachments: string[]; text?: string }> {
   const plan = planAttachments(input.reply, limits);
   // Asked first, so a retry of a reply that got through downloads nothing.
-  if (
-    input.verify &&
-    (await alreadyDelivered(
-      opencx,
-      input.sessionId,
-      input.reply.id,
-      outgoingText(input.reply, plan.omitted),
-      Date.parse(input.firstTriedAt),
-    ))
-  ) {
-    return { sent: false, omittedAttachments: plan.omitted, text: outgoingText(input.reply, plan.omitted) };
+  if (input.verify) {
+    let found: boolean;
+    try {
+      found = await alreadyDelivered(
+        opencx,
+        input.sessionId,
+        input.reply.id,
+        outgoingText(input.reply, plan.omitted),
+        Date.parse(input.firstTriedAt),
+      );
+    } catch (err) {
+      if (!cannotAsk(err)) throw err;
+      if (input.attempted !== false) {
+        throw new OpenCXError(
+          'reply_unverifiable',
+          `Agent reply ${input.reply.id} may already be at OpenCX (a send was started and its answer was lost), and OpenCX cannot tell: the session keeps no marker and its history cannot be read (${(err as Error).message}). Resume to send it (the customer may get it twice), or skip it.`,
+        );
+      }
+      found = false;
+    }
+    if (found) {
+      return { sent: false, omittedAttachments: plan.omitted, text: outgoingText(input.reply, plan.omitted) };
+    }
   }
   const files: OutgoingAttachment[] = [];
   for (const a of plan.send) {
@@ -446,6 +485,7 @@ export async function deliver(
     }
   }
   const text = outgoingText(input.reply, plan.omitted);
+  await input.beforeSend?.();
   await opencx.sendAgentMessage(input.sessionId, {
     text,
     agentName: input.reply.authorName,

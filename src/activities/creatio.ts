@@ -315,14 +315,39 @@ export function createCreatioActivities(orgs: OrgContexts) {
     },
 
     /** Writes the AI field values in their own PATCH, after the case exists. */
+    /**
+     * Writes evaluated AI fields on the case. With `written` (what the bridge wrote at an earlier
+     * handoff), a column whose value in Creatio is no longer that value was changed by an agent: it
+     * is kept as the agent left it (named in `kept`), never overwritten.
+     */
     async writeAiFields(input: {
       orgId: string;
       caseId: string;
       patch: Record<string, unknown>;
-    }): Promise<void> {
+      written?: Record<string, unknown>;
+    }): Promise<{ written: Record<string, unknown>; kept: string[] }> {
       return call(input.orgId, async () => {
         const { client } = await orgs.creatio(input.orgId);
-        await client.update('Case', input.caseId, input.patch);
+        const patch = { ...input.patch };
+        const kept: string[] = [];
+        const before = input.written ?? {};
+        const compared = Object.keys(patch).filter((k) => k in before);
+        if (compared.length > 0) {
+          const now = await client.getCase<Record<string, unknown> & { Id: string }>(input.caseId, [
+            'Id',
+            ...compared,
+          ]);
+          for (const k of compared) {
+            const current = now?.[k];
+            if (current === null || current === undefined || current === '') continue;
+            if (!sameValue(current, before[k])) {
+              kept.push(k);
+              delete patch[k];
+            }
+          }
+        }
+        if (Object.keys(patch).length > 0) await client.update('Case', input.caseId, patch);
+        return { written: patch, kept };
       });
     },
 
@@ -396,3 +421,17 @@ export function createCreatioActivities(orgs: OrgContexts) {
 }
 
 export type CreatioActivities = ReturnType<typeof createCreatioActivities>;
+
+/** A value as Creatio returns it against the value the bridge wrote (dates may come back reformatted). */
+function sameValue(current: unknown, written: unknown): boolean {
+  if (String(current) === String(written)) return true;
+  if (typeof current === 'string' && typeof written === 'string') {
+    const a = Date.parse(current);
+    const b = Date.parse(written);
+    if (!Number.isNaN(a) && !Number.isNaN(b) && /^\d{4}-\d{2}-\d{2}/.test(written)) return a === b;
+    if (/^[0-9a-f-]{36}$/i.test(current) && /^[0-9a-f-]{36}$/i.test(written)) {
+      return current.toLowerCase() === written.toLowerCase();
+    }
+  }
+  return false;
+}

@@ -52,21 +52,32 @@ export function createOpenCXActivities(orgs: OrgContexts) {
           const text = outgoingText(input.reply, omitted);
           return { sent: false, omittedAttachments: omitted, fp: messageFingerprint('agent', text) };
         }
+        const record = {
+          orgId: input.orgId,
+          activityId: input.reply.id,
+          caseId: input.caseId ?? '',
+          sessionId: input.sessionId,
+        };
+        const verify = input.verify === true || isRetry();
         const out = await deliver(
           await orgs.creatio(input.orgId),
           await orgs.opencx(input.orgId),
-          { ...input, verify: input.verify === true || isRetry() },
+          {
+            ...input,
+            verify,
+            // Runs recorded before sends were recorded: unknown, so treated as started.
+            ...(verify &&
+              input.caseId !== undefined && {
+                attempted: await store.replyAttempted(input.orgId, input.reply.id),
+              }),
+            beforeSend: () => store.recordReplyAttempt(record),
+          },
           replyLimits,
         );
         if (out.sent) orgs.deps.metrics?.repliesDelivered.inc();
         // Recorded before the activity completes: if this fails, the retry finds the send
         // through OpenCX (verify) and records it then.
-        await store.recordDeliveredReply({
-          orgId: input.orgId,
-          activityId: input.reply.id,
-          caseId: input.caseId ?? '',
-          sessionId: input.sessionId,
-        });
+        await store.recordDeliveredReply(record);
         // The text as the customer sees it, fingerprinted: its history item is then recognised
         // as the bridge's own reply (heard.ts), not as a message to log on the case.
         const { text, ...rest } = out;

@@ -54,6 +54,9 @@ const settingsView = z.object({
   reopenStatusId: z.string().nullable(),
   createCaseOnlyOnHandoff: z.boolean(),
   agentReplyFilter: z.object({ activityTypes: z.array(z.string()), activityCategories: z.array(z.string()) }),
+  agentReplyRules: z
+    .object({ sent: z.array(z.string()), neverSent: z.array(z.string()) })
+    .describe('What the agent-reply filter sends to the customer, and what it never does'),
   closureStatusNames: z.array(z.string()),
   aiFields: z.array(
     z.object({

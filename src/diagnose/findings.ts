@@ -97,7 +97,8 @@ function downtime(i: DiagnoseInputs): Finding[] {
     err?.parked &&
     !CREDENTIAL_ERRORS.has(err.type) &&
     !SCHEMA_ERRORS.has(err.type) &&
-    err.type !== 'CreatioForbiddenError'
+    err.type !== 'CreatioForbiddenError' &&
+    err.type !== 'OpenCXReplyUnverifiableError'
   ) {
     out.push({
       code: 'step_parked',
@@ -116,6 +117,20 @@ function downtime(i: DiagnoseInputs): Finding[] {
     });
   }
   return out;
+}
+
+/** A reply whose send may have gone through, which OpenCX cannot confirm or deny. */
+function unverifiableReply(i: DiagnoseInputs): Finding[] {
+  const err = i.session.lastError;
+  if (err?.type !== 'OpenCXReplyUnverifiableError') return [];
+  return [
+    {
+      code: 'reply_unverifiable',
+      scenario: 'agent_replies_not_reaching_customers',
+      message: `The step "${err.step}" stopped: ${err.message}`,
+      fix: 'Look at the conversation in OpenCX: if the customer has the reply, skip the step (POST …/skip); if not, resume it (POST …/resume). Keeping custom_data on the session, or its history readable, lets the bridge tell by itself.',
+    },
+  ];
 }
 
 const SCHEMA_ERRORS = new Set(['CreatioSchemaError', 'CreatioRouteNotFoundError']);
@@ -208,6 +223,21 @@ const recent = (i: DiagnoseInputs, outcome: WebhookCalls['outcome']) =>
   i.webhookCalls.find((c) => c.outcome === outcome && i.now - Date.parse(c.lastAt) < RECENT_MS);
 const ever = (i: DiagnoseInputs, outcome: WebhookCalls['outcome']) =>
   i.webhookCalls.some((c) => c.outcome === outcome);
+
+/** Email-only replies on a case whose contact has no address: nothing the agents write is sent. */
+function replyRecipient(i: DiagnoseInputs): Finding[] {
+  const types = i.settings.agentReplyFilter.activityTypes;
+  if (i.live.contactEmail !== null || types.some((t) => t !== 'Email')) return [];
+  return [
+    {
+      code: 'agent_replies_need_contact_email',
+      scenario: 'agent_replies_not_reaching_customers',
+      message:
+        "The case's contact has no email address (a chat, SMS or WhatsApp customer), and only Emails addressed To the contact are sent as replies: nothing agents write on this case reaches the customer",
+      fix: 'Add the activity type (and category) your agents use to answer chat customers to the agent-reply filter, e.g. Task with the category "Reply to customer" (Settings → Integrations → Creatio), and to the agent-reply process filter in Creatio; or give the contact an email address.',
+    },
+  ];
+}
 
 function agentReplies(i: DiagnoseInputs): Finding[] {
   const { session: s } = i;
@@ -390,8 +420,10 @@ export function findingsOf(i: DiagnoseInputs): Finding[] {
     ...credentials(i),
     ...downtime(i),
     ...schema(i),
+    ...unverifiableReply(i),
     ...cases(i),
     ...agentReplies(i),
+    ...replyRecipient(i),
     ...closure(i),
     ...aiFields(i),
     ...webhookErrors(i),

@@ -14,6 +14,8 @@ export interface LiveCreatio {
   caseStatus?: { name: string; isFinal: boolean; isResolved: boolean };
   /** Activities on the case that are agent replies by the organization's filter (up to 50). */
   agentReplies?: number;
+  /** The case contact's email address (null: none), where Creatio's Activity has recipients. */
+  contactEmail?: string | null;
   /** Entity sets and columns the bridge needs that this Creatio lacks (src/creatio/model.ts). */
   schema?: SchemaGap[];
 }
@@ -59,6 +61,7 @@ export async function checkCreatio(
       ...base,
       case: 'ok',
       agentReplies: await countAgentReplies(settings, client, caseId).catch(() => undefined),
+      contactEmail: await caseContactEmail(client, caseId).catch(() => undefined),
       ...(status && {
         caseStatus: { name: status.Name, isFinal: status.IsFinal, isResolved: status.IsResolved },
       }),

@@ -15,6 +15,7 @@ export type OpenCXErrorKind =
   | 'validation'
   | 'not_found'
   | 'session_not_found'
+  | 'reply_unverifiable'
   | 'rate_limited'
   | 'transient'
   | 'address_refused';
@@ -27,6 +28,7 @@ const NAMES: Record<OpenCXErrorKind, string> = {
   validation: 'OpenCXValidationError',
   not_found: 'OpenCXNotFoundError',
   session_not_found: 'OpenCXSessionNotFoundError',
+  reply_unverifiable: 'OpenCXReplyUnverifiableError',
   rate_limited: 'OpenCXRateLimitedError',
   transient: 'OpenCXTransientError',
   address_refused: 'OpenCXAddressRefusedError',

@@ -69,6 +69,8 @@ export const settingsInputSchema = z.strictObject({
   verifyProcesses: z.boolean().default(false),
   /** Found by Test & Save and shown in the settings; accepted back (a GET sent as a PUT) and ignored. */
   odataPath: z.enum(['/0/odata', '/odata']).optional(),
+  /** The agent-reply filter's rules in words (the settings answer); accepted back and ignored. */
+  agentReplyRules: z.object({ sent: z.array(z.string()), neverSent: z.array(z.string()) }).optional(),
   opencx: z
     .strictObject({
       /** Omitted on an update: the stored one is kept (new organizations get the default). */
@@ -141,6 +143,48 @@ export function opencxMapping(orgId: string, s: { opencx: { organizationId?: str
 }
 
 /** The representation returned by the API: every secret replaced by a mask or a "set" flag. */
+/**
+ * What the agent-reply filter sends to the customer and what it never does, in words (the settings
+ * answer, Test & Save's included): the rules of src/activities/agent-replies.ts `replyQuery`.
+ */
+export function agentReplyRules(f: OrgSettings['agentReplyFilter']): { sent: string[]; neverSent: string[] } {
+  const others = f.activityTypes.filter((t) => t !== 'Email');
+  const categories =
+    f.activityCategories.length > 0
+      ? ` in the categories ${f.activityCategories.map((c) => `"${c}"`).join(', ')}`
+      : '';
+  const sent: string[] = [];
+  if (f.activityTypes.includes('Email')) {
+    sent.push(
+      `Outgoing Emails${categories} that were sent (not drafts), addressed To the case's contact and no one else (copies to colleagues are fine), without Creatio's Auto-Submitted header`,
+    );
+  }
+  for (const t of others) {
+    sent.push(
+      `"${t}" activities${categories} on the case, whoever they are addressed to (customers without an email address included)`,
+    );
+  }
+  const neverSent = [
+    'Drafts (Emails whose send status is Not sent)',
+    'Incoming Emails',
+    "Emails addressed To anyone besides the case's contact (a supplier, a colleague, a queue)",
+    "Creatio's automatic notifications (Auto-Submitted)",
+    'Inline images of an Email (signatures, logos) as attachments',
+    'Activities the bridge wrote (titles starting with [OpenCX])',
+  ];
+  const unlisted = ['Task', 'Call'].filter((t) => !f.activityTypes.includes(t));
+  if (unlisted.length > 0)
+    neverSent.push(
+      `${unlisted.map((t) => `"${t}"`).join(' and ')} activities and any other type not listed (internal notes)`,
+    );
+  if (others.length === 0) {
+    neverSent.push(
+      'Anything on a case whose contact has no email address (chat, SMS, WhatsApp customers): list the activity type (and category) your agents use to reply to them, e.g. Task with the category "Reply to customer"',
+    );
+  }
+  return { sent, neverSent };
+}
+
 export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
   return {
     orgId,
@@ -155,6 +199,7 @@ export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
     reopenStatusId: s.reopenStatusId ?? null,
     createCaseOnlyOnHandoff: s.createCaseOnlyOnHandoff,
     agentReplyFilter: s.agentReplyFilter,
+    agentReplyRules: agentReplyRules(s.agentReplyFilter),
     closureStatusNames: s.closureStatusNames,
     aiFields: s.aiFields,
     odataPath: s.odataPath ?? '/0/odata',

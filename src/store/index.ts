@@ -12,6 +12,13 @@ import type { OrgSettings } from '../settings/schema';
 import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
 
+/** An agent reply's send, by the Creatio activity it comes from. */
+export interface ReplyRecord {
+  orgId: string;
+  activityId: string;
+  caseId: string;
+  sessionId: string;
+}
 export { StoreUnavailableError } from './db';
 import { migrate } from './migrations';
 
@@ -438,17 +445,22 @@ export class Store {
     return r && { orgId, caseId: r.case_id, sessionId, workflowId: r.workflow_id };
   }
 
+  /** Records that a send of an agent reply to OpenCX is starting (its answer may be lost). */
+  recordReplyAttempt(r: ReplyRecord): Promise<void> {
+    return this.recordReply(r, 'sending');
+  }
+
   /** Records that an agent reply (a Creatio activity) reached the customer: never sent again. */
-  async recordDeliveredReply(r: {
-    orgId: string;
-    activityId: string;
-    caseId: string;
-    sessionId: string;
-  }): Promise<void> {
+  recordDeliveredReply(r: ReplyRecord): Promise<void> {
+    return this.recordReply(r, 'delivered');
+  }
+
+  /** 'sending' never downgrades a reply already delivered; 'delivered' is final. */
+  private async recordReply(r: ReplyRecord, state: 'sending' | 'delivered'): Promise<void> {
     await this.db.query(
-      `INSERT INTO delivered_replies (org_id, activity_id, case_id, session_id) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (org_id, activity_id) DO NOTHING`,
-      [r.orgId, r.activityId.toLowerCase(), r.caseId.toLowerCase(), r.sessionId],
+      `INSERT INTO delivered_replies (org_id, activity_id, case_id, session_id, state) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (org_id, activity_id) DO ${state === 'delivered' ? "UPDATE SET state = 'delivered', delivered_at = now()" : 'NOTHING'}`,
+      [r.orgId, r.activityId.toLowerCase(), r.caseId.toLowerCase(), r.sessionId, state],
     );
   }
 
@@ -456,10 +468,20 @@ export class Store {
   async deliveredReplies(orgId: string, activityIds: string[]): Promise<Set<string>> {
     if (activityIds.length === 0) return new Set();
     const rows = await this.db.query<{ activity_id: string }>(
-      'SELECT activity_id FROM delivered_replies WHERE org_id = $1 AND activity_id = ANY($2::text[])',
+      `SELECT activity_id FROM delivered_replies
+        WHERE org_id = $1 AND activity_id = ANY($2::text[]) AND state = 'delivered'`,
       [orgId, activityIds.map((id) => id.toLowerCase())],
     );
     return new Set(rows.map((r) => r.activity_id));
+  }
+
+  /** Whether a send of this reply was ever started (delivered or not). */
+  async replyAttempted(orgId: string, activityId: string): Promise<boolean> {
+    const rows = await this.db.query<{ n: number }>(
+      'SELECT 1 AS n FROM delivered_replies WHERE org_id = $1 AND activity_id = $2',
+      [orgId, activityId.toLowerCase()],
+    );
+    return rows.length > 0;
   }
 
   async findSessionByCase(orgId: string, caseId: string): Promise<CaseSession | undefined> {

@@ -215,6 +215,15 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
        )`,
     ],
   },
+  {
+    id: 13,
+    name: 'agent replies whose send was started',
+    sql: [
+      // 'sending': the send to OpenCX was started (its answer may be lost); 'delivered': it was
+      // answered. A retry that cannot ask OpenCX decides from this (src/activities/agent-replies.ts).
+      `ALTER TABLE delivered_replies ADD COLUMN state text NOT NULL DEFAULT 'delivered'`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

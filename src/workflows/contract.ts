@@ -135,6 +135,8 @@ export interface StepError {
 export interface AiFieldsState {
   status: 'done' | 'failed';
   reason?: string;
+  /** What the bridge wrote on the case, by column (a later handoff keeps what agents changed). */
+  written?: Record<string, string | number | boolean | null>;
   fields: {
     column: string;
     title: string;

@@ -27,6 +27,7 @@ export const OPENCX_NON_RETRYABLE = [
   'OpenCXUnauthorizedError',
   'OpenCXValidationError',
   'OpenCXSessionNotFoundError',
+  'OpenCXReplyUnverifiableError',
   ...NOT_CONNECTED,
 ];
 

@@ -342,6 +342,11 @@ export class OpenCXEmulator {
   sessionsMustExist = false;
   /** Items per history page. The reference documents pagination by cursor but no page size. */
   historyPageSize = 20;
+  /**
+   * False: the history route answers 404 (an OpenCX, or a key, without it: the route is in the
+   * current reference, list_history, but not in the 2024 OpenAPI spec of opencx-oapi-ts).
+   */
+  servesHistory = true;
   private readonly window = new Map<string, number[]>();
   private seed = 7;
   private server: http.Server | undefined;
@@ -672,6 +677,9 @@ export class OpenCXEmulator {
       // 201 (the send page). The page's current body documents no message id for an agent send;
       // the emulator adds one under data.message.id, which the client reads when present.
       return this.json(res, 201, { success: true, data: { success: true, message: { id: item.id } } });
+    }
+    if (req.method === 'GET' && history && !this.servesHistory) {
+      return this.error(res, 404, `Cannot GET ${url.pathname}`, 'Not Found');
     }
     if (req.method === 'GET' && history) {
       // https://docs.open.cx/api-reference/chat-sessions/list_history: `{ items: [{ id,

@@ -18,7 +18,15 @@ export interface Conversation {
    * Which command sequences this run takes, decided by patched() at its very start, before any
    * other command (docs/decisions/0016-replay-and-patching.md).
    */
-  flow: { oneTryCaseOpening: boolean; replyLane: boolean; historyCheck: boolean };
+  flow: {
+    oneTryCaseOpening: boolean;
+    replyLane: boolean;
+    historyCheck: boolean;
+    /** The reply timer runs while the case is open, before a handoff too (not only after it). */
+    replyTimerOpen: boolean;
+    /** A second handoff does not overwrite AI fields an agent changed since the first. */
+    aiFieldsKeepEdits: boolean;
+  };
   /** Agent replies in a lane of their own (runs whose flow has `replyLane`); see reply-lane.ts. */
   replyLane?: ReplyLane;
   /** The check of the session's OpenCX history (runs whose flow has `historyCheck`); see history-lane.ts. */

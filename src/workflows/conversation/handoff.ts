@@ -4,7 +4,7 @@
  */
 import { ActivityFailure, ApplicationFailure, TemporalFailure, TimeoutFailure } from '@temporalio/workflow';
 import type { AiFieldOutcome, AiFieldsFailureDetails } from '../../activities/ai-fields';
-import type { ConversationEvent } from '../contract';
+import type { AiFieldsState, ConversationEvent } from '../contract';
 import type { Conversation } from './context';
 import { createCase, drain, logEntry, readMode } from './messages';
 
@@ -48,23 +48,44 @@ export async function onHandoff(
  */
 async function aiFields(c: Conversation): Promise<void> {
   const { run } = c;
+  const before = run.state.aiFields?.written;
   let result;
   try {
     result = await c.peers.ai.evaluateAiFields({ orgId: c.orgId, transcript: run.transcript.join('\n') });
   } catch (err) {
     const { reason, fields } = aiFieldsFailure(err);
-    run.state.aiFields = { status: 'failed', reason, fields };
+    run.state.aiFields = { status: 'failed', reason, fields, ...(before && { written: before }) };
     run.note(`AI fields left blank: ${reason}`);
     return;
   }
   run.state.aiFields = { status: 'done', fields: result.outcomes };
   if (Object.keys(result.patch).length > 0) {
     const patch = result.patch;
-    await c.steps.run(
+    // A later handoff keeps what an agent changed since the bridge wrote it (runs with the patch).
+    const written = c.flow.aiFieldsKeepEdits ? (before ?? {}) : undefined;
+    const out = await c.steps.run(
       'write AI fields',
-      () => c.peers.creatio.writeAiFields({ orgId: c.orgId, caseId: run.state.caseId!, patch }),
+      () =>
+        c.peers.creatio.writeAiFields({
+          orgId: c.orgId,
+          caseId: run.state.caseId!,
+          patch,
+          ...(written && { written }),
+        }),
       { onSkip: () => undefined },
     );
+    if (c.flow.aiFieldsKeepEdits && out) {
+      run.state.aiFields.written = { ...before, ...(out.written as AiFieldsState['written']) };
+      for (const column of out.kept) {
+        const f = run.state.aiFields.fields.find((x) => x.column === column);
+        if (f) {
+          f.outcome = 'kept_agent_value';
+          f.reason = 'an agent changed it after an earlier handoff: kept as the agent left it';
+        }
+      }
+    }
+  } else if (before) {
+    run.state.aiFields.written = before;
   }
 }
 

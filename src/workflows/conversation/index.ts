@@ -41,6 +41,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     oneTryCaseOpening: patched('open-case-in-one-try'),
     replyLane: patched('reply-lane'),
     historyCheck: patched('history-check'),
+    replyTimerOpen: patched('reply-timer-open'),
+    aiFieldsKeepEdits: patched('ai-fields-keep-edits'),
   };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);

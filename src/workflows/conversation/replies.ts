@@ -87,10 +87,14 @@ export async function deliverNewReplies(
   }
 }
 
-/** Wakes the reply timer sooner when something happens (it backs off only while all is quiet). */
+/**
+ * Wakes the reply timer sooner when something happens (it backs off only while all is quiet). The
+ * timer runs after the handoff, and (runs with `replyTimerOpen`) as soon as the case exists: an
+ * agent may answer before any handoff, and the process may not call.
+ */
 export function replyCheckSoon(c: Conversation): void {
   const { state, replyCheck } = c.run;
-  if (!state.handedOffAt || !state.caseId) return;
+  if (!state.caseId || !(state.handedOffAt || c.flow.replyTimerOpen)) return;
   replyCheck.delayMs = c.timings.replyCheckEvery;
   const soon = Date.now() + c.timings.replyCheckEvery;
   replyCheck.nextAt = replyCheck.nextAt === null ? soon : Math.min(replyCheck.nextAt, soon);

@@ -57,7 +57,8 @@ export class ReplyLane {
         const found = await deliverNewReplies(this.c, source, { continueAsNewDue: this.continueAsNewDue });
         const { replyCheck } = this.c.run;
         if (source === 'timer' || found > 0 || replyCheck.nextAt === null) {
-          if (this.c.run.state.status === 'open' && this.c.run.state.handedOffAt) {
+          const { state } = this.c.run;
+          if (state.status === 'open' && (state.handedOffAt || this.c.flow.replyTimerOpen)) {
             scheduleNextReplyCheck(this.c, found);
           }
         }

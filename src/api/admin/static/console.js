@@ -123,6 +123,18 @@ function fillSettings(s) {
   form.elements.createCaseOnlyOnHandoff.checked = s?.createCaseOnlyOnHandoff === true;
   set('closureStatusNames', (s?.closureStatusNames ?? ['Resolved', 'Closed']).join(', '));
   set('activityTypes', (s?.agentReplyFilter?.activityTypes ?? ['Email']).join(', '));
+  // What the filter sends and never sends, as the settings answer states it.
+  const rules = s?.agentReplyRules;
+  $('#reply-rules').replaceChildren(
+    ...(rules
+      ? [
+          el('p', {}, 'Sent to the customer:'),
+          el('ul', {}, ...rules.sent.map((r) => el('li', {}, r))),
+          el('p', {}, 'Never sent:'),
+          el('ul', {}, ...rules.neverSent.map((r) => el('li', {}, r))),
+        ]
+      : []),
+  );
   set('apiBaseUrl', s?.opencx?.apiBaseUrl);
   set('organizationId', s?.opencx?.organizationId);
   $('#opencx-mapping').textContent = s?.opencx?.mapping ?? '';
