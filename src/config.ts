@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { SHIPPED_CALL_LIMITS } from './net/call-limiter';
 import { z } from 'zod';
@@ -14,11 +15,40 @@ const duration = z
   .string()
   .regex(/^\d+(ms|s|m|h|d)$/, 'must be a number and a unit: ms, s, m, h or d (e.g. 24h)');
 
+/**
+ * Express `trust proxy`: a hop count, or a comma-separated list of loopback, linklocal,
+ * uniquelocal, IP addresses and CIDR ranges. `true` (trust any X-Forwarded-For) is refused.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .refine(
+    (v) =>
+      /^\d{1,2}$/.test(v) ||
+      v.split(',').every((item) => {
+        const [ip = '', prefix, ...rest] = item.trim().split('/');
+        if (rest.length > 0) return false;
+        if (prefix === undefined)
+          return ['loopback', 'linklocal', 'uniquelocal'].includes(ip) || isIP(ip) > 0;
+        const max = isIP(ip) === 4 ? 32 : isIP(ip) === 6 ? 128 : -1;
+        return /^\d{1,3}$/.test(prefix) && Number(prefix) <= max;
+      }),
+    'must be a hop count (e.g. 1) or a comma-separated list of loopback, linklocal, uniquelocal, IP addresses and CIDR ranges',
+  )
+  .transform((v) => (/^\d+$/.test(v) ? Number(v) : v));
+
+const ms = (max: number) => z.coerce.number().int().min(1_000).max(max);
+
 /** Every environment variable the service reads. `.env.example` documents each one. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: port.default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
+  TRUST_PROXY: trustProxy.default('loopback'),
+  HTTP_HEADERS_TIMEOUT_MS: ms(600_000).default(20_000),
+  HTTP_REQUEST_TIMEOUT_MS: ms(3_600_000).default(60_000),
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: ms(600_000).default(5_000),
+  HTTP_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1_000),
   PUBLIC_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** auto: human-readable on a terminal outside production, JSON lines otherwise. */
@@ -117,6 +147,15 @@ export interface Config {
   env: Env['NODE_ENV'];
   port: number;
   host: string;
+  /** Express `trust proxy`: which peers' X-Forwarded-For is believed (a hop count or a list). */
+  trustProxy: number | string;
+  /** Limits of the HTTP server (src/api/server.ts). */
+  http: {
+    headersTimeoutMs: number;
+    requestTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxConnections: number;
+  };
   publicBaseUrl: string;
   logLevel: Env['LOG_LEVEL'];
   logFormat: Env['LOG_FORMAT'];
@@ -208,6 +247,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       `HOST: the sandbox (SANDBOX=${raw.SANDBOX ?? 'auto'}) listens with well-known credentials and runs only on a loopback HOST; set SANDBOX=off to listen on ${parsed.data.HOST}`,
     );
   }
+  if (parsed.success && parsed.data.HTTP_HEADERS_TIMEOUT_MS > parsed.data.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be more than HTTP_REQUEST_TIMEOUT_MS');
+  }
   if (Boolean(raw.TEMPORAL_TLS_CERT_PATH) !== Boolean(raw.TEMPORAL_TLS_KEY_PATH)) {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH: mTLS needs both');
   }
@@ -218,6 +260,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
+    trustProxy: e.TRUST_PROXY,
+    http: {
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.HTTP_MAX_CONNECTIONS,
+    },
     publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

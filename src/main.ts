@@ -1,10 +1,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import type http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { createApp, createOpsApp, type Readiness } from './api/app';
+import { createHttpServer } from './api/server';
 import { apiGrpcInterceptors } from './conversations/client';
 import { CreatioInbox } from './conversations/creatio-inbox';
 import { Metrics } from './metrics';
@@ -211,7 +212,7 @@ async function main(): Promise<void> {
 
     /** Listens on PORT; on shutdown, requests under way finish first. */
     const serve = async (app: http.RequestListener) => {
-      const server = http.createServer(app);
+      const server = createHttpServer(app, config.http);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.host, resolve);
@@ -251,7 +252,13 @@ async function main(): Promise<void> {
       );
     } else {
       // A worker-only process still answers probes and scrapes (domain metrics are counted here).
-      await serve(createOpsApp({ metrics, readiness }));
+      await serve(
+        createOpsApp({
+          metrics,
+          readiness,
+          config: { adminApiToken: config.adminApiToken, trustProxy: config.trustProxy },
+        }),
+      );
       log.info({ ops: `http://${config.host}:${config.port}` }, 'health and metrics served');
     }
   } catch (err) {

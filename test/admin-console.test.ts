@@ -233,5 +233,37 @@ describe(
         async () => (await bridge.session(orgId, s)).body?.messages.received === 1,
       );
     });
+
+    it("signs in with an organization's own token: that organization only", async () => {
+      const made = await bridge.api.request('POST', `/v1/orgs/${orgId}/admin-tokens`, { label: 'console' });
+      assert.equal(made.status, 201, made.text);
+      const own = await browser.newPage();
+      try {
+        await own.goto(`${bridge.api.url}/admin/`);
+        const typeIn = async (sel: string, value: string) => {
+          await own.$eval(sel, (e) => ((e as unknown as { value: string }).value = ''));
+          await own.type(sel, value);
+        };
+        // Another organization: refused, named.
+        await typeIn('[name=token]', made.body.token as string);
+        await typeIn('[name=orgId]', `other-${randomUUID().slice(0, 8)}`);
+        await own.click('#sign-in-form button[type=submit]');
+        await own.waitForSelector('#sign-in-error:not([hidden])');
+        assert.match(await own.$eval('#sign-in-error', (e) => e.textContent ?? ''), /opens organization/);
+        // Its own: the settings, and the refused events without the bridge-wide list.
+        await typeIn('[name=orgId]', orgId);
+        await own.click('#sign-in-form button[type=submit]');
+        await own.waitForSelector('#signed-in:not([hidden])');
+        assert.equal(
+          await own.$eval('[name=instanceUrl]', (e) => (e as unknown as { value: string }).value),
+          bridge.emu.url,
+        );
+        await own.click('nav button[data-tab=opencx-events]');
+        await own.waitForSelector('#no-kept-events');
+        assert.equal(await own.$('#unmapped'), null);
+      } finally {
+        await own.close();
+      }
+    });
   },
 );

@@ -9,7 +9,8 @@ describe('Creatio recovery: each retry is cheap (issue 9.6)', () => {
   after(() => bridge.close());
 
   it('creating the case under failing creates: a retry does not look the contact up again, and the case is made once', async () => {
-    const orgId = await bridge.connectOrg();
+    // Contacts matched by the address typed, so that there is a lookup to repeat (or not).
+    const orgId = await bridge.connectOrg({ contactMatching: 'email_or_phone' });
     const s = `r-${randomUUID().slice(0, 12)}`;
     let caseCreates = 0;
     bridge.emu.setFaults({

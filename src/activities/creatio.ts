@@ -17,7 +17,8 @@ import { DEFAULT_REPLY_LIMITS, fetchReplies, type OrgContext, type ReplyPage } f
 import { isRetry, type OrgContexts } from './context';
 import { progress } from './heartbeat';
 import { withFailures } from './failures';
-import { caseSubject, entryContent, handoffDescription } from './format';
+import { caseSubject, entryContent, handoffDescription, htmlText } from './format';
+import type { ContactMatching } from '../settings/schema';
 
 export interface EnsureCaseInput {
   orgId: string;
@@ -85,21 +86,70 @@ async function createOnce(
   return false;
 }
 
-/** The customer's Contact, found by email or phone, or created once under a deterministic id. */
-async function linkContact(client: CreatioClient, orgId: string, c: Contact): Promise<string | undefined> {
+/** What decides whether a case may take an existing Contact (src/settings/schema.ts `ContactMatching`). */
+interface ContactPolicy {
+  matching: ContactMatching;
+  verifiedChannels: string[];
+  /** The conversation's channel; unknown: not verified. */
+  channel: string | undefined;
+  sessionId: string;
+}
+
+/** The identifiers an existing Contact may be matched by under the policy (none: a new Contact). */
+function matchableIdentifiers(c: Contact, p: ContactPolicy): { email?: string; phone?: string } {
+  if (p.matching === 'email_or_phone') return { email: c.email, phone: c.phone };
+  const channel = p.channel?.toLowerCase();
+  if (p.matching === 'never' || !channel || !p.verifiedChannels.includes(channel)) return {};
+  if (channel === 'email') return { email: c.email };
+  if (['sms', 'whatsapp', 'phone'].includes(channel)) return { phone: c.phone };
+  return { email: c.email, phone: c.phone };
+}
+
+/**
+ * The customer's Contact: an existing one found by the identifiers the policy trusts, else one
+ * created once under a deterministic id. A Contact created from trusted identifiers is keyed by
+ * them (later conversations find it); one created from untrusted ones is keyed by the session, so
+ * no other conversation is ever linked to it through what a customer typed.
+ */
+async function linkContact(
+  client: CreatioClient,
+  orgId: string,
+  c: Contact,
+  p: ContactPolicy,
+): Promise<string | undefined> {
+  if (!c.email && !c.phone) return undefined;
+  const match = matchableIdentifiers(c, p);
   const filters: string[] = [];
-  if (c.email) filters.push(`Email eq ${odataString(c.email)}`);
-  if (c.phone) filters.push(`Phone eq ${odataString(c.phone)}`, `MobilePhone eq ${odataString(c.phone)}`);
-  if (filters.length === 0) return undefined;
-  const found = await client.list('Contact', { select: ['Id'], filter: filters.join(' or '), top: 1 });
-  if (found[0]) return found[0].Id;
-  const id = contactIdFor(orgId, c.email ?? c.phone!);
+  if (match.email) filters.push(`Email eq ${odataString(match.email)}`);
+  if (match.phone) {
+    filters.push(`Phone eq ${odataString(match.phone)}`, `MobilePhone eq ${odataString(match.phone)}`);
+  }
+  if (filters.length > 0) {
+    const found = await client.list('Contact', { select: ['Id'], filter: filters.join(' or '), top: 1 });
+    if (found[0]) return found[0].Id;
+  }
+  const key = match.email ?? match.phone;
+  const id = key ? contactIdFor(orgId, key) : contactIdFor(orgId, `session:${p.sessionId}`);
   await createOnce(client, 'Contact', id, isRetry(), {
     Name: (c.name || c.email || c.phone)!.slice(0, 250),
-    ...(c.email && { Email: c.email }),
-    ...(c.phone && { Phone: c.phone }),
+    ...(c.email && { Email: c.email.slice(0, 250) }),
+    ...(c.phone && { Phone: c.phone.slice(0, 250) }),
   });
   return id;
+}
+
+/** The organization's contact policy for one conversation. */
+function contactPolicy(
+  s: { contactMatching?: ContactMatching; verifiedChannels?: string[] },
+  sessionId: string,
+  channel: string | undefined,
+): ContactPolicy {
+  return {
+    matching: s.contactMatching ?? 'verified',
+    verifiedChannels: s.verifiedChannels ?? [],
+    channel,
+    sessionId,
+  };
 }
 
 export function createCreatioActivities(orgs: OrgContexts) {
@@ -179,13 +229,19 @@ export function createCreatioActivities(orgs: OrgContexts) {
             const contactId =
               earlier.contactId !== undefined
                 ? (earlier.contactId ?? undefined)
-                : await linkContact(client, input.orgId, input.contact);
+                : await linkContact(
+                    client,
+                    input.orgId,
+                    input.contact,
+                    contactPolicy(settings, input.sessionId, input.channel),
+                  );
             const originId = await lookup('CaseOrigin', input.channel === 'email' ? 'Email' : 'Chat');
             progress({ contactId: contactId ?? null, creating: true } satisfies CaseProgress);
             progressed = earlier.contactId === undefined;
             const created = await createCase(client, caseId, {
               Subject: caseSubject(input.channel, input.contact, input.sessionId),
-              Symptoms: input.description,
+              // Symptoms is rendered as HTML (Creatio 8 Freedom UI): the text is escaped.
+              Symptoms: htmlText(input.description),
               Notes: `OpenCX session: ${input.sessionId}`,
               RegisteredOn: new Date(input.registeredOn).toISOString(),
               ...(contactId && { ContactId: contactId }),
@@ -362,7 +418,7 @@ export function createCreatioActivities(orgs: OrgContexts) {
     }): Promise<void> {
       return call(input.orgId, async () => {
         const { client } = await orgs.creatio(input.orgId);
-        await client.update('Case', input.caseId, { Symptoms: handoffDescription(input) });
+        await client.update('Case', input.caseId, { Symptoms: htmlText(handoffDescription(input)) });
       });
     },
 
@@ -385,13 +441,21 @@ export function createCreatioActivities(orgs: OrgContexts) {
     /** `conversation.started` came after the case was made: the case gets its customer now. */
     async attachContact(input: { orgId: string; caseId: string; contact: Contact }): Promise<void> {
       return call(input.orgId, async () => {
-        const { client } = await orgs.creatio(input.orgId);
+        const { client, settings } = await orgs.creatio(input.orgId);
         const current = await client.getCase<Entity & { ContactId?: string | null }>(input.caseId, [
           'Id',
           'ContactId',
         ]);
         if (!current || (current.ContactId && current.ContactId !== ZERO_GUID)) return;
-        const contactId = await linkContact(client, input.orgId, input.contact);
+        // The channel is not part of this call: the policy treats it as unverified.
+        const sessionId =
+          (await deps.store.findSessionByCase(input.orgId, input.caseId))?.sessionId ?? input.caseId;
+        const contactId = await linkContact(
+          client,
+          input.orgId,
+          input.contact,
+          contactPolicy(settings, sessionId, undefined),
+        );
         if (contactId) await client.update('Case', input.caseId, { ContactId: contactId });
       });
     },

@@ -1,3 +1,4 @@
+import { MORE_ATTACHMENTS_NOTE_URL, NOTE_SCHEME } from '../opencx/events';
 import type { Attachment, Author, Contact, LogEntry } from '../workflows/contract';
 
 /** Title prefix on every activity the bridge writes: how it (and people) tell them from agents' own. */
@@ -56,19 +57,31 @@ export function messageBody(opts: {
   attachments: Attachment[];
   agentName?: string;
   allowLoopbackHttp?: boolean;
+  /** The session in OpenCX, linked from the notes on what was cut. */
+  sessionUrl?: string;
 }): string {
   const who =
     opts.author === 'agent' && opts.agentName
       ? `${AUTHOR_LABEL.agent} (${opts.agentName})`
       : AUTHOR_LABEL[opts.author];
+  const files = opts.attachments.filter((a) => !a.url.startsWith(NOTE_SCHEME));
+  const note = (a: Attachment) =>
+    `<p><i>${escapeHtml(a.name)}</i>${
+      opts.sessionUrl ? ` · <a href="${escapeHtml(opts.sessionUrl)}">View session in OpenCX</a>` : ''
+    }</p>`;
+  const notes = (more: boolean) =>
+    opts.attachments
+      .filter((a) => a.url.startsWith(NOTE_SCHEME) && (a.url === MORE_ATTACHMENTS_NOTE_URL) === more)
+      .map(note);
   const lines = [
     `<p><b>${escapeHtml(who)}</b> · ${escapeHtml(opts.timestamp)}</p>`,
     `<p>${htmlText(opts.text)}</p>`,
+    ...notes(false),
   ];
-  if (opts.attachments.length > 0) {
+  if (files.length > 0) {
     lines.push(
       '<p>Attachments:</p><ul>' +
-        opts.attachments
+        files
           .map(
             (a) =>
               `<li>${
@@ -81,6 +94,7 @@ export function messageBody(opts: {
         '</ul>',
     );
   }
+  lines.push(...notes(true));
   return lines.join('\n');
 }
 
@@ -142,7 +156,7 @@ export function entryContent(
       return {
         key: `message:${e.messageId}`,
         title: messageTitle(e.author, e.text, e.agentName),
-        body: messageBody({ ...e, allowLoopbackHttp: o.allowLoopbackHttp }),
+        body: messageBody({ ...e, allowLoopbackHttp: o.allowLoopbackHttp, sessionUrl: o.sessionUrl }),
       };
     case 'handoff_note':
       return {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import express, { type RequestHandler } from 'express';
+import express from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Config } from '../config';
 import { secretEquals } from '../crypto';
@@ -12,11 +12,13 @@ import type { ConversationOptions } from '../workflows/contract';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from '../metrics';
+import { AdminAccess, operatorOnly, scoped } from './access';
 import { adminRouter } from './admin';
+import { adminTokensRouter } from './admin-tokens-routes';
 import { codecRouter } from './codec-routes';
 import { creatioWebhookRouter } from './creatio-webhook';
 import { diagnoseRouter } from './diagnose-routes';
-import { FailureLimiter } from './failure-limiter';
+import { failureCounter, FailureLimiter } from './failure-limiter';
 import type { PayloadCodec } from '@temporalio/common';
 import { opencxEventsRouter } from './opencx-events-routes';
 import { OpencxIngress, type OpencxEventReader } from './opencx-ingress';
@@ -32,10 +34,10 @@ export interface Readiness {
 
 export interface AppDeps {
   config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'> &
-    Partial<Pick<Config, 'temporalUiOrigin' | 'temporal'>>;
+    Partial<Pick<Config, 'temporalUiOrigin' | 'temporal' | 'trustProxy' | 'env'>>;
   /** The payload codec of Temporal history; serves /codec/* for the Temporal UI and CLI. */
   codec?: PayloadCodec;
-  /** Failed admin-token and webhook-token attempts per client address. */
+  /** Failed admin-token and webhook-token attempts per route and credential (src/api/failure-limiter.ts). */
   authFailures?: FailureLimiter;
   store: Store;
   log: Logger;
@@ -56,61 +58,41 @@ export interface AppDeps {
   readOpencxEvent?: OpencxEventReader;
 }
 
-/** 429 while `req.ip` has failed too often; `onFailure` counts the next failure. */
-export function guarded(limiter: FailureLimiter): RequestHandler {
-  return (req, res, next) => {
-    const wait = limiter.blockedFor(req.ip ?? 'unknown');
-    if (wait > 0) {
-      res.setHeader('retry-after', String(Math.ceil(wait / 1000)));
-      throw new ApiError(
-        429,
-        'too_many_failed_attempts',
-        'Too many failed attempts from this address; try again later',
-      );
-    }
-    res.on('finish', () => {
-      if (res.statusCode === 401) limiter.fail(req.ip ?? 'unknown');
-    });
-    next();
-  };
-}
-
-function adminAuth(token: string | undefined): RequestHandler {
-  return (req, _res, next) => {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(header);
-    if (!m) {
-      throw new ApiError(401, 'unauthorized', 'Missing "Authorization: Bearer <ADMIN_API_TOKEN>"');
-    }
-    if (!token || !secretEquals(m[1]!, token)) {
-      throw new ApiError(401, 'invalid_admin_token', 'The admin API token is not valid');
-    }
-    next();
-  };
-}
-
 /** Liveness, readiness and metrics: the part of the app every process serves. */
-function opsRoutes(app: express.Express, deps: Pick<AppDeps, 'metrics' | 'readiness'>): void {
+function opsRoutes(app: express.Express, deps: OpsDeps): void {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  app.get('/readyz', async (_req, res) => {
+  // Ready or not for anyone (probes); what is not, and why, for the operator token only.
+  app.get('/readyz', async (req, res) => {
+    const header = req.headers.authorization;
+    const token = header ? /^Bearer\s+(\S+)$/i.exec(header)?.[1] : undefined;
+    const operator = deps.config?.adminApiToken;
+    if (header && !(token && operator && secretEquals(token, operator))) {
+      throw new ApiError(401, 'invalid_admin_token', 'The details of /readyz need the operator token');
+    }
     const r = await deps.readiness();
-    res.status(r.ready ? 200 : 503).json(r);
+    res.status(r.ready ? 200 : 503).json(header ? r : { ready: r.ready });
   });
   app.get('/metrics', async (_req, res) => {
     res.type(deps.metrics.contentType).send(await deps.metrics.render());
   });
 }
 
+type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness'> & {
+  config?: Pick<AppDeps['config'], 'adminApiToken' | 'trustProxy'>;
+};
+
 /** What a worker-only process (RUN_API=false) serves: /healthz, /readyz and /metrics. */
-export function createOpsApp(deps: Pick<AppDeps, 'metrics' | 'readiness'>): express.Express {
+export function createOpsApp(deps: OpsDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('trust proxy', deps.config?.trustProxy ?? 'loopback');
   opsRoutes(app, deps);
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);
   });
+  app.use(failureCounter(new FailureLimiter()));
   app.use(errorHandler);
   return app;
 }
@@ -118,7 +100,7 @@ export function createOpsApp(deps: Pick<AppDeps, 'metrics' | 'readiness'>): expr
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', deps.config.trustProxy ?? 'loopback');
 
   app.use(
     pinoHttp({
@@ -160,21 +142,23 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(adminRouter(deps));
 
   const limiter = deps.authFailures ?? new FailureLimiter();
-  const admin = adminAuth(deps.config.adminApiToken);
+  const access = new AdminAccess(deps.config.adminApiToken, deps.store);
+  const admin = access.authenticate();
   const opencx = new OpencxIngress(deps);
   app.use(opencxWebhookRouter(deps, opencx));
-  app.use('/webhooks/creatio', guarded(limiter));
   app.use(creatioWebhookRouter(deps));
   if (deps.codec) {
     app.use(
       codecRouter({
         codec: deps.codec,
         uiOrigin: deps.config.temporalUiOrigin ?? 'http://localhost:8233',
-        auth: [guarded(limiter), admin],
+        // Payloads carry no organization the codec could check: decoding is the operator's.
+        auth: [admin, operatorOnly],
       }),
     );
   }
-  app.use('/v1', guarded(limiter), admin, express.json({ limit: '1mb' }));
+  app.use('/v1', admin, scoped, express.json({ limit: '1mb' }));
+  app.use(adminTokensRouter(deps, access));
   app.use(settingsRouter(deps));
   app.use(sessionsRouter(deps));
   app.use(diagnoseRouter(deps));
@@ -183,6 +167,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);
   });
+  app.use(failureCounter(limiter));
   app.use(errorHandler);
   return app;
 }

@@ -83,7 +83,11 @@ export function creatioWebhookRouter(deps: AppDeps): Router {
     if (!orgId) {
       outcome('invalid_token');
       const retiredFrom = await deps.store.findOrgByRetiredToken(token);
-      if (retiredFrom) record(retiredFrom, 'stale_token', 'a webhook URL from before the last rotation');
+      if (retiredFrom) {
+        record(retiredFrom, 'stale_token', 'a webhook URL from before the last rotation');
+        // A known URL, not a guess: answered 401 and not counted by the failure limiter.
+        res.locals.retiredToken = true;
+      }
       throw new ApiError(401, 'invalid_token', 'Invalid token', { fix: TOKEN_FIX });
     }
     const badRequest = (err: ApiError) => {

@@ -5,6 +5,7 @@ import { payloadsSchema } from './codec-routes';
 import { creatioWebhookBodySchema } from './creatio-webhook';
 import { SCENARIOS } from '../diagnose/findings';
 import { skipBodySchema } from './sessions-routes';
+import { newTokenSchema } from './admin-tokens-routes';
 
 /**
  * The OpenAPI 3.1 document of the HTTP contract (DESIGN.md §7 and §8). Request bodies come from the
@@ -67,6 +68,10 @@ const settingsView = z.object({
       enabled: z.boolean(),
     }),
   ),
+  contactMatching: z
+    .enum(['never', 'verified', 'email_or_phone'])
+    .describe('Which existing Creatio Contact a case is linked to (README, Contacts)'),
+  verifiedChannels: z.array(z.string()).describe('Channels whose contact identity OpenCX has proven'),
   odataPath: z
     .enum(['/0/odata', '/odata'])
     .describe('Where the instance serves OData 4, found by Test & Save (/odata: Creatio on .NET Core)'),
@@ -279,6 +284,7 @@ const admin = [{ adminToken: [] }];
 const adminErrors = {
   '400': errorRef('The request is not valid: error.field names the problem'),
   '401': errorRef('Missing or wrong admin token'),
+  '403': errorRef("An organization's token outside its organization, or on an operator-only route"),
   '429': errorRef('Too many failed attempts from this address'),
 };
 const temporalErrors = {
@@ -505,6 +511,91 @@ export function openApiDocument(serverUrl: string): JsonSchema {
           },
         },
       },
+      '/v1/orgs/{orgId}/admin-tokens': {
+        parameters: [orgId],
+        post: {
+          operationId: 'createOrgToken',
+          summary:
+            'A new admin token that opens this organization only (operator token; the token is shown once, only its hash is kept)',
+          security: admin,
+          requestBody: { required: false, content: json(newTokenSchema, 'input') },
+          responses: {
+            '201': ok(
+              'The token, shown once',
+              z.object({
+                id: z.string(),
+                label: z.string(),
+                createdAt: z.string(),
+                token: z.string(),
+                note: z.string(),
+              }),
+            ),
+            '404': errorRef('The organization has no Creatio integration'),
+            ...adminErrors,
+          },
+        },
+        get: {
+          operationId: 'listOrgTokens',
+          summary: "The organization's admin tokens (never the tokens themselves; operator token)",
+          security: admin,
+          responses: {
+            '200': ok(
+              'Oldest first',
+              z.object({
+                orgId: z.string(),
+                tokens: z.array(
+                  z.object({
+                    id: z.string(),
+                    label: z.string(),
+                    createdAt: z.string(),
+                    revokedAt: z.string().nullable(),
+                  }),
+                ),
+              }),
+            ),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/admin-tokens/{tokenId}': {
+        parameters: [orgId, { name: 'tokenId', in: 'path', required: true, schema: { type: 'string' } }],
+        delete: {
+          operationId: 'revokeOrgToken',
+          summary: 'Revoke one of the organization’s admin tokens (operator token)',
+          security: admin,
+          responses: {
+            '204': { description: 'Revoked' },
+            '404': errorRef('No such token in this organization'),
+            ...adminErrors,
+          },
+        },
+      },
+      '/v1/orgs/{orgId}/audit': {
+        parameters: [orgId, limit(1000)],
+        get: {
+          operationId: 'auditLog',
+          summary:
+            'Who changed what in the organization (settings, tokens, resume, skip, replays), newest first; never a secret',
+          security: admin,
+          responses: {
+            '200': ok(
+              'Newest first',
+              z.object({
+                orgId: z.string(),
+                entries: z.array(
+                  z.object({
+                    at: z.string(),
+                    actor: z.string(),
+                    action: z.string(),
+                    detail: z.record(z.string(), z.unknown()),
+                  }),
+                ),
+              }),
+            ),
+            ...adminErrors,
+          },
+        },
+      },
       '/v1/opencx-events/unmapped': {
         parameters: [limit(1000)],
         get: {
@@ -581,16 +672,17 @@ export function openApiDocument(serverUrl: string): JsonSchema {
       '/readyz': {
         get: {
           operationId: 'readyz',
-          summary: 'Readiness: Temporal, store, workers',
+          summary: 'Readiness: Temporal, store, workers (`checks` with the operator token only)',
           responses: {
             '200': ok(
               'Ready',
               z.object({
                 ready: z.boolean(),
-                checks: z.record(z.string(), z.looseObject({ ok: z.boolean() })),
+                checks: z.record(z.string(), z.looseObject({ ok: z.boolean() })).optional(),
               }),
             ),
-            '503': { description: 'Not ready: `checks` names what is not' },
+            '401': { description: 'A token that is not the operator token' },
+            '503': { description: 'Not ready: `checks` (operator token) names what is not' },
           },
         },
       },

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { actorOf } from './access';
 import { ApiError } from '../errors';
 import type { AppDeps } from './app';
 import { REPLAY_FIX, type OpencxIngress, type ReplayOutcome } from './opencx-ingress';
@@ -58,6 +59,10 @@ export function opencxEventsRouter(deps: AppDeps, ingress: OpencxIngress): Route
     const events: ReplayOutcome[] = [];
     // Oldest first, one at a time: a conversation's events reach it in the order they came.
     for (const k of kept) events.push(await ingress.replay(orgId, k));
+    await deps.store.audit(orgId, actorOf(req), 'opencx_events.replayed', {
+      events: events.length,
+      replayed: events.filter((e) => e.status === 'replayed').length,
+    });
     const count = (status: string) => events.filter((e) => e.status === status).length;
     req.log.info(
       { orgId, replayed: count('replayed'), refused: count('refused') },
@@ -89,6 +94,10 @@ export function opencxEventsRouter(deps: AppDeps, ingress: OpencxIngress): Route
       return;
     }
     const outcome = await ingress.replay(orgId, kept);
+    await deps.store.audit(orgId, actorOf(req), 'opencx_event.replayed', {
+      webhookId,
+      status: outcome.status,
+    });
     if (outcome.status === 'refused') {
       res.status(422).json({
         error: {

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { actorOf } from './access';
 import { z } from 'zod';
 import { commandParkedStep, withTemporal } from '../conversations/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -85,12 +86,14 @@ export function sessionsRouter(deps: AppDeps): Router {
   r.post('/v1/orgs/:orgId/sessions/:sessionId/resume', async (req, res) => {
     const { orgId, sessionId } = sessionParams(req.params);
     const { step } = await commandParkedStep(conversations(), orgId, sessionId, { kind: 'resume' });
+    await deps.store.audit(orgId, actorOf(req), 'session.resumed', { sessionId, step });
     res.json({ status: 'resumed', step });
   });
   r.post('/v1/orgs/:orgId/sessions/:sessionId/skip', async (req, res) => {
     const { orgId, sessionId } = sessionParams(req.params);
     const { reason } = parseBody(skipBodySchema, req.body);
     const { step } = await commandParkedStep(conversations(), orgId, sessionId, { kind: 'skip', reason });
+    await deps.store.audit(orgId, actorOf(req), 'session.step_skipped', { sessionId, step, reason });
     res.json({ status: 'skipped', step, reason });
   });
   return r;

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { actorOf } from './access';
 import { ApiError } from '../errors';
 import { OpencxOrganizationTakenError, type StoredOrg } from '../store';
 import {
@@ -43,6 +44,17 @@ function opencxOrganizationTaken(opencxOrgId: string, holder: string | undefined
   );
 }
 
+/** In production the OpenCX API key goes over https only: an http apiBaseUrl is refused. */
+function opencxHttpsOnly(input: SettingsInput): void {
+  const base = input.opencx?.apiBaseUrl;
+  if (base !== undefined && !base.toLowerCase().startsWith('https://')) {
+    throw new ApiError(400, 'invalid_field', 'opencx.apiBaseUrl must use https://', {
+      field: 'opencx.apiBaseUrl',
+      fix: 'Use the https:// address of the OpenCX API (default https://api.open.cx).',
+    });
+  }
+}
+
 /** Settings → Integrations → Creatio: Test & Save, read, test only, rotate the webhook token. */
 export function settingsRouter(deps: AppDeps): Router {
   const r = Router();
@@ -76,6 +88,7 @@ export function settingsRouter(deps: AppDeps): Router {
   r.put('/v1/orgs/:orgId/integrations/creatio', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
+    if (deps.config.env === 'production') opencxHttpsOnly(input);
     const existing = await deps.store.getOrg(orgId);
     const mapping = await opencxOrganization(orgId, input, existing);
     const result = await testSettings(input, existing?.settings, withProbes(orgId, !!existing));
@@ -96,6 +109,11 @@ export function settingsRouter(deps: AppDeps): Router {
       throw err;
     }
     req.log.info({ orgId, created: !existing }, 'Creatio integration saved');
+    // The fields sent, never their values (some are secrets).
+    await deps.store.audit(orgId, actorOf(req), existing ? 'settings.updated' : 'settings.created', {
+      fields: Object.keys(req.body as Record<string, unknown>).sort(),
+      ...(input.opencx && { opencxFields: Object.keys(input.opencx).sort() }),
+    });
     res.status(existing ? 200 : 201).json({
       ...publicView(orgId, saved.settings, webhookUrl(saved.webhookToken)),
       checks: result.checks,
@@ -113,6 +131,7 @@ export function settingsRouter(deps: AppDeps): Router {
   r.post('/v1/orgs/:orgId/integrations/creatio/test', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const input = parseBody(settingsInputSchema, req.body);
+    if (deps.config.env === 'production') opencxHttpsOnly(input);
     const existing = await deps.store.getOrg(orgId);
     const mapping = await opencxOrganization(orgId, input, existing);
     const { ok, checks, notices } = await testSettings(
@@ -128,6 +147,7 @@ export function settingsRouter(deps: AppDeps): Router {
     const token = await deps.store.rotateWebhookToken(orgId);
     if (!token) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
     req.log.info({ orgId }, 'Creatio webhook token rotated');
+    await deps.store.audit(orgId, actorOf(req), 'webhook_token.rotated');
     res.json({ webhookUrl: webhookUrl(token) });
   });
 

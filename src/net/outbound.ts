@@ -37,6 +37,13 @@ const RANGES: [AddressClass, string, number, 'ipv4' | 'ipv6'][] = [
   ['multicast', 'ff00::', 8, 'ipv6'],
   ['reserved', '64:ff9b::', 96, 'ipv6'],
   ['reserved', '2001:db8::', 32, 'ipv6'],
+  // IPv4-compatible (deprecated; :: and ::1 are judged above), local-use NAT64, 6to4 (embeds an
+  // IPv4 address), site-local (deprecated private). IPv4-mapped ::ffff:0:0/96 is judged as its
+  // IPv4 address (classifyAddress).
+  ['reserved', '::', 96, 'ipv6'],
+  ['reserved', '64:ff9b:1::', 48, 'ipv6'],
+  ['reserved', '2002::', 16, 'ipv6'],
+  ['private', 'fec0::', 10, 'ipv6'],
 ];
 
 const LISTS = new Map<AddressClass, BlockList>();
@@ -49,10 +56,33 @@ for (const [cls, net, prefix, type] of RANGES) {
   list.addSubnet(net, prefix, type);
 }
 
+/** The IPv4 address an IPv4-mapped IPv6 address (::ffff:a.b.c.d, in any spelling) carries. */
+function mappedIpv4(ip: string): string | undefined {
+  if (isIP(ip) !== 6) return undefined;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::');
+  const groups = (part: string) => (part ? part.split(':') : []);
+  let left = groups(head);
+  let right = groups(tail);
+  const last = (ip.includes('::') ? right : left).at(-1) ?? '';
+  const dotted = last.includes('.') ? last : undefined;
+  if (dotted) {
+    const words = dotted.split('.').map(Number);
+    const hex = [(words[0]! << 8) | words[1]!, (words[2]! << 8) | words[3]!].map((w) => w.toString(16));
+    if (ip.includes('::')) right = [...right.slice(0, -1), ...hex];
+    else left = [...left.slice(0, -1), ...hex];
+  }
+  const all = ip.includes('::')
+    ? [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right]
+    : left;
+  const n = all.map((g) => parseInt(g, 16));
+  if (n.length !== 8 || n.slice(0, 5).some((g) => g !== 0) || n[5] !== 0xffff) return undefined;
+  return [n[6]! >> 8, n[6]! & 255, n[7]! >> 8, n[7]! & 255].join('.');
+}
+
 /** The class of an IP address; an IPv4-mapped IPv6 address is judged as the IPv4 address. */
 export function classifyAddress(ip: string): AddressClass {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip)?.[1];
-  const address = mapped ?? ip;
+  const bare = ip.replace(/%.*$/, '');
+  const address = mappedIpv4(bare) ?? bare;
   const type = isIP(address) === 6 ? 'ipv6' : 'ipv4';
   for (const cls of [
     'metadata',

@@ -32,7 +32,23 @@ export const HANDLED_EVENTS = [
 export const SESSION_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 const id = z.union([z.string().min(1).max(200), z.number().int()]).transform(String);
-const text = z.string().max(100_000);
+/**
+ * What one message keeps in Creatio. Past these the event is still taken (the 1 MB body limit bounds
+ * it): the text is cut, the attachments after the first are counted, a file name is shortened, and
+ * the activity says so (notes below).
+ */
+export const MESSAGE_LIMITS = { textChars: 100_000, attachments: 50, fileNameChars: 250 } as const;
+
+/**
+ * The scheme of the notes the conversion adds to a message's attachments (the text was cut, more
+ * attachments than were logged): src/activities/format.ts renders them as notes, never as links.
+ * An OpenCX URL with this scheme is renamed so that it can never pass for one.
+ */
+export const NOTE_SCHEME = 'opencx-bridge-note:';
+export const TEXT_CUT_NOTE_URL = `${NOTE_SCHEME}text-cut`;
+export const MORE_ATTACHMENTS_NOTE_URL = `${NOTE_SCHEME}more-attachments`;
+
+const text = z.string();
 const prose = z
   .string()
   .max(20_000)
@@ -111,12 +127,12 @@ const content = z.union([text, z.object({ text: text.nullish() })]);
  * earlier assumption was `{ name, url, mime_type }`. Both are read; only `url` is required.
  */
 const attachment = z.object({
-  name: z.string().max(500).nullish(),
+  name: z.string().nullish(),
   url: z.string().min(1).max(2000),
   mime_type: z.string().max(200).nullish(),
   type: z.string().max(200).nullish(),
 });
-const attachments = z.array(attachment).max(50).nullish();
+const attachments = z.array(attachment).nullish();
 
 /**
  * The message events (`conversation.contact_response`, `.ai_response`, `.agent_response`).
@@ -317,6 +333,56 @@ function nameOf(url: string): string {
   return 'attachment';
 }
 
+/** A text cut at `MESSAGE_LIMITS.textChars` (never inside a surrogate pair), and whether it was. */
+export function cutText(t: string): { text: string; cut: boolean } {
+  const max = MESSAGE_LIMITS.textChars;
+  if (t.length <= max) return { text: t, cut: false };
+  const end = /[\uD800-\uDBFF]/.test(t.charAt(max - 1)) ? max - 1 : max;
+  return { text: t.slice(0, end), cut: true };
+}
+
+export const textCutNote = () => `message cut at ${MESSAGE_LIMITS.textChars} characters; full text in OpenCX`;
+
+/** A file name of at most `MESSAGE_LIMITS.fileNameChars` characters, its extension kept. */
+export function shortFileName(name: string): string {
+  const max = MESSAGE_LIMITS.fileNameChars;
+  if (name.length <= max) return name;
+  const ext = /\.[A-Za-z0-9]{1,16}$/.exec(name)?.[0] ?? '';
+  return `${name.slice(0, max - 1 - ext.length)}…${ext}`;
+}
+
+/**
+ * A message's text and attachments within `MESSAGE_LIMITS`, with a note attachment for what was
+ * left out (the text keeps its first characters, so the history check still recognises it).
+ */
+function withinLimits(
+  messageText: string,
+  list: { name: string; url: string; mimeType?: string }[],
+): { text: string; attachments: { name: string; url: string; mimeType?: string }[] } {
+  const { text: kept, cut } = cutText(messageText);
+  const shown = list.slice(0, MESSAGE_LIMITS.attachments).map((a) => ({
+    ...a,
+    name: shortFileName(a.name),
+    url: a.url.startsWith(NOTE_SCHEME) ? `x-${a.url}` : a.url,
+  }));
+  const more = list.length - shown.length;
+  return {
+    text: kept,
+    attachments: [
+      ...(cut ? [{ name: textCutNote(), url: TEXT_CUT_NOTE_URL }] : []),
+      ...shown,
+      ...(more > 0
+        ? [
+            {
+              name: `and ${more} more attachments; see the session in OpenCX`,
+              url: MORE_ATTACHMENTS_NOTE_URL,
+            },
+          ]
+        : []),
+    ],
+  };
+}
+
 /**
  * Validates an OpenCX event's data once (with `parse`, which the ingress makes name the bad
  * field) and maps it to the workflow's event; returns the session id with it. `receivedAt` is the
@@ -340,6 +406,8 @@ export function toConversationEvent(
       const first =
         typeof d.first_message === 'string' ? { id: undefined, text: d.first_message } : d.first_message;
       const channel = typeof d.channel === 'string' ? d.channel : d.channel?.type;
+      // The first message has no attachments to carry a note: a cut text ends with it.
+      const firstText = first?.text ? cutText(first.text) : undefined;
       return {
         sessionId: sid,
         event: {
@@ -353,9 +421,13 @@ export function toConversationEvent(
             ...(email && { email }),
             ...(phone && { phone }),
           },
-          ...(first?.text && {
-            firstMessage: { id: first.id ?? `${sid}:first`, text: first.text },
-          }),
+          ...(first?.text &&
+            firstText && {
+              firstMessage: {
+                id: first.id ?? `${sid}:first`,
+                text: firstText.cut ? `${firstText.text}\n\n[${textCutNote()}]` : firstText.text,
+              },
+            }),
         },
       };
     }
@@ -373,6 +445,13 @@ export function toConversationEvent(
         textOf(d.content) ??
         '';
       const agentName = d.agent?.name ?? d.agent_name ?? d.sender?.name ?? undefined;
+      const kept = withinLimits(
+        messageText,
+        (m?.attachments ?? d.attachments ?? []).map((a) => {
+          const mimeType = a.mime_type ?? a.type ?? undefined;
+          return { name: a.name || nameOf(a.url), url: a.url, ...(mimeType && { mimeType }) };
+        }),
+      );
       return {
         sessionId: (d.conversation_id ?? d.session_id)!,
         event: {
@@ -381,11 +460,8 @@ export function toConversationEvent(
           timestamp: d.timestamp ?? d.created_at ?? receivedAt,
           messageId,
           author: AUTHORS[event],
-          text: messageText,
-          attachments: (m?.attachments ?? d.attachments ?? []).map((a) => {
-            const mimeType = a.mime_type ?? a.type ?? undefined;
-            return { name: a.name || nameOf(a.url), url: a.url, ...(mimeType && { mimeType }) };
-          }),
+          text: kept.text,
+          attachments: kept.attachments,
           ...(agentName && { agentName }),
         },
       };

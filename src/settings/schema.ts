@@ -63,6 +63,13 @@ export const settingsInputSchema = z.strictObject({
     .default(DEFAULT_CLOSURE_STATUS_NAMES),
   aiFields: z.array(aiFieldSchema).max(50).default([]),
   /**
+   * Which existing Creatio Contact a conversation's case is linked to (`ContactMatching`).
+   * Default "verified": only on a channel listed in `verifiedChannels`.
+   */
+  contactMatching: z.enum(['never', 'verified', 'email_or_phone']).default('verified'),
+  /** Channels whose contact identity OpenCX has proven (e.g. "sms", "whatsapp"); empty by default. */
+  verifiedChannels: z.array(z.string().trim().toLowerCase().min(1).max(50)).max(20).default([]),
+  /**
    * Test & Save only (not stored): also check that the Creatio business processes call the bridge
    * back, with a probe case (needs saved settings: the processes call their webhook URL).
    */
@@ -93,6 +100,17 @@ export const settingsInputSchema = z.strictObject({
 export type SettingsInput = z.infer<typeof settingsInputSchema>;
 export type AiFieldMapping = z.infer<typeof aiFieldSchema>;
 
+/**
+ * How a conversation's case finds its Creatio Contact:
+ * - "never": every conversation gets a new Contact;
+ * - "verified": an existing Contact is matched only on a channel listed in `verifiedChannels`, by
+ *   the identifier that channel proves (the phone number on sms / whatsapp / phone, the address on
+ *   email, either on any other listed channel); elsewhere a new Contact;
+ * - "email_or_phone": matched by the email or phone the customer gave, whatever the channel (anyone
+ *   who types someone else's address gets that person's Contact and case history).
+ */
+export type ContactMatching = SettingsInput['contactMatching'];
+
 /** Settings as the service uses them: URLs normalised, secrets in clear (in memory only). */
 export interface OrgSettings {
   instanceUrl: string;
@@ -108,6 +126,10 @@ export interface OrgSettings {
   agentReplyFilter: { activityTypes: string[]; activityCategories: string[] };
   closureStatusNames: string[];
   aiFields: AiFieldMapping[];
+  /** Absent in settings saved before it existed: "verified". */
+  contactMatching?: ContactMatching;
+  /** Absent in settings saved before it existed: none. */
+  verifiedChannels?: string[];
   opencx: {
     apiBaseUrl: string;
     apiKey: string | undefined;
@@ -202,6 +224,8 @@ export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
     agentReplyRules: agentReplyRules(s.agentReplyFilter),
     closureStatusNames: s.closureStatusNames,
     aiFields: s.aiFields,
+    contactMatching: s.contactMatching ?? 'verified',
+    verifiedChannels: s.verifiedChannels ?? [],
     odataPath: s.odataPath ?? '/0/odata',
     opencx: {
       apiBaseUrl: s.opencx.apiBaseUrl,

@@ -373,6 +373,8 @@ async function testCreatio(
     agentReplyFilter: input.agentReplyFilter,
     closureStatusNames: input.closureStatusNames,
     aiFields: input.aiFields,
+    contactMatching: input.contactMatching,
+    verifiedChannels: input.verifiedChannels,
     opencx: {
       apiBaseUrl: (
         input.opencx?.apiBaseUrl ??

@@ -12,6 +12,21 @@ import type { OrgSettings } from '../settings/schema';
 import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
 
+/** An organization's admin token, as listed (never the token). */
+export interface OrgToken {
+  id: string;
+  label: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+export interface AuditEntry {
+  at: string;
+  actor: string;
+  action: string;
+  detail: Record<string, unknown>;
+}
+
 /** An agent reply's send, by the Creatio activity it comes from. */
 export interface ReplyRecord {
   orgId: string;
@@ -445,6 +460,86 @@ export class Store {
     return r && { orgId, caseId: r.case_id, sessionId, workflowId: r.workflow_id };
   }
 
+  /** A new admin token for one organization; the token itself is returned once, only its hash kept. */
+  async createOrgToken(
+    orgId: string,
+    label: string,
+  ): Promise<{ id: string; token: string; createdAt: string }> {
+    const id = `tok_${randomToken(9)}`;
+    const token = `org_${randomToken(32)}`;
+    const rows = await this.db.query<{ created_at: Date }>(
+      `INSERT INTO org_admin_tokens (id, org_id, token_hash, label) VALUES ($1, $2, $3, $4) RETURNING created_at`,
+      [id, orgId, sha256Hex(token), label],
+    );
+    return { id, token, createdAt: rows[0]!.created_at.toISOString() };
+  }
+
+  async orgTokens(orgId: string): Promise<OrgToken[]> {
+    const rows = await this.db.query<{
+      id: string;
+      label: string;
+      created_at: Date;
+      revoked_at: Date | null;
+    }>(
+      'SELECT id, label, created_at, revoked_at FROM org_admin_tokens WHERE org_id = $1 ORDER BY created_at, id',
+      [orgId],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      label: r.label,
+      createdAt: r.created_at.toISOString(),
+      revokedAt: r.revoked_at ? r.revoked_at.toISOString() : null,
+    }));
+  }
+
+  /** Revokes a token of the organization; false when it has no such token. */
+  async revokeOrgToken(orgId: string, id: string): Promise<boolean> {
+    const rows = await this.db.query<{ id: string }>(
+      `UPDATE org_admin_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE org_id = $1 AND id = $2 RETURNING id`,
+      [orgId, id],
+    );
+    return rows.length > 0;
+  }
+
+  /** The organization and id of a token that is not revoked. */
+  async findOrgToken(token: string): Promise<{ id: string; orgId: string } | undefined> {
+    const rows = await this.db.query<{ id: string; org_id: string }>(
+      'SELECT id, org_id FROM org_admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL',
+      [sha256Hex(token)],
+    );
+    const r = rows[0];
+    return r && { id: r.id, orgId: r.org_id };
+  }
+
+  /** One entry of the organization's audit log: who, what, and the non-secret detail. */
+  async audit(
+    orgId: string,
+    actor: string,
+    action: string,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    await this.db.query('INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)', [
+      orgId,
+      actor,
+      action,
+      JSON.stringify(detail),
+    ]);
+  }
+
+  /** The organization's audit log, newest first. */
+  async auditLog(orgId: string, limit = 200): Promise<AuditEntry[]> {
+    const rows = await this.db.query<{ actor: string; action: string; detail: string; at: Date }>(
+      'SELECT actor, action, detail, at FROM audit_log WHERE org_id = $1 ORDER BY id DESC LIMIT $2',
+      [orgId, Math.max(1, Math.min(limit, 1000))],
+    );
+    return rows.map((r) => ({
+      at: r.at.toISOString(),
+      actor: r.actor,
+      action: r.action,
+      detail: JSON.parse(r.detail) as Record<string, unknown>,
+    }));
+  }
+
   /** Records that a send of an agent reply to OpenCX is starting (its answer may be lost). */
   recordReplyAttempt(r: ReplyRecord): Promise<void> {
     return this.recordReply(r, 'sending');
@@ -520,6 +615,8 @@ export class Store {
         agentReplyFilter: plain.agentReplyFilter,
         closureStatusNames: plain.closureStatusNames,
         aiFields: plain.aiFields,
+        ...(plain.contactMatching && { contactMatching: plain.contactMatching }),
+        ...(plain.verifiedChannels && { verifiedChannels: plain.verifiedChannels }),
         ...(plain.odataPath && { odataPath: plain.odataPath }),
         clientSecret: open(secrets.clientSecret, 'clientSecret')!,
         opencx: {

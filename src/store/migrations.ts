@@ -224,6 +224,32 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
       `ALTER TABLE delivered_replies ADD COLUMN state text NOT NULL DEFAULT 'delivered'`,
     ],
   },
+  {
+    id: 16,
+    name: 'organization admin tokens and the audit log',
+    sql: [
+      // An organization's own admin tokens: only their hash is kept (the token is shown once).
+      `CREATE TABLE org_admin_tokens (
+         id text PRIMARY KEY,
+         org_id text NOT NULL,
+         token_hash text NOT NULL UNIQUE,
+         label text NOT NULL DEFAULT '',
+         created_at timestamptz NOT NULL DEFAULT now(),
+         revoked_at timestamptz
+       )`,
+      `CREATE INDEX org_admin_tokens_org ON org_admin_tokens (org_id)`,
+      // Who changed what, per organization (never a secret).
+      `CREATE TABLE audit_log (
+         id bigserial PRIMARY KEY,
+         org_id text NOT NULL,
+         actor text NOT NULL,
+         action text NOT NULL,
+         detail text NOT NULL DEFAULT '{}',
+         at timestamptz NOT NULL DEFAULT now()
+       )`,
+      `CREATE INDEX audit_log_org ON audit_log (org_id, id)`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -65,7 +65,8 @@ async function signIn(token, orgId) {
     session.clear();
     throw new Error(res.body?.error?.message ?? 'Sign-in refused');
   }
-  if (res.status === 400) {
+  if (res.status === 400 || res.status === 403) {
+    // 403: an organization's own token, signing in to another organization.
     session.clear();
     throw new Error(res.body?.error?.message ?? 'Bad organization ID');
   }
@@ -463,6 +464,11 @@ async function loadEvents() {
         `${kept.body.dropped.count} refused event(s) were dropped unreplayed (too many waiting), the last at ${kept.body.dropped.lastAt}.`,
       ),
     );
+  // An organization's own token does not see the bridge-wide list (the operator's).
+  if (unmapped.body?.error?.code === 'operator_only') {
+    out.replaceChildren(...parts);
+    return;
+  }
   parts.push(el('h2', {}, 'OpenCX organizations not connected'));
   if (unmapped.body?.error) parts.push(renderError(unmapped.body.error));
   else if (unmapped.body.organizations.length === 0)
