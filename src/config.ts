@@ -39,6 +39,15 @@ const trustProxy = z
 
 const ms = (max: number) => z.coerce.number().int().min(1_000).max(max);
 
+/** A duration of the form the schema accepts (e.g. `10m`), in milliseconds. */
+function durationMs(v: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(v)!;
+  const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[
+    m[2] as 'ms' | 's' | 'm' | 'h' | 'd'
+  ];
+  return Number(m[1]) * unit;
+}
+
 /** Every environment variable the service reads. `.env.example` documents each one. */
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -120,6 +129,7 @@ const envSchema = z.object({
   REPLY_CHECK_EVERY: duration.default('2m'),
   REPLY_CHECK_MAX_EVERY: duration.default('30m'),
   REPLY_LOOKBACK: duration.default('10m'),
+  CREDENTIAL_ROTATION_OVERLAP: duration.default('10m'),
   HISTORY_CHECK_AFTER: duration
     .refine((v) => !/^(\d{1,3}ms|0+[smhd])$/.test(v), 'must be at least 1s (each check reads OpenCX)')
     .default('2m'),
@@ -192,6 +202,8 @@ export interface Config {
   replyCheckMaxEvery: string;
   replyLookback: string;
   historyCheckAfter: string;
+  /** How long a rotated Creatio webhook token or OpenCX webhook secret is still accepted, in ms. */
+  credentialRotationOverlapMs: number;
   historyCheckMaxEvery: string;
   replyAttachmentMaxBytes: number;
   opencxSessionUrlTemplate: string;
@@ -310,6 +322,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     replyCheckMaxEvery: e.REPLY_CHECK_MAX_EVERY,
     replyLookback: e.REPLY_LOOKBACK,
     historyCheckAfter: e.HISTORY_CHECK_AFTER,
+    credentialRotationOverlapMs: durationMs(e.CREDENTIAL_ROTATION_OVERLAP),
     historyCheckMaxEvery: e.HISTORY_CHECK_MAX_EVERY,
     replyAttachmentMaxBytes: e.REPLY_ATTACHMENT_MAX_BYTES,
     opencxSessionUrlTemplate: e.OPENCX_SESSION_URL_TEMPLATE,

@@ -98,6 +98,7 @@ async function main(): Promise<void> {
 
     const key = await resolveEncryptionKey(config.encryptionKey, config.dataDir, log);
     const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, key, log });
+    store.rotation.overlapMs = config.credentialRotationOverlapMs;
     shutdown.add('store', () => store.close());
 
     if (config.sandbox) {

@@ -119,14 +119,22 @@ describe(
       assert.doesNotMatch(await page.content(), new RegExp(SANDBOX_CLIENT.clientSecret));
       await shot('console-saved');
 
-      // Rotate: a new URL, and the old one stops working.
+      // Rotate: a new URL; the old one works for the overlap only, and the page says until when.
       page.once('dialog', (d) => void d.accept());
       await page.click('#rotate-webhook');
       await page.waitForFunction(
         `document.querySelector('#webhook-url').textContent !== ${JSON.stringify(url)}`,
       );
       const token = url.split('/').pop()!;
-      assert.equal(await bridge.store.findOrgByWebhookToken(token), undefined);
+      assert.match(await text('#webhook-hint'), /The old URL works until \d{4}-/);
+      assert.equal(await bridge.store.findOrgByWebhookToken(token), orgId, 'within the overlap');
+      const overlap = bridge.store.rotation.overlapMs;
+      bridge.store.rotation.overlapMs = 0;
+      try {
+        assert.equal(await bridge.store.findOrgByWebhookToken(token), undefined, 'past it');
+      } finally {
+        bridge.store.rotation.overlapMs = overlap;
+      }
     });
 
     it('finds a conversation by session ID, shows the parked step with diagnose, and resumes it', async () => {

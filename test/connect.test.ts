@@ -403,7 +403,7 @@ describe('Connect Creatio: Test & Save', () => {
     });
   });
 
-  it('rotates the webhook token: the old one stops matching at once', async () => {
+  it('rotates the webhook token: the old one keeps matching for the overlap, then stops', async () => {
     const orgId = uniqueOrg();
     const created = await put(orgId, validSettings(emu));
     const oldToken = String(created.body.webhookUrl).split('/').pop()!;
@@ -412,8 +412,17 @@ describe('Connect Creatio: Test & Save', () => {
     assert.equal(rotated.status, 200);
     const newToken = String(rotated.body.webhookUrl).split('/').pop()!;
     assert.notEqual(newToken, oldToken);
-    assert.equal(await store.findOrgByWebhookToken(oldToken), undefined);
+    // The processes still calling the old URL are switched within the overlap (10 minutes).
+    assert.ok(Date.parse(rotated.body.previousValidUntil) > Date.now() + 9 * 60_000);
+    assert.equal(await store.findOrgByWebhookToken(oldToken), orgId);
     assert.equal(await store.findOrgByWebhookToken(newToken), orgId);
+    const overlap = store.rotation.overlapMs;
+    store.rotation.overlapMs = 0; // as if the overlap had passed
+    try {
+      assert.equal(await store.findOrgByWebhookToken(oldToken), undefined);
+    } finally {
+      store.rotation.overlapMs = overlap;
+    }
     assert.equal(
       (await api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body.webhookUrl,
       rotated.body.webhookUrl,

@@ -261,7 +261,7 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
       assert.equal(r.body.error.message, 'Invalid token');
       assert.match(r.body.error.fix, /webhook URL/);
     });
-    it('a rotated token stops the old URL at once', async () => {
+    it('a rotated token: the old URL works for the overlap, then stops', async () => {
       const other = await bridge.connectOrg();
       const oldUrl = await bridge.creatioWebhookUrl(other);
       const rotated = await bridge.api.request(
@@ -269,7 +269,17 @@ describe('Creatio talks back: agent replies and closure (real Temporal, both emu
         `/v1/orgs/${other}/integrations/creatio/webhook-token`,
       );
       assert.equal(rotated.status, 200);
-      const r = await post(JSON.stringify({ event_type: 'new_activity', caseId }), oldUrl);
+      assert.ok(rotated.body.previousValidUntil, 'the answer says until when the old URL works');
+      const during = await post(JSON.stringify({ event_type: 'new_activity', caseId }), oldUrl);
+      assert.notEqual(during.status, 401, 'within the overlap');
+      const overlap = bridge.store.rotation.overlapMs;
+      bridge.store.rotation.overlapMs = 0; // as if the overlap had passed
+      let r;
+      try {
+        r = await post(JSON.stringify({ event_type: 'new_activity', caseId }), oldUrl);
+      } finally {
+        bridge.store.rotation.overlapMs = overlap;
+      }
       assert.equal(r.status, 401);
       const fresh = await post(
         JSON.stringify({ event_type: 'new_activity', caseId }),

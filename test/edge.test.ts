@@ -42,6 +42,7 @@ describe('edge: failure counters refuse attackers, never valid callers', () => {
   async function rotatedOrg(): Promise<{ retired: string; current: string }> {
     const orgId = uniqueOrg('edge');
     const retired = (await store.saveOrg(orgId, storedSettings())).webhookToken;
+    store.rotation.overlapMs = 0; // the retired token is past its rotation overlap
     const current = (await store.rotateWebhookToken(orgId))!;
     return { retired, current };
   }

@@ -3,7 +3,7 @@
  * the whole bridge; every change is in the organization's audit log (who, what; no secret).
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Bridge, ev, waitFor } from './bridge-harness';
 
@@ -62,6 +62,55 @@ describe('tenants: organization tokens and the audit log', () => {
       as(token),
     );
     assert.equal(revoked.status, 401);
+  });
+
+  it('a new OpenCX webhook secret: the previous one is still accepted for the overlap, and the answer says until when', async () => {
+    const orgId = await bridge.connectOrg();
+    const s = `rot-${randomUUID().slice(0, 10)}`;
+    const current = (await bridge.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body;
+    const newSecret = `whsec_${randomBytes(24).toString('base64')}`;
+    const put = await bridge.api.request('PUT', `/v1/orgs/${orgId}/integrations/creatio`, {
+      instanceUrl: current.instanceUrl,
+      clientId: current.clientId,
+      opencx: { webhookSecret: newSecret },
+    });
+    assert.equal(put.status, 200, put.text);
+    const notice = (put.body.notices as { code: string; message: string }[]).find(
+      (n) => n.code === 'opencx_webhook_secret_overlap',
+    );
+    assert.ok(notice, JSON.stringify(put.body.notices));
+    // OpenCX still signing with the old secret, and already with the new one: both delivered.
+    assert.equal((await bridge.send(orgId, 'conversation.started', ev.started(s))).status, 202);
+    assert.equal(
+      (
+        await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'hi'), {
+          secret: newSecret,
+        })
+      ).status,
+      202,
+    );
+    // Once the overlap has passed (a second change with no overlap), only the newest secret works.
+    const overlap = bridge.store.rotation.overlapMs;
+    bridge.store.rotation.overlapMs = 0;
+    try {
+      const newest = `whsec_${randomBytes(24).toString('base64')}`;
+      const again = await bridge.api.request('PUT', `/v1/orgs/${orgId}/integrations/creatio`, {
+        instanceUrl: current.instanceUrl,
+        clientId: current.clientId,
+        opencx: { webhookSecret: newest },
+      });
+      assert.equal(again.status, 200, again.text);
+      const old = await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm2', 'x'), {
+        secret: newSecret,
+      });
+      assert.equal(old.status, 401);
+      const ok = await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm3', 'y'), {
+        secret: newest,
+      });
+      assert.equal(ok.status, 202);
+    } finally {
+      bridge.store.rotation.overlapMs = overlap;
+    }
   });
 
   it('the audit log: settings saved, a token made, a step given up, with who did it and no secret', async () => {

@@ -42,7 +42,16 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
 export interface Receiver {
   orgId: string | undefined;
   secret: string | undefined;
+  /** The secret before the last change, while the rotation overlap lasts. */
+  previous?: { secret: string; until: number };
   cachedAt: number;
+}
+
+/** The secrets a signature may be made with now: the current one, and the previous during the overlap. */
+export function secretsOf(r: Receiver, now = Date.now()): string[] {
+  return [r.secret, r.previous && r.previous.until > now ? r.previous.secret : undefined].filter(
+    (s): s is string => typeof s === 'string',
+  );
 }
 
 /**
@@ -65,7 +74,13 @@ class Receivers {
     const hit = this.cache.get(opencxOrgId);
     if (hit && !fresh && Date.now() - hit.cachedAt < this.ttlMs) return hit;
     const org = await this.store.getOrgByOpencxOrganization(opencxOrgId);
-    const entry = { orgId: org?.orgId, secret: org?.settings.opencx.webhookSecret, cachedAt: Date.now() };
+    const previous = org?.previousWebhookSecret;
+    const entry: Receiver = {
+      orgId: org?.orgId,
+      secret: org?.settings.opencx.webhookSecret,
+      ...(previous && { previous: { secret: previous.secret, until: Date.parse(previous.until) } }),
+      cachedAt: Date.now(),
+    };
     if (this.cache.size >= this.maxEntries) this.cache.clear();
     this.cache.set(opencxOrgId, entry);
     return entry;

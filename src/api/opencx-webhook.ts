@@ -5,7 +5,7 @@ import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
 import { OPENCX_ORG_ID_RE } from '../settings/schema';
 import type { AppDeps } from './app';
 import { parseBody } from './errors';
-import type { OpencxIngress } from './opencx-ingress';
+import { secretsOf, type OpencxIngress } from './opencx-ingress';
 
 const SIGNATURE_FIX =
   'Send the Standard Webhooks headers webhook-id, webhook-timestamp and webhook-signature, signed with the webhook secret stored for the organization.';
@@ -68,10 +68,10 @@ export function opencxWebhookRouter(deps: AppDeps, ingress: OpencxIngress): Rout
     // the same answer, so that the endpoint tells nothing about which organizations exist; the log
     // says which it was, and unmapped ids are counted for the operator (GET /v1/opencx-events/unmapped).
     let receiver = await ingress.receivers.get(opencxOrgId);
-    let verified = receiver.secret ? verify([receiver.secret], headers, raw) : INVALID_SIGNATURE;
+    let verified = receiver.secret ? verify(secretsOf(receiver), headers, raw) : INVALID_SIGNATURE;
     if (!verified.ok && Date.now() - receiver.cachedAt > 2_000) {
       receiver = await ingress.receivers.get(opencxOrgId, true);
-      verified = receiver.secret ? verify([receiver.secret], headers, raw) : INVALID_SIGNATURE;
+      verified = receiver.secret ? verify(secretsOf(receiver), headers, raw) : INVALID_SIGNATURE;
     }
     if (!receiver.orgId) {
       ingress.unmapped.note(opencxOrgId);

@@ -114,10 +114,21 @@ export function settingsRouter(deps: AppDeps): Router {
       fields: Object.keys(req.body as Record<string, unknown>).sort(),
       ...(input.opencx && { opencxFields: Object.keys(input.opencx).sort() }),
     });
+    const rotated =
+      saved.previousWebhookSecret &&
+      existing?.previousWebhookSecret?.until !== saved.previousWebhookSecret.until
+        ? [
+            {
+              code: 'opencx_webhook_secret_overlap',
+              field: 'opencx.webhookSecret',
+              message: `The previous OpenCX webhook secret is still accepted until ${saved.previousWebhookSecret.until}: switch OpenCX to the new one before then`,
+            },
+          ]
+        : [];
     res.status(existing ? 200 : 201).json({
       ...publicView(orgId, saved.settings, webhookUrl(saved.webhookToken)),
       checks: result.checks,
-      notices: result.notices,
+      notices: [...result.notices, ...rotated],
     });
   });
 
@@ -147,8 +158,15 @@ export function settingsRouter(deps: AppDeps): Router {
     const token = await deps.store.rotateWebhookToken(orgId);
     if (!token) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
     req.log.info({ orgId }, 'Creatio webhook token rotated');
-    await deps.store.audit(orgId, actorOf(req), 'webhook_token.rotated');
-    res.json({ webhookUrl: webhookUrl(token) });
+    const overlapMs = deps.store.rotation.overlapMs;
+    await deps.store.audit(orgId, actorOf(req), 'webhook_token.rotated', {
+      overlapSeconds: overlapMs / 1000,
+    });
+    res.json({
+      webhookUrl: webhookUrl(token),
+      // The old URL keeps working this long, so the processes can be switched without a gap.
+      previousValidUntil: new Date(Date.now() + overlapMs).toISOString(),
+    });
   });
 
   return r;

@@ -50,12 +50,17 @@ interface SealedSecrets {
   webhookToken: string;
   opencxApiKey?: string;
   opencxWebhookSecret?: string;
+  /** The webhook secret before the last change, still accepted until `previousOpencxWebhookSecretUntil`. */
+  previousOpencxWebhookSecret?: string;
+  previousOpencxWebhookSecretUntil?: string;
 }
 
 export interface StoredOrg {
   orgId: string;
   settings: OrgSettings;
   webhookToken: string;
+  /** The OpenCX webhook secret before the last change, accepted until `until` (the rotation overlap). */
+  previousWebhookSecret?: { secret: string; until: string };
   updatedAt: Date;
   /** What a migration changed in these settings, until the admin saves them again. */
   notices: Notice[];
@@ -127,6 +132,11 @@ export class Store {
    * `unmappedIds` most recently seen are kept.
    */
   readonly rejectedEventLimits = { perOrg: 1_000, keepDays: 30, unmappedIds: 1_000 };
+  /**
+   * How long a rotated credential (a Creatio webhook token, an OpenCX webhook secret) is still
+   * accepted beside the new one: the callers switch without a gap (CREDENTIAL_ROTATION_OVERLAP).
+   */
+  readonly rotation = { overlapMs: 10 * 60_000 };
 
   constructor(
     readonly db: Db,
@@ -223,7 +233,14 @@ export class Store {
       'SELECT org_id FROM org_settings WHERE webhook_token_hash = $1',
       [sha256Hex(token)],
     );
-    return rows[0]?.org_id;
+    if (rows[0]) return rows[0].org_id;
+    // A token rotated less than the overlap ago still works (the processes switch without a gap).
+    const retiring = await this.db.query<{ org_id: string }>(
+      `SELECT org_id FROM retired_webhook_tokens
+        WHERE token_hash = $1 AND retired_at > now() - make_interval(secs => $2)`,
+      [sha256Hex(token), this.rotation.overlapMs / 1000],
+    );
+    return retiring[0]?.org_id;
   }
 
   /**
@@ -236,7 +253,20 @@ export class Store {
     const { clientSecret, opencx, ...rest } = settings;
     const opencxOrgId = opencx.organizationId ?? orgId;
     const plain: PlainSettings = { ...rest, opencx: { apiBaseUrl: opencx.apiBaseUrl } };
+    // A changed webhook secret: the old one stays valid for the overlap (an old one still within
+    // its own overlap is kept if nothing newer replaced it).
+    const oldSecret = existing?.settings.opencx.webhookSecret;
+    const previous =
+      oldSecret && opencx.webhookSecret && oldSecret !== opencx.webhookSecret
+        ? { secret: oldSecret, until: new Date(Date.now() + this.rotation.overlapMs).toISOString() }
+        : existing?.previousWebhookSecret && Date.parse(existing.previousWebhookSecret.until) > Date.now()
+          ? existing.previousWebhookSecret
+          : undefined;
     const secrets: SealedSecrets = {
+      ...(previous && {
+        previousOpencxWebhookSecret: this.box.seal(previous.secret, `${orgId}:previousOpencxWebhookSecret`),
+        previousOpencxWebhookSecretUntil: previous.until,
+      }),
       clientSecret: this.box.seal(clientSecret, `${orgId}:clientSecret`),
       webhookToken: this.box.seal(webhookToken, `${orgId}:webhookToken`),
       ...(opencx.apiKey && { opencxApiKey: this.box.seal(opencx.apiKey, `${orgId}:opencxApiKey`) }),
@@ -268,7 +298,14 @@ export class Store {
     // Its events are no longer "from an OpenCX organization nobody receives".
     await this.db.query('DELETE FROM opencx_unmapped_orgs WHERE opencx_org_id = $1', [opencxOrgId]);
     this.settingsChanged(orgId);
-    return { orgId, settings, webhookToken, updatedAt: rows[0]!.updated_at, notices: [] };
+    return {
+      orgId,
+      settings,
+      webhookToken,
+      updatedAt: rows[0]!.updated_at,
+      notices: [],
+      ...(previous && { previousWebhookSecret: previous }),
+    };
   }
 
   /** Replaces the webhook token; the old one stops matching as soon as this returns. */
@@ -601,6 +638,13 @@ export class Store {
       orgId,
       updatedAt,
       notices: plain.notices ?? [],
+      ...(secrets.previousOpencxWebhookSecret &&
+        secrets.previousOpencxWebhookSecretUntil && {
+          previousWebhookSecret: {
+            secret: open(secrets.previousOpencxWebhookSecret, 'previousOpencxWebhookSecret')!,
+            until: secrets.previousOpencxWebhookSecretUntil,
+          },
+        }),
       webhookToken: open(secrets.webhookToken, 'webhookToken')!,
       settings: {
         instanceUrl: plain.instanceUrl,

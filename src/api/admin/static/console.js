@@ -546,9 +546,13 @@ document.addEventListener('DOMContentLoaded', () => {
     () => void navigator.clipboard?.writeText($('#webhook-url').textContent),
   );
   $('#rotate-webhook').addEventListener('click', async () => {
-    if (!confirm('Rotate the webhook URL? The old one stops working at once.')) return;
+    if (!confirm('Rotate the webhook URL? The old one keeps working only for the overlap.')) return;
     const res = await api('POST', orgPath('/integrations/creatio/webhook-token'));
     if (res.body?.webhookUrl) showWebhook(res.body.webhookUrl);
+    if (res.body?.previousValidUntil) {
+      $('#webhook-hint').textContent =
+        `The old URL works until ${res.body.previousValidUntil}: update both processes in Creatio before then.`;
+    }
   });
   $('#reload-events').addEventListener('click', () => void loadEvents());
   $('#find-form').addEventListener('submit', (ev) => {
