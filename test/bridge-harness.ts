@@ -1,3 +1,4 @@
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -309,6 +310,23 @@ export class Bridge {
       Array.from({ length: count }, (_, n) => `${sessionId} #${n}`),
       'every message exactly once, in order',
     );
+  }
+
+  /**
+   * An agent answers the customer from Creatio: a sent, outgoing Email To the case's contact (the
+   * reply the default filter delivers), with `text` as its body.
+   */
+  agentReply(caseId: string, text: string) {
+    return this.emu.agentEmail(caseId, {
+      title: `Re: ${text}`,
+      body: `<p>${text}</p>`,
+      ownerId: IDS.contact.Supervisor,
+    });
+  }
+
+  /** The texts OpenCX received for the session (agent replies), in order. */
+  sentTexts(sessionId: string): string[] {
+    return this.opencx.messagesFor(sessionId).map((m) => m.text);
   }
 
   /** The customer messages logged on a case, in the order Creatio received them. */

@@ -14,13 +14,8 @@ describe('agent replies: exactly once over the conversation’s life', () => {
   before(() => bridge.start());
   after(() => bridge.close());
 
-  const texts = (s: string) => bridge.opencx.messagesFor(s).map((m) => m.text);
-  const reply = (caseId: string, text: string) =>
-    bridge.emu.agentEmail(caseId, {
-      title: `Re: ${text}`,
-      body: `<p>${text}</p>`,
-      ownerId: IDS.contact.Supervisor,
-    });
+  const texts = (s: string) => bridge.sentTexts(s);
+  const reply = (caseId: string, text: string) => bridge.agentReply(caseId, text);
   const statusOf = (caseId: string) => bridge.emu.tables.get('Case')!.get(caseId)!.StatusId;
 
   it('resolved → the customer writes back → reopened → the next reply once, earlier ones never again; Closed sends nothing', async () => {

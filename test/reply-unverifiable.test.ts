@@ -19,13 +19,8 @@ describe('agent replies when OpenCX cannot be asked whether it has one', () => {
   });
   after(() => bridge.close());
 
-  const texts = (s: string) => bridge.opencx.messagesFor(s).map((m) => m.text);
-  const reply = (caseId: string, text: string) =>
-    bridge.emu.agentEmail(caseId, {
-      title: `Re: ${text}`,
-      body: `<p>${text}</p>`,
-      ownerId: IDS.contact.Supervisor,
-    });
+  const texts = (s: string) => bridge.sentTexts(s);
+  const reply = (caseId: string, text: string) => bridge.agentReply(caseId, text);
 
   async function conversation() {
     const orgId = await bridge.connectOrg({ resolvedStatusId: IDS.caseStatus.Resolved });

@@ -99,18 +99,12 @@ describe('worker processes under load (shipped limits)', () => {
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c0', `${s} #0`));
     const caseId = await bridge.caseOf(orgId, s, 60_000);
     const replies = Array.from({ length: 6 }, (_, i) => `reply ${i + 1}`);
-    for (const r of replies) {
-      bridge.emu.agentEmail(caseId, {
-        title: `Re: ${r}`,
-        body: `<p>${r}</p>`,
-        ownerId: IDS.contact.Supervisor,
-      });
-    }
+    for (const r of replies) bridge.agentReply(caseId, r);
     const t0 = Date.now();
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'c1', `${s} #1`));
     await bridge.expectCustomerMessages(orgId, s, 2);
     const messageMs = Date.now() - t0;
-    const texts = () => bridge.opencx.messagesFor(s).map((m) => m.text);
+    const texts = () => bridge.sentTexts(s);
     await waitFor('six replies at OpenCX', () => texts().length >= 6, 120_000);
     const repliesMs = Date.now() - t0;
     console.log(

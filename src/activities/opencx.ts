@@ -47,7 +47,9 @@ export function createOpenCXActivities(orgs: OrgContexts) {
     }): Promise<{ sent: boolean; omittedAttachments: string[]; fp?: string }> {
       return withFailures(async () => {
         const { store } = orgs.deps;
-        if ((await store.deliveredReplies(input.orgId, [input.reply.id])).size > 0) {
+        // One read answers both questions: already delivered, and whether a send ever started.
+        const state = await store.replyState(input.orgId, input.reply.id);
+        if (state === 'delivered') {
           const { omitted } = planAttachments(input.reply, replyLimits);
           const text = outgoingText(input.reply, omitted);
           return { sent: false, omittedAttachments: omitted, fp: messageFingerprint('agent', text) };
@@ -66,10 +68,7 @@ export function createOpenCXActivities(orgs: OrgContexts) {
             ...input,
             verify,
             // Runs recorded before sends were recorded: unknown, so treated as started.
-            ...(verify &&
-              input.caseId !== undefined && {
-                attempted: await store.replyAttempted(input.orgId, input.reply.id),
-              }),
+            ...(verify && input.caseId !== undefined && { attempted: state === 'sending' }),
             beforeSend: () => store.recordReplyAttempt(record),
           },
           replyLimits,
@@ -88,7 +87,7 @@ export function createOpenCXActivities(orgs: OrgContexts) {
     /**
      * The session's messages from OpenCX's history (all pages, oldest first) whose time is at or
      * after `since`: each with an id (the history item's, or one made of its time and content when
-     * OpenCX serves none) and its author. At most HISTORY_READ_BUDGET characters of text per read:
+     * OpenCX serves none) and its author. At most HISTORY_READ_BYTES (as serialised) per read:
      * `more` is then the `since` of the next read. A session OpenCX does not know fails at once
      * (OpenCXSessionNotFoundError, not retried).
      */

@@ -607,13 +607,13 @@ export class Store {
     return new Set(rows.map((r) => r.activity_id));
   }
 
-  /** Whether a send of this reply was ever started (delivered or not). */
-  async replyAttempted(orgId: string, activityId: string): Promise<boolean> {
-    const rows = await this.db.query<{ n: number }>(
-      'SELECT 1 AS n FROM delivered_replies WHERE org_id = $1 AND activity_id = $2',
+  /** Where a reply's send stands: started (`sending`), answered (`delivered`), or never started. */
+  async replyState(orgId: string, activityId: string): Promise<'sending' | 'delivered' | undefined> {
+    const rows = await this.db.query<{ state: 'sending' | 'delivered' }>(
+      'SELECT state FROM delivered_replies WHERE org_id = $1 AND activity_id = $2',
       [orgId, activityId.toLowerCase()],
     );
-    return rows.length > 0;
+    return rows[0]?.state;
   }
 
   async findSessionByCase(orgId: string, caseId: string): Promise<CaseSession | undefined> {
