@@ -173,7 +173,15 @@ for (const kind of ['postgres', 'pglite'] as const) {
       const [short] = pacers(1, { timeLeftMs: () => 1_300, callMs: 1_000 });
       await warm();
       const queue = Array.from({ length: 8 }, () => busy!.for(apiKey).turn());
-      await new Promise((r) => setTimeout(r, 50));
+      // The busy turns are reserved (the queue reaches well past what the short attempt has left).
+      for (let ahead = 0, tries = 0; ahead < 500; tries++) {
+        assert.ok(tries < 200, 'the busy turns were not reserved within 2 s');
+        const [row] = await stores[0]!.db.query<{ ahead: number }>(
+          `SELECT coalesce(max(extract(epoch FROM tat - now()) * 1000), 0)::float8 AS ahead FROM call_pace`,
+        );
+        ahead = Number(row?.ahead);
+        if (ahead < 500) await new Promise((r) => setTimeout(r, 10));
+      }
       await assert.rejects(short!.for(apiKey).turn(), (err: unknown) => {
         assert.ok(err instanceof RateLimitedError, String(err));
         assert.ok(err.retryAfterMs >= 1_000);
