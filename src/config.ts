@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { SHIPPED_CALL_LIMITS } from './net/call-limiter';
+import { EncryptionKey, KeyConfigError, LEGACY_KEY_ID, parseKeyList } from './crypto';
 import { z } from 'zod';
 import type { TemporalSecurity } from './temporal/connection';
 
@@ -72,6 +73,11 @@ const envSchema = z.object({
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
     .optional(),
+  /**
+   * Several keys, for rotation: `id:base64key,…` (32-byte keys), the first seals, every one opens.
+   * Instead of ENCRYPTION_KEY, which is the same as `k0:<that key>`.
+   */
+  ENCRYPTION_KEYS: z.string().min(1).optional(),
   TEMPORAL_ADDRESS: z
     .string()
     .regex(/^[^:\s]+:\d+$/, 'must be host:port')
@@ -172,7 +178,11 @@ export interface Config {
   adminApiToken: string | undefined;
   dataDir: string;
   databaseUrl: string | undefined;
-  encryptionKey: Buffer | undefined;
+  /**
+   * The store's keys, the first the current one (ENCRYPTION_KEYS, or ENCRYPTION_KEY as `k0`);
+   * undefined: none configured (development generates one).
+   */
+  encryptionKeys: EncryptionKey[] | undefined;
   temporal: {
     address: string | undefined;
     namespace: string;
@@ -237,14 +247,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     for (const issue of parsed.error.issues) problems.push(`${issue.path.join('.')}: ${issue.message}`);
   }
   if (raw.NODE_ENV === 'production') {
-    for (const name of [
-      'ENCRYPTION_KEY',
-      'ADMIN_API_TOKEN',
-      'DATABASE_URL',
-      'TEMPORAL_ADDRESS',
-      'PUBLIC_BASE_URL',
-    ]) {
+    for (const name of ['ADMIN_API_TOKEN', 'DATABASE_URL', 'TEMPORAL_ADDRESS', 'PUBLIC_BASE_URL']) {
       if (raw[name] === undefined) problems.push(`${name}: required when NODE_ENV=production`);
+    }
+    if (raw.ENCRYPTION_KEY === undefined && raw.ENCRYPTION_KEYS === undefined) {
+      problems.push('ENCRYPTION_KEY: required when NODE_ENV=production (or ENCRYPTION_KEYS)');
     }
     if (raw.SANDBOX === 'on') problems.push('SANDBOX: cannot be "on" when NODE_ENV=production');
     if (typeof raw.PUBLIC_BASE_URL === 'string' && !raw.PUBLIC_BASE_URL.startsWith('https://')) {
@@ -261,6 +268,20 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   }
   if (parsed.success && parsed.data.HTTP_HEADERS_TIMEOUT_MS > parsed.data.HTTP_REQUEST_TIMEOUT_MS) {
     problems.push('HTTP_HEADERS_TIMEOUT_MS: must not be more than HTTP_REQUEST_TIMEOUT_MS');
+  }
+  let encryptionKeys: EncryptionKey[] | undefined;
+  if (typeof raw.ENCRYPTION_KEYS === 'string') {
+    if (raw.ENCRYPTION_KEY !== undefined) {
+      problems.push(
+        `ENCRYPTION_KEY and ENCRYPTION_KEYS: set only one (ENCRYPTION_KEY=<key> is ENCRYPTION_KEYS=${LEGACY_KEY_ID}:<key>)`,
+      );
+    }
+    try {
+      encryptionKeys = parseKeyList(raw.ENCRYPTION_KEYS);
+    } catch (err) {
+      if (!(err instanceof KeyConfigError)) throw err;
+      problems.push(err.message);
+    }
   }
   if (Boolean(raw.TEMPORAL_TLS_CERT_PATH) !== Boolean(raw.TEMPORAL_TLS_KEY_PATH)) {
     problems.push('TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH: mTLS needs both');
@@ -285,7 +306,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     adminApiToken: e.ADMIN_API_TOKEN,
     dataDir: path.resolve(e.DATA_DIR),
     databaseUrl: e.DATABASE_URL,
-    encryptionKey: e.ENCRYPTION_KEY ? Buffer.from(e.ENCRYPTION_KEY, 'base64') : undefined,
+    encryptionKeys:
+      encryptionKeys ??
+      (e.ENCRYPTION_KEY
+        ? [new EncryptionKey(LEGACY_KEY_ID, Buffer.from(e.ENCRYPTION_KEY, 'base64'))]
+        : undefined),
     temporal: {
       address: e.TEMPORAL_ADDRESS,
       namespace: e.TEMPORAL_NAMESPACE,

@@ -10,7 +10,7 @@ import { apiGrpcInterceptors } from './conversations/client';
 import { CreatioInbox } from './conversations/creatio-inbox';
 import { Metrics } from './metrics';
 import { ConfigError, loadConfig, type Config } from './config';
-import { randomToken } from './crypto';
+import { EncryptionKey, LEGACY_KEY_ID, randomToken } from './crypto';
 import { createLogger, prettyStream, prettyWanted, type Logger } from './logger';
 import { openStore, resolveEncryptionKey } from './store';
 import { setOutboundPolicy } from './net/outbound';
@@ -96,8 +96,17 @@ async function main(): Promise<void> {
     });
     shutdown.add('temporal server', () => temporal.stop());
 
-    const key = await resolveEncryptionKey(config.encryptionKey, config.dataDir, log);
-    const store = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, key, log });
+    // ENCRYPTION_KEYS (the first seals) or ENCRYPTION_KEY (id k0); in development a generated k0.
+    const keys = config.encryptionKeys ?? [
+      new EncryptionKey(LEGACY_KEY_ID, await resolveEncryptionKey(undefined, config.dataDir, log)),
+    ];
+    log.info({ current: keys[0]!.id, accepted: keys.map((k) => k.id) }, 'encryption keys');
+    const store = await openStore({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      key: keys,
+      log,
+    });
     store.rotation.overlapMs = config.credentialRotationOverlapMs;
     shutdown.add('store', () => store.close());
 
@@ -115,7 +124,7 @@ async function main(): Promise<void> {
 
     // User-given URLs may only reach public addresses in production (loopback: the sandbox, tests).
     setOutboundPolicy({ allowLoopback: config.env !== 'production' });
-    const codec = new EncryptionCodec(parsePayloadKeys(config.temporalPayloadKeys, key));
+    const codec = new EncryptionCodec(parsePayloadKeys(config.temporalPayloadKeys, keys));
     const dataConverter = { payloadCodecs: [codec] };
     const connection = await Connection.connect({
       address: temporal.address,

@@ -6,11 +6,12 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { randomToken, SecretBox, sha256Hex } from '../crypto';
+import { randomToken, SecretBox, sha256Hex, type EncryptionKey } from '../crypto';
 import type { Logger } from '../logger';
 import type { OrgSettings } from '../settings/schema';
 import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
+import { openIn, SEALED, sealIn, type OrgSecretField } from './sealed';
 
 /** An organization's admin token, as listed (never the token). */
 export interface OrgToken {
@@ -262,17 +263,17 @@ export class Store {
         : existing?.previousWebhookSecret && Date.parse(existing.previousWebhookSecret.until) > Date.now()
           ? existing.previousWebhookSecret
           : undefined;
+    const seal = (value: string, field: OrgSecretField) =>
+      sealIn(this.box, SEALED.orgSecrets, { org_id: orgId }, value, field);
     const secrets: SealedSecrets = {
       ...(previous && {
-        previousOpencxWebhookSecret: this.box.seal(previous.secret, `${orgId}:previousOpencxWebhookSecret`),
+        previousOpencxWebhookSecret: seal(previous.secret, 'previousOpencxWebhookSecret'),
         previousOpencxWebhookSecretUntil: previous.until,
       }),
-      clientSecret: this.box.seal(clientSecret, `${orgId}:clientSecret`),
-      webhookToken: this.box.seal(webhookToken, `${orgId}:webhookToken`),
-      ...(opencx.apiKey && { opencxApiKey: this.box.seal(opencx.apiKey, `${orgId}:opencxApiKey`) }),
-      ...(opencx.webhookSecret && {
-        opencxWebhookSecret: this.box.seal(opencx.webhookSecret, `${orgId}:opencxWebhookSecret`),
-      }),
+      clientSecret: seal(clientSecret, 'clientSecret'),
+      webhookToken: seal(webhookToken, 'webhookToken'),
+      ...(opencx.apiKey && { opencxApiKey: seal(opencx.apiKey, 'opencxApiKey') }),
+      ...(opencx.webhookSecret && { opencxWebhookSecret: seal(opencx.webhookSecret, 'opencxWebhookSecret') }),
     };
     let rows: { updated_at: Date }[];
     try {
@@ -323,7 +324,11 @@ export class Store {
          SET secrets = jsonb_set(secrets, '{webhookToken}', to_jsonb($2::text)),
              webhook_token_hash = $3, updated_at = now()
        WHERE org_id = $1 RETURNING org_id`,
-      [orgId, this.box.seal(token, `${orgId}:webhookToken`), sha256Hex(token)],
+      [
+        orgId,
+        sealIn(this.box, SEALED.orgSecrets, { org_id: orgId }, token, 'webhookToken'),
+        sha256Hex(token),
+      ],
     );
     this.settingsChanged(orgId);
     return rows.length > 0 ? token : undefined;
@@ -459,7 +464,7 @@ export class Store {
     await this.db.query(
       `INSERT INTO conversation_spill (workflow_id, chunk, payload) VALUES ($1, $2, $3)
        ON CONFLICT (workflow_id, chunk) DO UPDATE SET payload = EXCLUDED.payload`,
-      [workflowId, chunk, this.box.seal(json, `spill:${workflowId}:${chunk}`)],
+      [workflowId, chunk, sealIn(this.box, SEALED.spill, { workflow_id: workflowId, chunk }, json)],
     );
   }
 
@@ -469,7 +474,17 @@ export class Store {
       [workflowId, chunk],
     );
     const r = rows[0];
-    return r && this.box.open(r.payload, `spill:${workflowId}:${chunk}`);
+    return r && openIn(this.box, SEALED.spill, { workflow_id: workflowId, chunk }, r.payload);
+  }
+
+  /** Which of these chunks are stored. */
+  async spillChunks(workflowId: string, chunks: number[]): Promise<number[]> {
+    if (chunks.length === 0) return [];
+    const rows = await this.db.query<{ chunk: number }>(
+      'SELECT chunk FROM conversation_spill WHERE workflow_id = $1 AND chunk = ANY($2::int[])',
+      [workflowId, chunks],
+    );
+    return rows.map((r) => Number(r.chunk));
   }
 
   async dropSpill(workflowId: string, chunks: number[]): Promise<void> {
@@ -632,8 +647,8 @@ export class Store {
     secrets: SealedSecrets,
     updatedAt: Date,
   ): StoredOrg {
-    const open = (value: string | undefined, field: string) =>
-      value === undefined ? undefined : this.box.open(value, `${orgId}:${field}`);
+    const open = (value: string | undefined, field: OrgSecretField) =>
+      value === undefined ? undefined : openIn(this.box, SEALED.orgSecrets, { org_id: orgId }, value, field);
     return {
       orgId,
       updatedAt,
@@ -700,7 +715,7 @@ export class Store {
         e.event,
         e.field ?? null,
         e.code,
-        this.box.seal(e.body, `rejected:${e.orgId}:${e.webhookId}`),
+        sealIn(this.box, SEALED.rejectedEvents, { org_id: e.orgId, webhook_id: e.webhookId }, e.body),
       ],
     );
     const gone = await this.db.query<{ n: string | number }>(
@@ -827,7 +842,7 @@ export class Store {
   }
 
   private openRejected(orgId: string, r: RejectedRow): string {
-    return this.box.open(r.payload, `rejected:${orgId}:${r.webhook_id}`);
+    return openIn(this.box, SEALED.rejectedEvents, { org_id: orgId, webhook_id: r.webhook_id }, r.payload);
   }
 
   /**
@@ -925,12 +940,26 @@ export async function resolveEncryptionKey(
   return key;
 }
 
+/**
+ * Opens the store. `key`: the encryption keys, the first seals and every one opens (a single
+ * Buffer is the legacy key, id `k0`).
+ */
 export async function openStore(opts: {
   databaseUrl: string | undefined;
   dataDir: string | undefined;
-  key: Buffer;
+  key: Buffer | readonly EncryptionKey[];
   log: Logger;
 }): Promise<Store> {
+  const db = await openStoreDb(opts);
+  return new Store(db, new SecretBox(opts.key));
+}
+
+/** The store's database, migrated (also used by `npm run rotate-keys`). */
+export async function openStoreDb(opts: {
+  databaseUrl: string | undefined;
+  dataDir: string | undefined;
+  log: Logger;
+}): Promise<Db> {
   let db: Db;
   if (opts.databaseUrl) {
     db = await connectPostgres(opts.databaseUrl);
@@ -941,5 +970,5 @@ export async function openStore(opts: {
   }
   const applied = await migrate(db);
   opts.log.info({ store: db.kind, migrationsApplied: applied }, 'store ready');
-  return new Store(db, new SecretBox(opts.key));
+  return db;
 }

@@ -30,13 +30,22 @@ export interface PayloadKey {
 }
 
 /**
- * `TEMPORAL_PAYLOAD_KEYS`: `id:base64key,id:base64key`, the first the current one. Without it the
- * key is derived from ENCRYPTION_KEY (HKDF, its own label), id `k0`.
+ * `TEMPORAL_PAYLOAD_KEYS`: `id:base64key,id:base64key`, the first the current one. Without it one
+ * key is derived from each store key (HKDF, its own label), with the store key's id and in its
+ * order: the current store key encrypts, every one decrypts. A single key (a Buffer, i.e.
+ * ENCRYPTION_KEY) is id `k0`, so histories written before key lists existed still decode.
  */
-export function parsePayloadKeys(spec: string | undefined, encryptionKey: Buffer): PayloadKey[] {
+export function parsePayloadKeys(
+  spec: string | undefined,
+  encryptionKeys: Buffer | readonly PayloadKey[],
+): PayloadKey[] {
   if (!spec) {
-    const derived = Buffer.from(hkdfSync('sha256', encryptionKey, Buffer.alloc(0), 'temporal-payloads', 32));
-    return [{ id: 'k0', key: derived }];
+    const storeKeys = Buffer.isBuffer(encryptionKeys) ? [{ id: 'k0', key: encryptionKeys }] : encryptionKeys;
+    if (storeKeys.length === 0) throw new PayloadKeyError('at least one encryption key is needed');
+    return storeKeys.map(({ id, key }) => ({
+      id,
+      key: Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'temporal-payloads', 32)),
+    }));
   }
   return spec.split(',').map((part) => {
     const [id, b64] = part.trim().split(':');
