@@ -2,7 +2,7 @@
  * The workflow's local activities on the bridge's own store: the settings it decides by (no
  * secrets out), the case a conversation already has, and the events it spills at continue-as-new.
  */
-import type { ConversationEvent } from '../workflows/contract';
+import type { ConversationEvent, HeldEvents } from '../workflows/contract';
 import type { OrgContexts } from './context';
 import { withFailures } from './failures';
 
@@ -11,6 +11,9 @@ export interface ConversationSettings {
   createCaseOnlyOnHandoff: boolean;
   afterClose: 'log' | 'reopen';
 }
+
+/** Where a finished conversation's list of waiting events is kept (see holdEvents). */
+export const HELD_CHUNK = -1;
 
 export function createStoreActivities(orgs: OrgContexts) {
   return {
@@ -45,6 +48,31 @@ export function createStoreActivities(orgs: OrgContexts) {
 
     async dropSpill(input: { workflowId: string; chunks: number[] }): Promise<void> {
       return withFailures(() => orgs.deps.store.dropSpill(input.workflowId, input.chunks));
+    },
+
+    /**
+     * Keeps the list of a finished conversation's waiting events (their chunks are stored already)
+     * for its next run. One per conversation, under chunk number -1 (event chunks count from 0).
+     */
+    async holdEvents(input: { workflowId: string; held: HeldEvents }): Promise<void> {
+      return withFailures(() =>
+        orgs.deps.store.putSpill(input.workflowId, HELD_CHUNK, JSON.stringify(input.held)),
+      );
+    },
+
+    /** What the conversation's last run kept for this one (null: nothing); only chunks still stored. */
+    async findHeld(input: { workflowId: string }): Promise<HeldEvents | null> {
+      return withFailures(async () => {
+        const json = await orgs.deps.store.getSpill(input.workflowId, HELD_CHUNK);
+        if (json === undefined) return null;
+        const held = JSON.parse(json) as HeldEvents;
+        // A list whose chunks were already read and deleted (its own deletion failed) holds nothing.
+        const stored = new Set(await orgs.deps.store.spillChunks(input.workflowId, held.chunks));
+        const chunks = held.chunks.filter((c) => stored.has(c));
+        if (chunks.length > 0) return { ...held, chunks };
+        await orgs.deps.store.dropSpill(input.workflowId, [HELD_CHUNK]);
+        return null;
+      });
     },
 
     /** The case a conversation already has (an event arrived after its workflow had finished). */

@@ -208,6 +208,12 @@ export interface ConversationState {
   };
   /** The most recent messages (up to 200), oldest first, with where each stands. */
   messageLog?: { id: string; status: 'logged' | 'pending' | 'skipped' }[];
+  /**
+   * Events not handled when the run finished, and why (the idle timeout came while a step was
+   * parked): they are kept in the bridge's store and handled first by the conversation's next run,
+   * which its next event starts.
+   */
+  waiting?: { events: number; reason: string };
 }
 
 export const stateQuery = defineQuery<ConversationState>('state');
@@ -319,6 +325,22 @@ export interface SpillState {
   incoming: ConversationEvent[];
   next: number;
   read: number[];
+  /** Events in each stored chunk, by chunk number (chunks stored by runs that count in bytes). */
+  counts?: Record<number, number>;
+}
+
+/**
+ * What a conversation kept in the store when it finished with events not handled (the idle
+ * timeout came while a step was parked): its chunks, in order, for its next (resumed) run.
+ */
+export interface HeldEvents {
+  chunks: number[];
+  /** The next free chunk number (the resumed run stores its own chunks after these). */
+  next: number;
+  events: number;
+  /** The step that was parked. */
+  step: string;
+  at: string;
 }
 
 export interface ConversationInput {

@@ -140,6 +140,13 @@ export class FakePeers {
       dropSpill: async () => {
         return undefined;
       },
+      holdEvents: async (input: { workflowId: string; held: unknown }) => {
+        this.spill.set(`${input.workflowId}:-1`, JSON.stringify(input.held));
+      },
+      findHeld: async (input: { workflowId: string }) => {
+        const held = this.spill.get(`${input.workflowId}:-1`);
+        return held === undefined ? null : (JSON.parse(held) as unknown);
+      },
     };
   }
 

@@ -26,6 +26,11 @@ export interface Conversation {
     replyTimerOpen: boolean;
     /** A second handoff does not overwrite AI fields an agent changed since the first. */
     aiFieldsKeepEdits: boolean;
+    /**
+     * What continue-as-new carries is measured in UTF-8 bytes (not characters), a failed clean-up of
+     * stored events is never fatal, and events waiting at the idle timeout are kept (spill.ts).
+     */
+    carryBytes: boolean;
   };
   /** Agent replies in a lane of their own (runs whose flow has `replyLane`); see reply-lane.ts. */
   replyLane?: ReplyLane;

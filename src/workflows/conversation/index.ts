@@ -28,7 +28,7 @@ import { adoptPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, timingsOf } from './state';
-import { refill, spillForCarry } from './spill';
+import { dropRead, holdForNextRun, refill, spillForCarry, takeHeld, waitingEvents } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
 import { ReplyLane } from './reply-lane';
@@ -43,11 +43,13 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     historyCheck: patched('history-check'),
     replyTimerOpen: patched('reply-timer-open'),
     aiFieldsKeepEdits: patched('ai-fields-keep-edits'),
+    carryBytes: patched('carry-bytes'),
   };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
   // State first; handlers after it, so buffered signals always find it initialised.
   const run = new ConversationRun(input, timings);
+  run.carryBytes = flow.carryBytes;
   const activities = peers(orgId, options);
   const shouldContinueAsNew = () =>
     workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
@@ -94,6 +96,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     validator: ({ reason }: { reason: string }) => steps.validateSkip(reason),
   });
 
+  /** The step parked when the idle timeout came (the run then ends, or keeps its events: spill.ts). */
+  let idleWhileParked: IdleWhileParked | undefined;
   /** Runs a piece of the loop; a parked step may end it early (continue-as-new, idle timeout). */
   async function guarded(fn: () => Promise<void>): Promise<'done' | 'continue-as-new' | 'idle'> {
     try {
@@ -102,7 +106,9 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     } catch (err) {
       if (err instanceof ContinueAsNewNow) return 'continue-as-new';
       if (err instanceof IdleWhileParked) {
-        run.note(`${err.message}: conversation finished with ${run.unlogged.length} entries not written`);
+        if (!flow.carryBytes)
+          run.note(`${err.message}: conversation finished with ${run.unlogged.length} entries not written`);
+        idleWhileParked = err;
         return 'idle';
       }
       throw err;
@@ -120,6 +126,8 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     if (run.historyCheck.closeCheckPending) history.request('close');
     run.historyCheck.closeCheckPending = undefined;
   }
+  // A resumed run handles first what the last run kept at its idle timeout.
+  if (flow.carryBytes && input.resumed && !input.carried) await takeHeld(c);
   const laneIdle = () => (lane?.idle ?? true) && (history?.idle ?? true);
   const wake = new WakeTimer();
   // Events are handled even after the close: a late customer message is logged (or reopens).
@@ -176,6 +184,17 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       }
     }
     if (outcome === 'idle') {
+      if (flow.carryBytes && idleWhileParked) {
+        const { step, message } = idleWhileParked;
+        idleWhileParked = undefined;
+        const waiting = waitingEvents(c) + run.unlogged.length;
+        if (waiting > 0 && !(await holdForNextRun(c, step))) continue;
+        run.note(
+          waiting > 0
+            ? `${message}: conversation finished; ${run.state.waiting?.events ?? 0} events kept in the store for its next run`
+            : `${message}: conversation finished`,
+        );
+      }
       run.state.status = 'closed';
       break;
     }
@@ -207,7 +226,14 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     }
   }
   await condition(allHandlersFinished);
-  if (run.spill.read.length > 0) {
+  if (flow.carryBytes) {
+    await dropRead(c);
+    if (run.spill.read.length > 0) {
+      run.note(
+        `${run.spill.read.length} chunks of events already handled could not be deleted from the store (never read again)`,
+      );
+    }
+  } else if (run.spill.read.length > 0) {
     await activities.store
       .dropSpill({ workflowId: workflowInfo().workflowId, chunks: run.spill.read })
       .catch(() => {

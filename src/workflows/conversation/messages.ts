@@ -8,6 +8,7 @@ import type { ConversationEvent, LogEntry, MessageEntry } from '../contract';
 import type { Conversation } from './context';
 import { isActivityFailure } from './steps';
 import { messageFingerprint, type Door } from './heard';
+import { jsonBytes } from './spill';
 
 /** Most messages written by one activity when a burst is waiting. */
 const BATCH = 25;
@@ -20,6 +21,12 @@ const FIRST_TRY_BATCH = 5;
  * (docs/decisions/0013-nothing-accepted-is-lost.md).
  */
 export const HANDOFF_BUFFER_MAX_CHARS = 400_000;
+/**
+ * The same bound, and the most taken ahead of the queue for one batch, in UTF-8 bytes (runs with
+ * `carry-bytes`): the messages not yet written are carried whole, and sent as one activity's input.
+ */
+export const HANDOFF_BUFFER_MAX_BYTES = 256_000;
+export const TAKE_AHEAD_MAX_BYTES = 256_000;
 
 const IN_PROGRESS_DESCRIPTION =
   'Conversation in progress in OpenCX. The AI summary is written here when the conversation is handed off.';
@@ -177,6 +184,8 @@ export async function readMode(c: Conversation): Promise<boolean> {
 const bufferedChars = (c: Conversation) =>
   c.run.unlogged.reduce((n, e) => n + (e.kind === 'message' ? e.text.length + 200 : 200), 0);
 
+const unloggedBytes = (c: Conversation) => c.run.unlogged.reduce((n, e) => n + jsonBytes(e), 0);
+
 /**
  * Takes a message into the buffer; false for a redelivery of one already taken, or (with the
  * history check) for one another door already brought (heard.ts: the `first_message` again as a
@@ -206,7 +215,8 @@ export async function onMessage(c: Conversation, m: MessageEntry, door: Door = '
   // At most one batch is taken ahead: the rest stays in the queue (what continue-as-new carries
   // is bounded by the queue's spill, not by a buffer that grows through an outage).
   if (run.handlingHead && !run.state.closedAt) {
-    while (run.queue[1]?.kind === 'message' && run.unlogged.length < BATCH) {
+    const room = () => !c.flow.carryBytes || unloggedBytes(c) < TAKE_AHEAD_MAX_BYTES;
+    while (run.queue[1]?.kind === 'message' && run.unlogged.length < BATCH && room()) {
       const next = run.queue.splice(1, 1)[0] as Extract<ConversationEvent, { kind: 'message' }>;
       take(c, toEntry(next), next.fromHistory ? 'h' : 'w');
     }
@@ -214,7 +224,10 @@ export async function onMessage(c: Conversation, m: MessageEntry, door: Door = '
   if (!fresh && run.unlogged.length === 0) return false; // a redelivery of a message already written
   if (!run.state.caseId) {
     if (await readMode(c)) {
-      if (bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS) return fresh;
+      const under = c.flow.carryBytes
+        ? unloggedBytes(c) < HANDOFF_BUFFER_MAX_BYTES
+        : bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS;
+      if (under) return fresh;
       run.note(
         'handoff-only: the transcript waiting for handoff outgrew what the workflow carries; the case was created before handoff',
       );

@@ -14,6 +14,7 @@ import {
   type SpillState,
 } from '../contract';
 import { Heard } from './heard';
+import { jsonBytes, utf8Length } from './spill';
 import { newHistoryCheck } from './history-lane';
 
 /** Characters of transcript kept for AI fields. */
@@ -28,6 +29,42 @@ const MAX_SEEN = 5_000;
 
 /** Notes kept in the state (oldest dropped first). */
 const MAX_NOTES = 50;
+
+/**
+ * Byte bounds of what runs with `carry-bytes` carry besides the events (spill.ts counts the whole
+ * input against CARRY_BUDGET_BYTES): ids seen, messages heard, the transcript, an error message.
+ */
+const SEEN_BYTES = 100_000;
+const HEARD_BYTES = 150_000;
+const TRANSCRIPT_BYTES = 100_000;
+const ERROR_MESSAGE_CHARS = 2_000;
+
+/** The newest items whose UTF-8 bytes (as JSON) fit in `max`, oldest first. */
+function newestWithin<T>(items: T[], max: number): T[] {
+  let used = 0;
+  let i = items.length;
+  while (i > 0) {
+    const n = jsonBytes(items[i - 1]) + 1;
+    if (used + n > max) break;
+    used += n;
+    i--;
+  }
+  return i === 0 ? items : items.slice(i);
+}
+
+/** The start of a text, at most `max` UTF-8 bytes, never inside a surrogate pair. */
+function cutToBytes(s: string, max: number): string {
+  if (utf8Length(s) <= max) return s;
+  let lo = 0;
+  let hi = s.length;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (utf8Length(s.slice(0, mid)) <= max) lo = mid;
+    else hi = mid - 1;
+  }
+  const c = s.charCodeAt(lo - 1);
+  return s.slice(0, c >= 0xd800 && c <= 0xdbff ? lo - 1 : lo);
+}
 
 /** The conversation's timings, in milliseconds, read once from the options. */
 export interface Timings {
@@ -90,6 +127,10 @@ export class ConversationRun {
   readonly historyCheck: HistoryCheckState;
   /** This run checks the history (its flow has `historyCheck`): only then is the check's state carried. */
   historyCheckOn = false;
+  /** This run measures what it carries in bytes and bounds all of it (its flow has `carryBytes`). */
+  carryBytes = false;
+  /** Bytes of stored chunks read back since the last timer that ended a workflow task (spill.ts). */
+  readSinceTimer = 0;
 
   constructor(input: ConversationInput, timings: Timings) {
     const { orgId, sessionId } = input;
@@ -248,6 +289,11 @@ export class ConversationRun {
 
   /** What the next run starts from. */
   carryOver(): CarriedState {
+    const carried = this.carryAll();
+    return this.carryBytes ? bounded(carried) : carried;
+  }
+
+  private carryAll(): CarriedState {
     return {
       state: this.state,
       queue: this.queue,
@@ -269,6 +315,39 @@ export class ConversationRun {
       ...(this.historyCheckOn && { historyCheck: this.historyCheck }),
     };
   }
+}
+
+/**
+ * What a run with `carry-bytes` carries: everything but the events and the messages not yet written
+ * is cut to its byte bound, the most recent kept (the dedupe ids and messages heard forget their
+ * oldest, as they do at their count bounds).
+ */
+function bounded(c: CarriedState): CarriedState {
+  const { state } = c;
+  const lastError =
+    state.lastError && state.lastError.message.length > ERROR_MESSAGE_CHARS
+      ? { ...state.lastError, message: state.lastError.message.slice(0, ERROR_MESSAGE_CHARS) }
+      : state.lastError;
+  const transcript = newestWithin(c.transcript, TRANSCRIPT_BYTES);
+  const newest = c.transcript[c.transcript.length - 1];
+  if (transcript.length === 0 && newest !== undefined) transcript.push(cutToBytes(newest, TRANSCRIPT_BYTES));
+  let heard = c.heard;
+  let heardForgottenUpTo = c.heardForgottenUpTo;
+  if (c.heard) {
+    heard = newestWithin(c.heard, HEARD_BYTES);
+    for (const e of c.heard.slice(0, c.heard.length - heard.length)) {
+      if (!heardForgottenUpTo || e.at > heardForgottenUpTo) heardForgottenUpTo = e.at;
+    }
+  }
+  return {
+    ...c,
+    state: lastError === state.lastError ? state : { ...state, lastError },
+    seenEvents: newestWithin(c.seenEvents, SEEN_BYTES),
+    seenMessages: newestWithin(c.seenMessages, SEEN_BYTES),
+    transcript,
+    ...(heard && { heard }),
+    ...(heardForgottenUpTo && { heardForgottenUpTo }),
+  };
 }
 
 export function noEvidence(): ProcessEvidence {
