@@ -92,6 +92,8 @@ async function main(): Promise<void> {
       dbFile: path.join(config.dataDir, 'temporal.sqlite'),
       port: config.temporal.port,
       uiPort: config.temporal.uiPort,
+      // The embedded UI decodes through this process's codec endpoint (open to loopback in development).
+      ...(config.env === 'development' && { uiCodecEndpoint: `http://127.0.0.1:${config.port}/codec` }),
       log,
     });
     shutdown.add('temporal server', () => temporal.stop());

@@ -5,54 +5,18 @@
  * temporary data directory and task queue.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort } from '../src/temporal/launcher';
-import { waitFor } from './bridge-harness';
-
-const ROOT = path.join(__dirname, '..');
-
-/** Settings a user's shell would not have: the defaults apply instead. */
-const NOT_SET = [
-  'ADMIN_API_TOKEN',
-  'DATABASE_URL',
-  'BRIDGE_URL',
-  'TEMPORAL_METRICS_ADDRESS',
-  'ENCRYPTION_KEY',
-];
-
-function run(script: string, env: NodeJS.ProcessEnv): ChildProcess {
-  const merged = { ...process.env, ...env };
-  for (const k of NOT_SET) delete merged[k];
-  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], {
-    cwd: ROOT,
-    env: merged,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-}
-
-/** Two free ports in a row (the sandbox's Creatio and OpenCX emulators). */
-async function freePair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    const net = await import('node:net');
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer().once('error', () => resolve(false));
-      s.listen(p + 1, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return p;
-  }
-}
+import { freePair, runToEnd, startService, type Service } from './processes';
 
 describe('quick start: npm start on embedded defaults, then npm run demo', () => {
-  let service: ChildProcess | undefined;
+  let service: Service | undefined;
   let dataDir: string;
   let env: NodeJS.ProcessEnv;
-  let serviceOutput = '';
 
   before(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'bridge-quick-start-'));
@@ -65,35 +29,16 @@ describe('quick start: npm start on embedded defaults, then npm run demo', () =>
       LOG_LEVEL: 'warn',
       LOG_FORMAT: 'json',
     };
-    service = run('src/main.ts', env);
-    service.stdout!.on('data', (d: Buffer) => (serviceOutput += d.toString()));
-    service.stderr!.on('data', (d: Buffer) => (serviceOutput += d.toString()));
-    await waitFor(
-      'the service ready',
-      async () => {
-        if (service!.exitCode !== null) throw new Error(`the service exited: ${serviceOutput.slice(-2000)}`);
-        const res = await fetch(`http://127.0.0.1:${env.PORT}/readyz`).catch(() => undefined);
-        return res?.ok;
-      },
-      90_000,
-    );
+    service = await startService(env);
   });
   after(async () => {
-    if (service && service.exitCode === null) {
-      const exited = new Promise((r) => service!.once('exit', r));
-      service.kill('SIGTERM');
-      await exited;
-    }
+    await service?.stop();
     await rm(dataDir, { recursive: true, force: true });
   });
 
   it('plays a conversation from the first message to the resolved session, and prints the links', async () => {
-    const demo = run('src/sandbox/demo.ts', env);
-    let out = '';
-    demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    const code = await new Promise<number | null>((resolve) => demo.once('exit', resolve));
-    assert.equal(code, 0, `${out}\n--- service:\n${serviceOutput.slice(-3000)}`);
+    const { code, out } = await runToEnd('src/sandbox/demo.ts', env);
+    assert.equal(code, 0, `${out}\n--- service:\n${service!.output().slice(-3000)}`);
     assert.match(out, /Case SR\d+ created in Creatio/);
     assert.match(out, /3 messages logged/);
     assert.match(out, /the reply reached the customer through OpenCX/);

@@ -39,10 +39,6 @@ describe('tenants: organization tokens and the audit log', () => {
       assert.equal(r.status, 403, path);
       assert.equal(r.body.error.code, 'operator_only');
     }
-    // The codec decodes for the operator only: a payload names no organization it could check.
-    const decode = await bridge.api.request('POST', '/codec/decode', { payloads: [] }, as(token));
-    assert.equal(decode.status, 403);
-    assert.equal((await bridge.api.request('POST', '/codec/decode', { payloads: [] })).status, 200);
 
     // Listed without the token; revoked, it opens nothing.
     const list = await bridge.api.request('GET', `/v1/orgs/${a}/admin-tokens`);
@@ -62,6 +58,81 @@ describe('tenants: organization tokens and the audit log', () => {
       as(token),
     );
     assert.equal(revoked.status, 401);
+  });
+
+  it("the codec decodes an organization's payloads for its token only; a relabelled payload is refused", async () => {
+    const a = await bridge.connectOrg();
+    const b = await bridge.connectOrg();
+    const token = (await bridge.api.request('POST', `/v1/orgs/${a}/admin-tokens`, { label: 'codec' })).body
+      .token as string;
+    const texts = new Map<string, string>();
+    for (const org of [a, b]) {
+      const s = `codec-${randomUUID().slice(0, 10)}`;
+      const text = `only for ${org}: ${randomUUID()}`;
+      texts.set(org, text);
+      await bridge.send(org, 'conversation.started', ev.started(s));
+      await bridge.send(org, 'conversation.contact_response', ev.message(s, 'm1', text));
+      const caseId = await bridge.caseOf(org, s);
+      await waitFor('logged', () => bridge.activitiesOf(caseId).some((x) => String(x.Body).includes(text)));
+      texts.set(`${org}:wf`, `conversation:${org}:${s}`);
+    }
+    /** The signal that carried the message, as the Temporal UI sends it to the codec endpoint. */
+    const signalOf = async (org: string) => {
+      const history = await bridge.client.workflowService.getWorkflowExecutionHistory({
+        namespace: 'default',
+        execution: { workflowId: texts.get(`${org}:wf`)! },
+      });
+      const p = history
+        .history!.events!.map((e) => e.workflowExecutionSignaledEventAttributes?.input?.payloads?.[0])
+        .filter((x) => x !== undefined)
+        .at(-1)!;
+      return {
+        metadata: Object.fromEntries(
+          Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        ),
+        data: Buffer.from(p.data!).toString('base64'),
+      };
+    };
+    const own = await signalOf(a);
+    const foreign = await signalOf(b);
+    assert.equal(Buffer.from(own.metadata['encryption-org']!, 'base64').toString(), a);
+
+    const mine = await bridge.api.request('POST', '/codec/decode', { payloads: [own] }, as(token));
+    assert.equal(mine.status, 200, mine.text);
+    assert.ok(Buffer.from(mine.body.payloads[0].data, 'base64').toString().includes(texts.get(a)!));
+
+    const theirs = await bridge.api.request('POST', '/codec/decode', { payloads: [own, foreign] }, as(token));
+    assert.equal(theirs.status, 403, theirs.text);
+    assert.equal(theirs.body.error.code, 'forbidden_organization');
+    assert.ok(!theirs.text.includes(texts.get(b)!) && !theirs.text.includes(texts.get(a)!));
+    const unnamed = { ...foreign, metadata: { ...foreign.metadata } };
+    delete unnamed.metadata['encryption-org'];
+    assert.equal(
+      (await bridge.api.request('POST', '/codec/decode', { payloads: [unnamed] }, as(token))).status,
+      403,
+      'a payload that names no organization is the operator’s',
+    );
+
+    // Relabelled as the token's organization, the other organization's payload is still refused.
+    const relabelled = {
+      ...foreign,
+      metadata: { ...foreign.metadata, 'encryption-org': Buffer.from(a).toString('base64') },
+    };
+    const forged = await bridge.api.request('POST', '/codec/decode', { payloads: [relabelled] }, as(token));
+    assert.equal(forged.status, 403, forged.text);
+    assert.ok(!forged.text.includes(texts.get(b)!));
+
+    // The operator reads both; an organization's encode names its organization.
+    const both = await bridge.api.request('POST', '/codec/decode', { payloads: [own, foreign] });
+    assert.equal(both.status, 200, both.text);
+    const encoded = await bridge.api.request(
+      'POST',
+      '/codec/encode',
+      { payloads: [{ metadata: { encoding: Buffer.from('json/plain').toString('base64') }, data: 'IjEi' }] },
+      as(token),
+    );
+    assert.equal(encoded.status, 200, encoded.text);
+    assert.equal(Buffer.from(encoded.body.payloads[0].metadata['encryption-org'], 'base64').toString(), a);
   });
 
   it('a new OpenCX webhook secret: the previous one is still accepted for the overlap, and the answer says until when', async () => {

@@ -79,14 +79,6 @@ export class AdminAccess {
   }
 }
 
-/** Only the operator (the whole bridge's token). */
-export const operatorOnly: RequestHandler = (req, _res, next) => {
-  if (req.access?.kind !== 'operator') {
-    throw new ApiError(403, 'operator_only', 'This needs the operator token (ADMIN_API_TOKEN)');
-  }
-  next();
-};
-
 /**
  * Scope of `/v1`: an organization's token reaches its own `/v1/orgs/<orgId>/…` only, and never
  * the token routes; the rest of `/v1` (operator-wide views) is the operator's.

@@ -12,14 +12,13 @@ import type { ConversationOptions } from '../workflows/contract';
 import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from '../metrics';
-import { AdminAccess, operatorOnly, scoped } from './access';
+import { AdminAccess, scoped } from './access';
 import { adminRouter } from './admin';
 import { adminTokensRouter } from './admin-tokens-routes';
-import { codecRouter } from './codec-routes';
+import { codecRouter, type OrgPayloadCodec } from './codec-routes';
 import { creatioWebhookRouter } from './creatio-webhook';
 import { diagnoseRouter } from './diagnose-routes';
 import { failureCounter, FailureLimiter } from './failure-limiter';
-import type { PayloadCodec } from '@temporalio/common';
 import { opencxEventsRouter } from './opencx-events-routes';
 import { OpencxIngress, type OpencxEventReader } from './opencx-ingress';
 import { opencxWebhookRouter } from './opencx-webhook';
@@ -36,7 +35,7 @@ export interface AppDeps {
   config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'> &
     Partial<Pick<Config, 'temporalUiOrigin' | 'temporal' | 'trustProxy' | 'env'>>;
   /** The payload codec of Temporal history; serves /codec/* for the Temporal UI and CLI. */
-  codec?: PayloadCodec;
+  codec?: OrgPayloadCodec;
   /** Failed admin-token and webhook-token attempts per route and credential (src/api/failure-limiter.ts). */
   authFailures?: FailureLimiter;
   store: Store;
@@ -152,8 +151,8 @@ export function createApp(deps: AppDeps): express.Express {
       codecRouter({
         codec: deps.codec,
         uiOrigin: deps.config.temporalUiOrigin ?? 'http://localhost:8233',
-        // Payloads carry no organization the codec could check: decoding is the operator's.
-        auth: [admin, operatorOnly],
+        auth: admin,
+        openOnLoopback: deps.config.env === 'development',
       }),
     );
   }

@@ -3,14 +3,31 @@
  * summaries): a payload codec used by the client, the workers and the codec endpoint of the
  * Temporal UI. AES-256-GCM, one key id in each payload's metadata, several keys for rotation
  * (the first encrypts, all decrypt). Search attributes are IDs only and stay in clear.
+ *
+ * A payload of a conversation also names its organization (`encryption-org`, taken from the
+ * workflow id Temporal passes as the serialization context), bound to that ciphertext by a MAC
+ * (`encryption-org-mac`, over the organization and the payload's IV): the codec endpoint decodes
+ * for an organization's token only the payloads of that organization, and a payload relabelled
+ * with another organization is refused. The label is extra metadata, so a worker of an earlier
+ * release still decrypts these payloads during a rolling deploy.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
-import type { Payload, PayloadCodec } from '@temporalio/common';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto';
+import type { Payload, PayloadCodec, SerializationContext } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
+import { orgOfWorkflowId } from '../workflows/contract';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 const KEY_ID = 'encryption-key-id';
 const CIPHER = 'encryption-cipher';
+const ORG = 'encryption-org';
+const ORG_MAC = 'encryption-org-mac';
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
@@ -62,6 +79,17 @@ export function parsePayloadKeys(
 export class EncryptionCodec implements PayloadCodec {
   private readonly keys: Map<string, Buffer>;
   private readonly current: PayloadKey;
+  private readonly macKeys = new Map<string, Buffer>();
+
+  /** The MAC that binds an organization to one payload (its key is derived from the payload key). */
+  private orgMac(keyId: string, key: Buffer, orgId: string, iv: Uint8Array): Buffer {
+    let macKey = this.macKeys.get(keyId);
+    if (!macKey) {
+      macKey = Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'temporal-payload-org', 32));
+      this.macKeys.set(keyId, macKey);
+    }
+    return createHmac('sha256', macKey).update(`org:${orgId}\0`).update(iv).digest().subarray(0, 16);
+  }
 
   constructor(keys: PayloadKey[]) {
     if (keys.length === 0) throw new PayloadKeyError('at least one payload key is needed');
@@ -69,8 +97,13 @@ export class EncryptionCodec implements PayloadCodec {
     this.keys = new Map(keys.map((k) => [k.id, k.key]));
   }
 
+  /**
+   * Encrypts; a payload of a conversation's workflow (or of its activities) names the
+   * organization. `orgId` stands in for the context where none is given (the codec endpoint).
+   */
   // eslint-disable-next-line @typescript-eslint/require-await -- the interface is async; failures reject
-  async encode(payloads: Payload[]): Promise<Payload[]> {
+  async encode(payloads: Payload[], context?: SerializationContext, orgId?: string): Promise<Payload[]> {
+    const org = orgOfWorkflowId(context?.workflowId) ?? orgId;
     return payloads.map((p) => {
       const plain = temporal.api.common.v1.Payload.encode(p).finish();
       const iv = randomBytes(IV_BYTES);
@@ -81,10 +114,29 @@ export class EncryptionCodec implements PayloadCodec {
           encoding: utf8(ENCRYPTED_ENCODING),
           [KEY_ID]: utf8(this.current.id),
           [CIPHER]: utf8('AES-256-GCM'),
+          ...(org && {
+            [ORG]: utf8(org),
+            [ORG_MAC]: this.orgMac(this.current.id, this.current.key, org, iv),
+          }),
         },
         data: sealed,
       };
     });
+  }
+
+  /**
+   * The organization a payload names, once its label is verified; `undefined` for a payload that
+   * names none (not encrypted, written before payloads named their organization, outside a
+   * conversation) or whose label does not verify (relabelled).
+   */
+  orgOf(p: Payload): string | undefined {
+    const org = text(p.metadata?.[ORG]);
+    const mac = p.metadata?.[ORG_MAC];
+    const key = this.keys.get(text(p.metadata?.[KEY_ID]) ?? '');
+    if (org === undefined || !mac || !key || !p.data || p.data.length < IV_BYTES) return undefined;
+    const id = text(p.metadata?.[KEY_ID])!;
+    const want = this.orgMac(id, key, org, p.data.subarray(0, IV_BYTES));
+    return mac.length === want.length && timingSafeEqual(mac, want) ? org : undefined;
   }
 
   // eslint-disable-next-line @typescript-eslint/require-await -- the interface is async; failures reject

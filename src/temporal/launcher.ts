@@ -37,6 +37,8 @@ export interface StartOptions {
   port?: number;
   /** Web UI port; omitted → headless. */
   uiPort?: number;
+  /** The codec endpoint the Web UI decodes payloads with (the bridge's /codec, development only). */
+  uiCodecEndpoint?: string;
   extraArgs?: string[];
   log: Logger;
   readyTimeoutMs?: number;
@@ -59,6 +61,22 @@ async function onPath(name: string): Promise<string | undefined> {
     if (dir && (await isExecutable(path.join(dir, name)))) return path.join(dir, name);
   }
   return undefined;
+}
+
+/** Where the SDK downloads the dev server from (its Rust core's default). */
+const DOWNLOAD_HOST = 'https://temporal.download/';
+
+/**
+ * Whether the SDK's download of the dev server can reach its host: a short check, so that a machine
+ * without internet goes on to the Go build at once instead of waiting for the download to fail.
+ */
+export async function downloadReachable(timeoutMs = 3_000): Promise<boolean> {
+  try {
+    const res = await fetch(DOWNLOAD_HOST, { method: 'HEAD', signal: AbortSignal.timeout(timeoutMs) });
+    return res.status < 500;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -216,6 +234,7 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
       `${name}=${type}`,
     ]),
     ...(opts.uiPort ? ['--ui-port', String(opts.uiPort)] : ['--headless']),
+    ...(opts.uiPort && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
     ...(opts.extraArgs ?? []),
   ];
   if (opts.dbFile) {
@@ -223,7 +242,16 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
     args.push('--db-filename', opts.dbFile, '--sqlite-pragma', 'journal_mode=WAL');
   }
   const address = `127.0.0.1:${port}`;
-  const cli = await resolveTemporalCli({ cliPath: opts.cliPath, cacheDir: opts.cacheDir, log: opts.log });
+  // First start: a CLI already here (TEMPORAL_CLI_PATH, PATH, the cache); else the SDK's download
+  // when its host answers (a minute); else a build with Go (minutes, and works offline).
+  let cli = await resolveTemporalCli({
+    cliPath: opts.cliPath,
+    cacheDir: opts.cacheDir,
+    log: opts.log,
+    build: false,
+  });
+  if (!cli && (await downloadReachable())) return startWithSdkDownload(opts, port, namespace);
+  cli ??= await resolveTemporalCli({ cliPath: opts.cliPath, cacheDir: opts.cacheDir, log: opts.log });
   if (!cli) return startWithSdkDownload(opts, port, namespace);
 
   const child: ChildProcess = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -355,3 +355,8 @@ export interface ConversationInput {
 export function conversationWorkflowId(orgId: string, sessionId: string): string {
   return `conversation:${orgId}:${sessionId}`;
 }
+
+/** The organization of a conversation's workflow id (organization ids hold no ":"). */
+export function orgOfWorkflowId(workflowId: string | undefined): string | undefined {
+  return workflowId ? /^conversation:([^:]+):/.exec(workflowId)?.[1] : undefined;
+}
