@@ -92,6 +92,27 @@ const envSchema = z.object({
   /** Temporal Cloud API key. */
   TEMPORAL_API_KEY: z.string().min(1).optional(),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('opencx-creatio-bridge'),
+  /**
+   * Worker versioning (Temporal Worker Deployments): this release's build id. Set, the workers join
+   * the deployment WORKER_DEPLOYMENT_NAME as that version, and each conversation run stays on the
+   * version that started it until it moves to the current one (docs/production.md, Upgrades).
+   */
+  WORKER_BUILD_ID: z
+    .string()
+    .regex(/^[\w.+-]{1,255}$/, 'letters, digits, ".", "_", "+" or "-" (a release tag or commit)')
+    .optional(),
+  WORKER_DEPLOYMENT_NAME: z
+    .string()
+    .regex(/^[\w.-]{1,255}$/, 'letters, digits, ".", "_" or "-"')
+    .default('opencx-creatio-bridge'),
+  /**
+   * `auto-upgrade`: a running conversation moves to the current version at its next workflow task
+   * (old histories replay on the new code: patched(), the replay corpus). `pinned`: a run stays on
+   * the version that started it, and moves at continue-as-new when the server says the current
+   * version changed (Temporal servers with upgrade-on-continue-as-new); the old workers then run
+   * until their conversations have moved or ended.
+   */
+  WORKER_VERSIONING_BEHAVIOR: z.enum(['auto-upgrade', 'pinned']).default('auto-upgrade'),
   TEMPORAL_CLI_PATH: z.string().min(1).optional(),
   TEMPORAL_PORT: port.default(7233),
   TEMPORAL_UI_PORT: port.default(8233),
@@ -191,6 +212,8 @@ export interface Config {
     port: number;
     uiPort: number;
     security: TemporalSecurity;
+    /** Worker versioning: this release's version in the worker deployment (unset: unversioned). */
+    deployment: { name: string; buildId: string; behavior: 'auto-upgrade' | 'pinned' } | undefined;
   };
   runWorker: boolean;
   runApi: boolean;
@@ -326,6 +349,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       cliPath: e.TEMPORAL_CLI_PATH,
       port: e.TEMPORAL_PORT,
       uiPort: e.TEMPORAL_UI_PORT,
+      deployment: e.WORKER_BUILD_ID
+        ? {
+            name: e.WORKER_DEPLOYMENT_NAME,
+            buildId: e.WORKER_BUILD_ID,
+            behavior: e.WORKER_VERSIONING_BEHAVIOR,
+          }
+        : undefined,
     },
     runWorker: e.RUN_WORKER,
     runApi: e.RUN_API,

@@ -151,6 +151,7 @@ async function main(): Promise<void> {
         store,
         log,
         dataConverter,
+        ...(config.temporal.deployment && { deployment: config.temporal.deployment }),
         activityDeps: {
           metrics,
           creatioTimeoutMs: config.creatioRequestTimeoutMs,

@@ -104,6 +104,12 @@ export interface WorkerOptions {
   dataConverter?: DataConverter;
   /** How a worker is made (Worker.create); tests wrap it to make one fail. */
   createWorker?: (options: WorkerCreateOptions) => Promise<Worker>;
+  /**
+   * Worker versioning: the workers are this version of the deployment; conversations move to the
+   * current version at their next workflow task (`auto-upgrade`), or at continue-as-new (`pinned`).
+   * See docs/decisions/0026-worker-versioning.md.
+   */
+  deployment?: { name: string; buildId: string; behavior?: 'auto-upgrade' | 'pinned' };
 }
 
 type WorkerCreateOptions = Parameters<typeof Worker.create>[0];
@@ -258,6 +264,17 @@ export class BridgeWorkers {
   }
 
   private create(options: WorkerCreateOptions): Promise<Worker> {
+    const d = this.o.deployment;
+    if (d) {
+      options = {
+        ...options,
+        workerDeploymentOptions: {
+          version: { deploymentName: d.name, buildId: d.buildId },
+          useWorkerVersioning: true,
+          defaultVersioningBehavior: d.behavior === 'pinned' ? 'PINNED' : 'AUTO_UPGRADE',
+        },
+      };
+    }
     return (this.o.createWorker ?? ((opts) => Worker.create(opts)))(options);
   }
 

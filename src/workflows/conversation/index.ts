@@ -6,7 +6,7 @@
 import {
   allHandlersFinished,
   condition,
-  continueAsNew,
+  makeContinueAsNewFunc,
   patched,
   setHandler,
   workflowInfo,
@@ -51,8 +51,12 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   const run = new ConversationRun(input, timings);
   run.carryBytes = flow.carryBytes;
   const activities = peers(orgId, options);
+  // Also when another worker version became current (worker versioning): the run is pinned to the
+  // version that started it, and the next run starts on the current one. Always false unversioned.
   const shouldContinueAsNew = () =>
-    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength >= options.maxHistoryEvents;
+    workflowInfo().continueAsNewSuggested ||
+    workflowInfo().historyLength >= options.maxHistoryEvents ||
+    workflowInfo().targetWorkerDeploymentVersionChanged;
   const steps = new Steps(run, options.parkedRetryEvery, {
     idleAt: () => run.lastEventAt + timings.idle,
     continueAsNew: shouldContinueAsNew,
@@ -217,12 +221,10 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       }
       await spillForCarry(c);
       await condition(allHandlersFinished);
-      await continueAsNew<typeof conversationWorkflow>({
-        orgId,
-        sessionId,
-        options,
-        carried: run.carryOver(),
-      });
+      const upgrade = workflowInfo().targetWorkerDeploymentVersionChanged;
+      await makeContinueAsNewFunc<typeof conversationWorkflow>(
+        upgrade ? { initialVersioningBehavior: 'AUTO_UPGRADE' } : {},
+      )({ orgId, sessionId, options, carried: run.carryOver() });
     }
   }
   await condition(allHandlersFinished);
