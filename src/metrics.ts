@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
  * The process's Prometheus metrics (served at /metrics): Node's own (CPU, memory, event-loop lag,
@@ -68,6 +68,30 @@ export class Metrics {
     buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+
+  /** Where the attention gauge reads its counts (set by the API: src/api/attention-routes.ts). */
+  private attentionCounts: (() => Promise<Record<string, number>>) | undefined;
+  /** Conversations that need attention, by kind, read from the store at each scrape. */
+  readonly attentionConversations = new Gauge({
+    name: 'bridge_attention_conversations',
+    help: 'Conversations that need a person now, by kind (step_parked, step_retrying, ai_fields_blank, closure_mismatch)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      if (!this.attentionCounts) return;
+      try {
+        const counts = await this.attentionCounts();
+        for (const [kind, n] of Object.entries(counts)) this.attentionConversations.set({ kind }, n);
+      } catch {
+        // The store did not answer: the last counts stay (a scrape never fails for it).
+      }
+    },
+  });
+
+  /** Reads the attention gauge's counts from `fn` at every scrape. */
+  watchAttention(fn: () => Promise<Record<string, number>>): void {
+    this.attentionCounts = fn;
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });

@@ -1,8 +1,10 @@
 /**
  * The admin console in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core):
  * sign in, Test & Save with a wrong secret and then the right one, the webhook URL, the
- * conversation inspector resuming a parked step, and the OpenCX events tab (a refused event listed
- * and replayed, an OpenCX organization not connected), with screenshots of each state.
+ * conversation inspector resuming a parked step, the Attention tab (a parked conversation and a
+ * closure that did not reach OpenCX, linked to the inspector and the Temporal UI), and the OpenCX
+ * events tab (a refused event listed and replayed, an OpenCX organization not connected), with
+ * screenshots of each state.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { SANDBOX_CLIENT } from '../src/sandbox/emulators/creatio';
+import { IDS } from '../src/sandbox/emulators/creatio-schema';
 import { Bridge, ev, nextTimestamp, waitFor, WEBHOOK_SECRET } from './bridge-harness';
 import { readsMessageUuid } from './fixtures/later-release';
 import { ADMIN_TOKEN, startApi, type RunningApi } from './helpers';
@@ -182,6 +185,74 @@ describe(
         ['logged', 'logged', 'logged'],
       );
       await shot('console-inspector');
+    });
+
+    it('lists the conversations that need attention (a parked step, a closure mismatch) with links to the inspector and the Temporal UI', async () => {
+      const url = await bridge.creatioWebhookUrl(orgId);
+      bridge.emu.processes.push({
+        kind: 'case_closure',
+        url,
+        retries: 2,
+        statusNames: ['Resolved', 'Closed'],
+      });
+      const parked = `a-${randomUUID().slice(0, 10)}`;
+      const closing = `z-${randomUUID().slice(0, 10)}`;
+      const items = async () =>
+        (await bridge.api.request('GET', `/v1/orgs/${orgId}/attention`)).body.items as any[];
+      try {
+        // A conversation that closes in Creatio while OpenCX refuses the session's resolution.
+        await bridge.send(orgId, 'conversation.started', ev.started(closing));
+        await bridge.send(orgId, 'conversation.contact_response', ev.message(closing, 'm1', 'hello'));
+        const caseId = await bridge.caseOf(orgId, closing);
+        await waitFor(
+          'logged',
+          async () => (await bridge.session(orgId, closing)).body?.messages.logged === 1,
+        );
+        bridge.opencx.faults.writeErrorStatus = 403;
+        bridge.emu.modify('Case', caseId, { StatusId: IDS.caseStatus.Resolved });
+        await waitFor('closure_mismatch', async () =>
+          (await items()).some((i) => i.sessionId === closing && i.kind === 'closure_mismatch'),
+        );
+        // A conversation whose message Creatio refuses: parked.
+        bridge.emu.setFaults({ rejectWrite: POISON });
+        await bridge.send(orgId, 'conversation.started', ev.started(parked));
+        await bridge.send(orgId, 'conversation.contact_response', ev.message(parked, 'm1', 'POISON'));
+        await waitFor('step_parked', async () =>
+          (await items()).some((i) => i.sessionId === parked && i.kind === 'step_parked'),
+        );
+
+        await page.click('nav button[data-tab=attention]');
+        const row = (s: string, kind: string) =>
+          `#attention-items tr[data-session-id="${s}"][data-kind="${kind}"]`;
+        await page.waitForSelector(row(parked, 'step_parked'));
+        await page.waitForSelector(row(closing, 'closure_mismatch'));
+        assert.match(await text(`${row(parked, 'step_parked')} td:nth-child(4)`), /parked.*log message m1/);
+        assert.match(
+          await text(`${row(closing, 'closure_mismatch')} td:nth-child(4)`),
+          /closed in Creatio but the OpenCX session could not be resolved/,
+        );
+        const hrefs = await page.$eval(`${row(closing, 'closure_mismatch')} td.links`, (td) =>
+          [...td.querySelectorAll('a')].map((a) => a.getAttribute('href')),
+        );
+        assert.deepEqual(hrefs, [
+          `#inspector?orgId=${orgId}&sessionId=${closing}`,
+          `http://localhost:8233/namespaces/default/workflows/${encodeURIComponent(`conversation:${orgId}:${closing}`)}`,
+        ]);
+        await shot('console-attention');
+
+        // The inspector link opens the parked conversation in the inspector.
+        await page.click(`${row(parked, 'step_parked')} a.inspector-link`);
+        await page.waitForSelector('#parked');
+        assert.match(await text('#parked'), /Parked: log message m1/);
+        assert.equal(
+          await page.$eval('#inspector', (e) => (e as unknown as { hidden: boolean }).hidden),
+          false,
+        );
+      } finally {
+        bridge.emu.setFaults({ rejectWrite: null });
+        bridge.opencx.faults.writeErrorStatus = 0;
+        bridge.emu.processes.length = 0;
+      }
     });
 
     it('shows the OpenCX organization mapping, lists refused events and unmapped OpenCX organizations, and replays', async () => {

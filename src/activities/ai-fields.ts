@@ -3,6 +3,7 @@ import type { PropertyMetadata } from '../creatio/metadata';
 import { closestName } from '../creatio/metadata';
 import { ApplicationFailure } from '@temporalio/activity';
 import { completeJson, LlmError, type LlmConfig } from '../llm/client';
+import { AttentionWriter, runningConversation } from './attention';
 import type { OrgContexts } from './context';
 import { withFailures } from './failures';
 import type { AiFieldMapping } from '../settings/schema';
@@ -245,6 +246,24 @@ export async function evaluateAiFields(opts: {
 /** The AI-fields activity: one structured LLM call, checked against Case's real columns. */
 export function createAiFieldsActivities(orgs: OrgContexts) {
   const { deps } = orgs;
+  const attention = new AttentionWriter(deps.store);
+  /**
+   * The conversation's `ai_fields_blank`: set while the LLM left fields blank (it failed, or none
+   * is configured), cleared once an evaluation had an answer for them.
+   */
+  const noteBlank = async (outcomes: AiFieldOutcome[]) => {
+    const c = runningConversation();
+    if (!c) return;
+    const blank = outcomes.filter((o) => o.outcome === 'llm_error' || o.outcome === 'llm_not_configured');
+    if (blank.length === 0) await attention.clear(c.orgId, c.sessionId, ['ai_fields_blank']);
+    else
+      await attention.set(
+        c.orgId,
+        c.sessionId,
+        'ai_fields_blank',
+        `${blank.map((o) => o.column).join(', ')}: ${blank[0]!.reason ?? blank[0]!.outcome}`,
+      );
+  };
   return {
     /** Evaluates the organization's AI fields from the transcript. */
     async evaluateAiFields(input: {
@@ -254,15 +273,18 @@ export function createAiFieldsActivities(orgs: OrgContexts) {
       return withFailures(async () => {
         const { settings, client } = await orgs.creatio(input.orgId);
         try {
-          return await evaluateAiFields({
+          const result = await evaluateAiFields({
             client,
             mappings: settings.aiFields,
             llm: deps.llm,
             transcript: input.transcript,
             budgetChars: deps.aiTranscriptBudgetChars ?? 12_000,
           });
+          await noteBlank(result.outcomes);
+          return result;
         } catch (err) {
           if (err instanceof AiFieldsLlmError) {
+            await noteBlank(err.outcomes);
             const { llm } = err;
             throw ApplicationFailure.create({
               type: llm.name,

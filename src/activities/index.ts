@@ -6,6 +6,7 @@
  * (src/workflows/conversation/peers.ts); all share one per-organization context.
  */
 import { createAiFieldsActivities } from './ai-fields';
+import { AttentionWriter, createAttentionActivities, watchAttempts } from './attention';
 import { OrgContexts, type ActivityDeps } from './context';
 import { createCreatioActivities } from './creatio';
 import { createOpenCXActivities } from './opencx';
@@ -14,17 +15,21 @@ import { createStoreActivities } from './store';
 export type { ActivityDeps } from './context';
 export type { AgentReply, ReplyPage } from './agent-replies';
 export type { AiFieldsActivities } from './ai-fields';
+export type { AttentionActivities, AttentionNote } from './attention';
 export type { CreatioActivities, EnsureCaseInput } from './creatio';
 export type { OpenCXActivities } from './opencx';
 export type { ConversationSettings, StoreActivities } from './store';
 
 export function createActivities(deps: ActivityDeps) {
   const orgs = new OrgContexts(deps);
+  // An activity that keeps failing is listed among the conversations that need attention.
+  const attention = new AttentionWriter(deps.store);
   return {
-    creatio: createCreatioActivities(orgs),
-    opencx: createOpenCXActivities(orgs),
-    aiFields: createAiFieldsActivities(orgs),
-    store: createStoreActivities(orgs),
+    creatio: watchAttempts(createCreatioActivities(orgs), attention),
+    opencx: watchAttempts(createOpenCXActivities(orgs), attention),
+    aiFields: watchAttempts(createAiFieldsActivities(orgs), attention),
+    // The attention notes run as local activities beside the store reads.
+    store: { ...createStoreActivities(orgs), ...createAttentionActivities(orgs) },
   };
 }
 

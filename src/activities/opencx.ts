@@ -1,4 +1,5 @@
 /** Activities that talk to OpenCX: agent replies to the customer, and resolving the session. */
+import { ApplicationFailure } from '@temporalio/activity';
 import {
   DEFAULT_REPLY_LIMITS,
   deliver,
@@ -6,6 +7,7 @@ import {
   planAttachments,
   type AgentReply,
 } from './agent-replies';
+import { AttentionWriter, currentAttempt } from './attention';
 import { isRetry, type OrgContexts } from './context';
 import { withFailures } from './failures';
 import type { Attachment, Author } from '../workflows/contract';
@@ -29,8 +31,12 @@ const HISTORY_READ_BYTES = 1_000_000;
 /** A history message longer than this is cut (the case's activity is cut at its own limit anyway). */
 const HISTORY_TEXT_MAX = 100_000;
 
+/** From this attempt on, a closure that cannot resolve the OpenCX session is listed (`closure_mismatch`). */
+export const CLOSURE_MISMATCH_FROM_ATTEMPT = 3;
+
 export function createOpenCXActivities(orgs: OrgContexts) {
   const replyLimits = { ...DEFAULT_REPLY_LIMITS, ...orgs.deps.replyLimits };
+  const attention = new AttentionWriter(orgs.deps.store);
   return {
     /**
      * Delivers an agent reply to the customer through OpenCX, taking the session over from the AI.
@@ -133,11 +139,25 @@ export function createOpenCXActivities(orgs: OrgContexts) {
       });
     },
 
-    /** Resolves the OpenCX session (closed_resolved). */
+    /**
+     * Resolves the OpenCX session (closed_resolved); called once the case is closed in Creatio. While
+     * it fails for good, or again and again, the conversation is listed as `closure_mismatch` (the
+     * case closed, the session open); a later success unlists it.
+     */
     async resolveSession(input: { orgId: string; sessionId: string }): Promise<void> {
-      return withFailures(async () => {
-        await (await orgs.opencx(input.orgId)).resolveSession(input.sessionId);
-      });
+      try {
+        await withFailures(async () => {
+          await (await orgs.opencx(input.orgId)).resolveSession(input.sessionId);
+        });
+      } catch (err) {
+        const forGood = err instanceof ApplicationFailure && err.nonRetryable;
+        if (forGood || currentAttempt() >= CLOSURE_MISMATCH_FROM_ATTEMPT) {
+          const message = err instanceof Error ? err.message : String(err);
+          await attention.set(input.orgId, input.sessionId, 'closure_mismatch', message);
+        }
+        throw err;
+      }
+      await attention.clear(input.orgId, input.sessionId, ['closure_mismatch']);
     },
   };
 }

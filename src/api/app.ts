@@ -13,6 +13,7 @@ import type { Store } from '../store';
 import { errorHandler } from './errors';
 import type { Metrics } from '../metrics';
 import { AdminAccess, scoped } from './access';
+import { attentionRouter } from './attention-routes';
 import { adminRouter } from './admin';
 import { adminTokensRouter } from './admin-tokens-routes';
 import { codecRouter, type OrgPayloadCodec } from './codec-routes';
@@ -161,6 +162,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(settingsRouter(deps));
   app.use(sessionsRouter(deps));
   app.use(diagnoseRouter(deps));
+  app.use(attentionRouter(deps));
   app.use(opencxEventsRouter(deps, opencx));
 
   app.use((req) => {

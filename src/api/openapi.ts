@@ -6,6 +6,7 @@ import { creatioWebhookBodySchema } from './creatio-webhook';
 import { SCENARIOS } from '../diagnose/findings';
 import { skipBodySchema } from './sessions-routes';
 import { newTokenSchema } from './admin-tokens-routes';
+import { ATTENTION_KINDS } from './attention-routes';
 
 /**
  * The OpenAPI 3.1 document of the HTTP contract (DESIGN.md §7 and §8). Request bodies come from the
@@ -238,6 +239,29 @@ const unmapped = z.object({
   fix: z.string().optional(),
 });
 
+const attentionItem = z.object({
+  orgId: z.string(),
+  sessionId: z.string().nullable().describe('null for an organization-level item'),
+  kind: z.enum(ATTENTION_KINDS),
+  message: z.string().describe('what is wrong, for people'),
+  fix: z.string().describe('what to do about it'),
+  since: z.string().describe('when it was first seen (ISO 8601)'),
+  detail: z.string().describe('the step, activity or error it comes from'),
+  links: z.object({
+    inspector: z.string().nullable().describe("the console's conversation inspector"),
+    temporal: z.string().nullable().describe("the conversation's workflow in the Temporal UI"),
+  }),
+});
+const attentionList = (withOrg: boolean) =>
+  z.object({
+    ...(withOrg && { orgId: z.string() }),
+    count: z.number().describe('items listed'),
+    counts: z
+      .record(z.enum(ATTENTION_KINDS), z.number())
+      .describe('items by kind (all, not only those listed)'),
+    items: z.array(attentionItem).describe('newest first'),
+  });
+
 const opencxEnvelopes = HANDLED_EVENTS.map((event) =>
   z.object({
     event: z.literal(event),
@@ -447,6 +471,25 @@ export function openApiDocument(serverUrl: string): JsonSchema {
             ...adminErrors,
             ...temporalErrors,
           },
+        },
+      },
+      '/v1/orgs/{orgId}/attention': {
+        parameters: [orgId, limit(5000)],
+        get: {
+          operationId: 'listAttention',
+          summary:
+            "The organization's conversations that need a person now (parked steps, failing activities, blank AI fields, closures not synced) and its own items (a business process not calling, refused webhook calls), newest first",
+          security: admin,
+          responses: { '200': ok('Items with their links', attentionList(true)), ...adminErrors },
+        },
+      },
+      '/v1/attention': {
+        parameters: [limit(5000)],
+        get: {
+          operationId: 'listAllAttention',
+          summary: 'Every organization’s items that need a person now, newest first (operator token only)',
+          security: admin,
+          responses: { '200': ok('Items with their links', attentionList(false)), ...adminErrors },
         },
       },
       '/v1/orgs/{orgId}/opencx-events': {

@@ -250,6 +250,29 @@ export const MIGRATIONS: { id: number; name: string; sql: string[] }[] = [
       `CREATE INDEX audit_log_org ON audit_log (org_id, id)`,
     ],
   },
+  {
+    id: 19,
+    name: 'conversations that need attention',
+    sql: [
+      // One row per open attention item of a conversation (src/store/attention.ts): written where the
+      // fact is known (a parked step, an activity that keeps failing, AI fields left blank, a closure
+      // that could not reach OpenCX) and deleted when it no longer holds. `since` is the first time.
+      `CREATE TABLE attention_items (
+         org_id text NOT NULL,
+         session_id text NOT NULL,
+         kind text NOT NULL,
+         since timestamptz NOT NULL DEFAULT now(),
+         detail text NOT NULL DEFAULT '',
+         updated_at timestamptz NOT NULL DEFAULT now(),
+         PRIMARY KEY (org_id, session_id, kind)
+       )`,
+      // One organization's items, newest first; and all of them, newest first (the operator's list).
+      `CREATE INDEX attention_items_org_since ON attention_items (org_id, since DESC)`,
+      `CREATE INDEX attention_items_since ON attention_items (since DESC)`,
+      // Whether an organization has a case mapped before a time (a business process not calling).
+      `CREATE INDEX case_sessions_org_created ON case_sessions (org_id, created_at)`,
+    ],
+  },
 ];
 
 const LOCK_ID = 727_274_001;

@@ -10,6 +10,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type {
   AiFieldsActivities,
+  AttentionActivities,
   CreatioActivities,
   OpenCXActivities,
   StoreActivities,
@@ -150,6 +151,15 @@ export class FakePeers {
     };
   }
 
+  /** The conversations-that-need-attention notes: counted, nothing stored. */
+  attention(): Fake<AttentionActivities> {
+    return {
+      noteAttention: async () => {
+        this.count('noteAttention');
+      },
+    };
+  }
+
   ai(): Fake<AiFieldsActivities> {
     return {
       evaluateAiFields: async () => {
@@ -186,7 +196,7 @@ export async function runWithFakes<T>(
       ...common,
       taskQueue,
       workflowBundle: await workflowBundle(),
-      activities: { ...peers.store(), ...peers.creatio() },
+      activities: { ...peers.store(), ...peers.attention(), ...peers.creatio() },
     }),
     Worker.create({
       ...common,

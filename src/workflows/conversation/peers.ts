@@ -1,6 +1,7 @@
 import { proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type {
   AiFieldsActivities,
+  AttentionActivities,
   CreatioActivities,
   OpenCXActivities,
   StoreActivities,
@@ -66,3 +67,15 @@ export function peers(orgId: string, options: ConversationOptions) {
 }
 
 export type Peers = ReturnType<typeof peers>;
+
+/**
+ * The conversation's attention notes on the store (a local activity): best effort, a few quick
+ * tries only; a failure is noted by the caller and never parks (src/workflows/conversation/steps.ts).
+ */
+export function attentionStore() {
+  return proxyLocalActivities<AttentionActivities>({
+    startToCloseTimeout: '5 seconds',
+    scheduleToCloseTimeout: '15 seconds',
+    retry: { initialInterval: '200 milliseconds', backoffCoefficient: 2, maximumAttempts: 3 },
+  });
+}

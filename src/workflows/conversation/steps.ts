@@ -5,11 +5,14 @@ import {
   condition,
   log,
   metricMeter,
+  patched,
   TemporalFailure,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import type { Duration } from '@temporalio/common';
 import { NOTHING_PARKED, STEP_NOT_SKIPPABLE } from '../contract';
+import type { AttentionNote } from '../../activities';
+import { attentionStore } from './peers';
 import type { ConversationRun } from './state';
 
 /**
@@ -75,7 +78,38 @@ export class Steps {
       /** A skipped step is also written on the case as a note (best effort, never parks). */
       onSkipped: (step: string, reason: string) => Promise<void>;
     },
-  ) {}
+  ) {
+    // Asked here, as the run's other patches are: Steps is made in the run's first activation,
+    // before any command (docs/decisions/0016-replay-and-patching.md, 0027-needs-attention.md).
+    this.attention = patched('attention');
+  }
+
+  /**
+   * Runs with the `attention` patch: a parked step is listed among the conversations that need
+   * attention (a local activity on the store, best effort), and unlisted once it succeeds or is
+   * skipped. Runs recorded before it issue no such command.
+   */
+  private readonly attention: boolean;
+  private readonly attentionNotes = attentionStore();
+
+  /** Sets or clears the conversation's `step_parked` (best effort: a failure is only noted). */
+  private async noteAttention(n: Pick<AttentionNote, 'set' | 'clear'>): Promise<void> {
+    if (!this.attention) return;
+    const { state } = this.conversation;
+    try {
+      await this.attentionNotes.noteAttention({ orgId: state.orgId, sessionId: state.sessionId, ...n });
+    } catch {
+      log.warn('could not update the conversation among those that need attention', {
+        orgId: state.orgId,
+        sessionId: state.sessionId,
+      });
+    }
+  }
+
+  /** The step that parked is done (succeeded, or given up): unlisted unless another step is still parked. */
+  private async unparked(): Promise<void> {
+    if (this.parkedNow.length === 0) await this.noteAttention({ clear: ['step_parked', 'step_retrying'] });
+  }
 
   /** The parked step (the oldest, when several are), if any. */
   get parked(): { name: string; skippable: boolean } | null {
@@ -126,7 +160,10 @@ export class Steps {
           o.partOfContinueAsNew || o.finishInFlight
             ? await fn(again)
             : await this.unlessContinueAsNew(fn(again));
+        // Parked in this run, or in the run before continue-as-new (the state carries lastError).
+        const wasParked = again || state.lastError?.step === name;
         if (state.lastError?.step === name) state.lastError = null;
+        if (wasParked) await this.unparked();
         return result;
       } catch (err) {
         if (!isActivityFailure(err) || o.park === false) throw err;
@@ -153,10 +190,14 @@ export class Steps {
           step: name,
           type,
         });
-        const command = await this.parkedWait(name, skippable, o.partOfContinueAsNew !== true);
+        const detail = `${name}: ${type}: ${state.lastError.message}`;
+        const command = await this.parkedWait(name, skippable, o.partOfContinueAsNew !== true, () =>
+          this.noteAttention({ set: { kind: 'step_parked', detail } }),
+        );
         if (command?.kind === 'skip' && o.onSkip) {
           state.lastError = null;
           this.record(name, command.reason);
+          await this.unparked();
           await this.wake.onSkipped(name, command.reason);
           return o.onSkip(command.reason);
         }
@@ -171,6 +212,8 @@ export class Steps {
     name: string,
     skippable: boolean,
     yieldToContinueAsNew: boolean,
+    /** Once the step is parked (and can take a command): lists it among those that need attention. */
+    onParked: () => Promise<void>,
   ): Promise<Command | null> {
     const continueAsNew = () => yieldToContinueAsNew && this.wake.continueAsNew();
     const entry: { name: string; skippable: boolean; command: Command | null } = {
@@ -181,6 +224,7 @@ export class Steps {
     this.parkedNow.push(entry);
     const received = (): Command | null => entry.command;
     try {
+      await onParked();
       const until = Math.min(msToNumber(this.parkedRetryEvery), this.wake.idleAt() - Date.now());
       await condition(() => received() !== null || continueAsNew(), Math.max(1, until));
       const command = received();

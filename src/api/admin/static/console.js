@@ -1,6 +1,8 @@
 // The admin console: the Creatio settings with Test & Save, the webhook URL, the conversation
-// inspector, and the OpenCX events the bridge refused (with their replay). Plain browser JavaScript over the bridge's own API (/v1/...); every value shown is set
-// with textContent, never as HTML.
+// inspector, the OpenCX events the bridge refused (with their replay), and the conversations that
+// need attention (#inspector?orgId=…&sessionId=… opens one in the inspector). Plain browser
+// JavaScript over the bridge's own API (/v1/...); every value shown is set with textContent, never
+// as HTML.
 'use strict';
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -509,6 +511,108 @@ async function replay(webhookId) {
   $('#events-out').prepend(banner);
 }
 
+/* ---------- attention ---------- */
+
+/** The console's own link to a conversation in the inspector. */
+const inspectorHash = (orgId, sessionId) =>
+  `#inspector?orgId=${encodeURIComponent(orgId)}&sessionId=${encodeURIComponent(sessionId)}`;
+
+async function loadAttention() {
+  const out = $('#attention-out');
+  out.replaceChildren(el('p', {}, 'Loading…'));
+  const res = await api('GET', orgPath('/attention'));
+  if (res.body?.error) {
+    out.replaceChildren(renderError(res.body.error));
+    return;
+  }
+  const { items, counts } = res.body;
+  const summary = Object.entries(counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k}: ${n}`)
+    .join(', ');
+  if (items.length === 0) {
+    out.replaceChildren(el('div', { class: 'banner ok', id: 'no-attention' }, 'Nothing needs attention.'));
+    return;
+  }
+  out.replaceChildren(
+    el('p', { id: 'attention-counts' }, summary),
+    el(
+      'table',
+      { id: 'attention-items' },
+      el(
+        'thead',
+        {},
+        el(
+          'tr',
+          {},
+          ...['Since', 'Kind', 'Conversation', 'What is wrong', 'Links'].map((h) => el('th', {}, h)),
+        ),
+      ),
+      el(
+        'tbody',
+        {},
+        ...items.map((i) => {
+          const links = el('td', { class: 'links' });
+          if (i.sessionId) {
+            const open = el(
+              'a',
+              { href: inspectorHash(i.orgId, i.sessionId), class: 'inspector-link' },
+              'Inspector',
+            );
+            links.append(open);
+          }
+          if (i.links.temporal) {
+            links.append(
+              ' ',
+              el(
+                'a',
+                { href: i.links.temporal, target: '_blank', rel: 'noopener', class: 'temporal-link' },
+                'Temporal UI',
+              ),
+            );
+          }
+          return el(
+            'tr',
+            { 'data-kind': i.kind, 'data-session-id': i.sessionId ?? '' },
+            el('td', {}, i.since),
+            el('td', {}, el('code', {}, i.kind)),
+            el('td', {}, i.sessionId ?? '(organization)'),
+            el('td', {}, i.message, el('div', { class: 'fix' }, `Fix: ${i.fix}`)),
+            links,
+          );
+        }),
+      ),
+    ),
+  );
+}
+
+/* ---------- tabs and links ---------- */
+
+const TABS = ['settings', 'inspector', 'opencx-events', 'attention'];
+
+function showTab(name) {
+  for (const b of document.querySelectorAll('nav button'))
+    b.classList.toggle('active', b.dataset.tab === name);
+  for (const tab of TABS) $(`#${tab}`).hidden = name !== tab;
+  if (name === 'opencx-events') void loadEvents();
+  if (name === 'attention') void loadAttention();
+}
+
+/** `#inspector?orgId=…&sessionId=…`: opens the conversation in the inspector (the attention list links so). */
+async function followHash() {
+  const m = /^#inspector\?(.*)$/.exec(location.hash);
+  if (!m || !session.token) return;
+  const q = new URLSearchParams(m[1]);
+  const orgId = q.get('orgId');
+  const sessionId = q.get('sessionId');
+  if (!sessionId) return;
+  // The operator's token opens any organization; an organization's token is refused elsewhere.
+  if (orgId && orgId !== session.orgId) await signIn(session.token, orgId);
+  showTab('inspector');
+  $('#find-form').elements.query.value = sessionId;
+  await inspect(sessionId);
+}
+
 /* ---------- wiring ---------- */
 
 document.addEventListener('DOMContentLoaded', () => {
@@ -527,14 +631,10 @@ document.addEventListener('DOMContentLoaded', () => {
     location.reload();
   });
   for (const b of document.querySelectorAll('nav button')) {
-    b.addEventListener('click', () => {
-      for (const other of document.querySelectorAll('nav button'))
-        other.classList.toggle('active', other === b);
-      for (const tab of ['settings', 'inspector', 'opencx-events'])
-        $(`#${tab}`).hidden = b.dataset.tab !== tab;
-      if (b.dataset.tab === 'opencx-events') void loadEvents();
-    });
+    b.addEventListener('click', () => showTab(b.dataset.tab));
   }
+  $('#reload-attention').addEventListener('click', () => void loadAttention());
+  window.addEventListener('hashchange', () => void followHash().catch(() => undefined));
   $('#add-ai-field').addEventListener('click', () => $('#ai-fields tbody').append(aiFieldRow()));
   $('#test').addEventListener('click', () => void testOrSave(false));
   $('#settings-form').addEventListener('submit', (ev) => {
@@ -560,6 +660,8 @@ document.addEventListener('DOMContentLoaded', () => {
     void inspect(ev.target.elements.query.value);
   });
   if (session.token && session.orgId) {
-    signIn(session.token, session.orgId).catch(() => undefined);
+    signIn(session.token, session.orgId)
+      .then(() => followHash())
+      .catch(() => undefined);
   }
 });
