@@ -57,6 +57,7 @@ const UNIT = [
   'heard.test.ts',
   'opencx-pacing.test.ts',
   'store.test.ts',
+  'docs-links.test.ts',
   'activities/',
   'replay/',
 ];
