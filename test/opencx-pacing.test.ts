@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { sha256Hex } from '../src/crypto';
 import { createLogger } from '../src/logger';
 import { CallLimiters, RateLimitedError } from '../src/net/call-limiter';
 import { OpenCXPacing, type OpenCXPacingOptions } from '../src/net/opencx-pacing';
@@ -56,6 +57,20 @@ for (const kind of ['postgres', 'pglite'] as const) {
       Promise.all(
         stores.flatMap((s) => Array.from({ length: 10 }, () => s.db.query('SELECT pg_sleep(0.02)'))),
       );
+
+    /** Waits until the key's reservations reach `ms` ahead (the turns asked for are reserved). */
+    const reservedAhead = async (apiKey: string, ms: number) => {
+      for (let tries = 0; ; tries++) {
+        const [row] = await stores[0]!.db.query<{ ahead: number }>(
+          `SELECT coalesce(max(extract(epoch FROM tat - now()) * 1000), 0)::float8 AS ahead
+             FROM call_pace WHERE key_hash = $1`,
+          [`opencx:${sha256Hex(apiKey)}`],
+        );
+        if (Number(row?.ahead) >= ms) return;
+        assert.ok(tries < 200, `the turns were not reserved ${ms} ms ahead within 2 s`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    };
 
     const pacers = (n: number, o: Partial<OpenCXPacingOptions> = {}) =>
       Array.from(
@@ -134,7 +149,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
       await warm();
       // B queues 8 calls (after the burst of 3, the others 0.1 to 0.5 s away).
       const waiting = Array.from({ length: 8 }, () => b!.turn().then(() => Date.now()));
-      await new Promise((r) => setTimeout(r, 50));
+      await reservedAhead(apiKey, 300);
       const pushedAt = Date.now();
       a!.done({ status: 429, retryAfterMs: 1_500 });
       await a!.settled();
@@ -174,14 +189,7 @@ for (const kind of ['postgres', 'pglite'] as const) {
       await warm();
       const queue = Array.from({ length: 8 }, () => busy!.for(apiKey).turn());
       // The busy turns are reserved (the queue reaches well past what the short attempt has left).
-      for (let ahead = 0, tries = 0; ahead < 500; tries++) {
-        assert.ok(tries < 200, 'the busy turns were not reserved within 2 s');
-        const [row] = await stores[0]!.db.query<{ ahead: number }>(
-          `SELECT coalesce(max(extract(epoch FROM tat - now()) * 1000), 0)::float8 AS ahead FROM call_pace`,
-        );
-        ahead = Number(row?.ahead);
-        if (ahead < 500) await new Promise((r) => setTimeout(r, 10));
-      }
+      await reservedAhead(apiKey, 500);
       await assert.rejects(short!.for(apiKey).turn(), (err: unknown) => {
         assert.ok(err instanceof RateLimitedError, String(err));
         assert.ok(err.retryAfterMs >= 1_000);

@@ -60,18 +60,37 @@ export function createStoreActivities(orgs: OrgContexts) {
       );
     },
 
-    /** What the conversation's last run kept for this one (null: nothing); only chunks still stored. */
-    async findHeld(input: { workflowId: string }): Promise<HeldEvents | null> {
+    /**
+     * What the conversation's last run kept for this one (null: nothing); only chunks still stored.
+     * The list is taken by `runId` (a retry of the same run gets it again): a later run never
+     * handles it a second time, even when the taking run could not delete it.
+     */
+    async findHeld(input: { workflowId: string; runId?: string }): Promise<HeldEvents | null> {
       return withFailures(async () => {
-        const json = await orgs.deps.store.getSpill(input.workflowId, HELD_CHUNK);
+        const { store } = orgs.deps;
+        const json = await store.getSpill(input.workflowId, HELD_CHUNK);
         if (json === undefined) return null;
         const held = JSON.parse(json) as HeldEvents;
+        if (held.takenBy !== undefined && held.takenBy !== input.runId) {
+          // Handled by an earlier run that could not delete it: nothing here is waiting any more.
+          await store.dropSpill(input.workflowId, [...held.chunks, HELD_CHUNK]);
+          return null;
+        }
         // A list whose chunks were already read and deleted (its own deletion failed) holds nothing.
-        const stored = new Set(await orgs.deps.store.spillChunks(input.workflowId, held.chunks));
+        const stored = new Set(await store.spillChunks(input.workflowId, held.chunks));
         const chunks = held.chunks.filter((c) => stored.has(c));
-        if (chunks.length > 0) return { ...held, chunks };
-        await orgs.deps.store.dropSpill(input.workflowId, [HELD_CHUNK]);
-        return null;
+        if (chunks.length === 0) {
+          await store.dropSpill(input.workflowId, [HELD_CHUNK]);
+          return null;
+        }
+        if (input.runId !== undefined && held.takenBy === undefined) {
+          await store.putSpill(
+            input.workflowId,
+            HELD_CHUNK,
+            JSON.stringify({ ...held, takenBy: input.runId }),
+          );
+        }
+        return { ...held, chunks };
       });
     },
 

@@ -153,7 +153,9 @@ export function createApp(deps: AppDeps): express.Express {
         codec: deps.codec,
         uiOrigin: deps.config.temporalUiOrigin ?? 'http://localhost:8233',
         auth: admin,
-        openOnLoopback: deps.config.env === 'development',
+        // Only for the embedded dev server's own UI: development, no TEMPORAL_ADDRESS.
+        openOnLoopback:
+          deps.config.env === 'development' && !!deps.config.temporal && !deps.config.temporal.address,
       }),
     );
   }

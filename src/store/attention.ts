@@ -56,6 +56,13 @@ const toItem = (r: Row): AttentionItem => ({
   updatedAt: iso(r.updated_at),
 });
 
+/**
+ * Every failed attempt refreshes a `step_retrying` item; one not refreshed for an hour (far longer
+ * than any retry interval) belongs to an activity that stopped failing without a success that
+ * cleared it (abandoned at continue-as-new, say): it is no longer listed.
+ */
+const LIVE = `NOT (kind = 'step_retrying' AND updated_at < now() - interval '1 hour')`;
+
 export class AttentionStore {
   constructor(private readonly db: Db) {}
 
@@ -84,11 +91,11 @@ export class AttentionStore {
     return rows.length;
   }
 
-  /** One organization's items, newest first. */
+  /** One organization's items, newest first (without stale `step_retrying` items: see LIVE). */
   async list(orgId: string, limit = 1_000): Promise<AttentionItem[]> {
     const rows = await this.db.query<Row>(
       `SELECT org_id, session_id, kind, since, detail, updated_at FROM attention_items
-       WHERE org_id = $1 ORDER BY since DESC LIMIT $2`,
+       WHERE org_id = $1 AND ${LIVE} ORDER BY since DESC LIMIT $2`,
       [orgId, limit],
     );
     return rows.map(toItem);
@@ -98,7 +105,7 @@ export class AttentionStore {
   async listAll(limit = 1_000): Promise<AttentionItem[]> {
     const rows = await this.db.query<Row>(
       `SELECT org_id, session_id, kind, since, detail, updated_at FROM attention_items
-       ORDER BY since DESC LIMIT $1`,
+       WHERE ${LIVE} ORDER BY since DESC LIMIT $1`,
       [limit],
     );
     return rows.map(toItem);
@@ -194,8 +201,8 @@ export class AttentionStore {
   async counts(orgId?: string): Promise<Record<ConversationAttentionKind, number>> {
     const rows = await this.db.query<{ kind: ConversationAttentionKind; n: string | number }>(
       orgId === undefined
-        ? 'SELECT kind, count(*) AS n FROM attention_items GROUP BY kind'
-        : 'SELECT kind, count(*) AS n FROM attention_items WHERE org_id = $1 GROUP BY kind',
+        ? `SELECT kind, count(*) AS n FROM attention_items WHERE ${LIVE} GROUP BY kind`
+        : `SELECT kind, count(*) AS n FROM attention_items WHERE org_id = $1 AND ${LIVE} GROUP BY kind`,
       orgId === undefined ? [] : [orgId],
     );
     const out = Object.fromEntries(CONVERSATION_ATTENTION_KINDS.map((k) => [k, 0])) as Record<

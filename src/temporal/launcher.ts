@@ -304,7 +304,7 @@ async function startWithSdkDownload(
   port: number,
   namespace: string,
 ): Promise<TemporalServer> {
-  opts.log.warn('no Temporal CLI and no Go toolchain: letting @temporalio/testing download the dev server');
+  opts.log.warn('no Temporal CLI here: letting @temporalio/testing download the dev server');
   const { TestWorkflowEnvironment } = await import('@temporalio/testing');
   const { SEARCH_ATTRIBUTE_KEYS } = await import('./search-attributes');
   const env = await TestWorkflowEnvironment.createLocal({
@@ -314,7 +314,10 @@ async function startWithSdkDownload(
       ...(opts.dbFile && { dbFilename: opts.dbFile }),
       ...(opts.uiPort && { uiPort: opts.uiPort }),
       searchAttributes: Object.values(SEARCH_ATTRIBUTE_KEYS),
-      extraArgs: opts.extraArgs,
+      extraArgs: [
+        ...(opts.extraArgs ?? []),
+        ...(opts.uiPort && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
+      ],
     },
   });
   return {

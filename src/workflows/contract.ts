@@ -341,6 +341,8 @@ export interface HeldEvents {
   /** The step that was parked. */
   step: string;
   at: string;
+  /** The run that took the list (it reads its chunks); no later run takes it again. */
+  takenBy?: string;
 }
 
 export interface ConversationInput {

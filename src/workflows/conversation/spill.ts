@@ -317,9 +317,9 @@ export async function holdForNextRun(c: Conversation, step: string): Promise<boo
  */
 export async function takeHeld(c: Conversation): Promise<void> {
   const { run } = c;
-  const { workflowId } = workflowInfo();
+  const { workflowId, runId } = workflowInfo();
   const held = await c.steps.run('read events kept at the idle timeout', () =>
-    c.peers.store.findHeld({ workflowId }),
+    c.peers.store.findHeld({ workflowId, runId }),
   );
   if (!held) return;
   const { queue, spill } = run;
