@@ -22,6 +22,12 @@ const forbiddenInWorkflows = [
   '@temporalio/testing',
 ].filter((m) => m !== 'assert');
 
+// Only the entry point starts the sandbox (emulators, demo data): the bridge itself never depends on it.
+const sandboxFromMainOnly = {
+  group: ['**/sandbox', '**/sandbox/*'],
+  message: 'Only the entry point (src/main.ts) starts the sandbox.',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', '.cache/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -64,7 +70,32 @@ export default tseslint.config(
               allowTypeImports: true,
               message: 'Import activities as types only (import type).',
             },
+            sandboxFromMainOnly,
           ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/**/*.ts'],
+    ignores: ['src/main.ts', 'src/sandbox/**', 'src/workflows/**', 'src/api/**'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [sandboxFromMainOnly] }] },
+  },
+  {
+    // The API reaches Temporal through the workflow client (src/conversations/client.ts) only.
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@temporalio/client',
+              allowTypeImports: true,
+              message: 'The API reaches Temporal through the workflow client (src/conversations/client.ts).',
+            },
+          ],
+          patterns: [sandboxFromMainOnly],
         },
       ],
     },

@@ -58,6 +58,7 @@ const UNIT = [
   'opencx-pacing.test.ts',
   'store.test.ts',
   'docs-links.test.ts',
+  'lint-layers.test.ts',
   'activities/',
   'replay/',
 ];

@@ -12,6 +12,9 @@ import {
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+
+/** What the API's routes recognise of Temporal's answers (they import nothing else of the client). */
+export { WorkflowNotFoundError };
 import { ApiError } from '../errors';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 import {
