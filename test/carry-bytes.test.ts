@@ -279,11 +279,20 @@ describe('25 messages of 90,000 CJK characters through a Creatio outage, across 
       const r = await bridge.send(orgId, 'conversation.contact_response', ev.message(s, `k${i + 1}`, t));
       assert.ok(r.status < 300, JSON.stringify(r.body));
     }
+    let last: any;
     await waitFor(
       'a new run during the outage',
-      async () => (await bridge.session(orgId, s)).body?.runs > 1,
+      async () => {
+        last = (await bridge.session(orgId, s)).body;
+        return last?.runs > 1;
+      },
       90_000,
-    );
+    ).catch((err: Error) => {
+      const { runs, status, messages, lastError, history } = last ?? {};
+      throw new Error(
+        `${err.message}; state: ${JSON.stringify({ runs, status, messages, lastError, history })}`,
+      );
+    });
     assert.equal(bridge.emu.rows('Case').length, 0, 'nothing reached Creatio during the outage');
     bridge.emu.setFaults({ outage: false });
     const caseId = await bridge.caseOf(orgId, s, 60_000);

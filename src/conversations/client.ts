@@ -21,6 +21,7 @@ import {
   conversationEventSignal,
   conversationWorkflowId,
   NOTHING_PARKED,
+  resumeSignal,
   resumeStepUpdate,
   skipStepUpdate,
   STEP_NOT_SKIPPABLE,
@@ -145,6 +146,16 @@ const UPDATE_REFUSALS: Record<string, { status: number; code: string; fix?: stri
  * Asks the conversation to try its parked step now (`resume`) or to give it up (`skip`). The
  * workflow validates the request: nothing parked, or a step that cannot be given up, is a 409.
  */
+/** The run has no handler for the update (its workflow code predates it). */
+function noUpdateHandler(err: WorkflowUpdateFailedError): boolean {
+  const cause = err.cause;
+  const type = cause instanceof ApplicationFailure ? (cause.type ?? '') : '';
+  return (
+    type === 'ReferenceError' ||
+    /no registered handler|not registered|unknown update/i.test(cause?.message ?? '')
+  );
+}
+
 export async function commandParkedStep(
   c: Conversations,
   orgId: string,
@@ -169,6 +180,20 @@ export async function commandParkedStep(
         404,
         'session_not_found',
         `No running conversation ${sessionId} for organization ${orgId}`,
+      );
+    }
+    if (err instanceof WorkflowUpdateFailedError && noUpdateHandler(err)) {
+      // A run started by a release that had no such update (before resume and skip were updates):
+      // it still takes the `resume` signal; skipping needs a release that knows how.
+      if (command.kind === 'resume') {
+        await withTemporal(c, () => handle.signal(resumeSignal), refused);
+        return { step: 'the parked step (sent as the resume signal: a run of an earlier release)' };
+      }
+      throw new ApiError(
+        409,
+        'skip_not_supported',
+        `Conversation ${sessionId} was started by an earlier release of the bridge, which cannot give a step up`,
+        { fix: 'Fix the cause and resume instead (POST …/resume).' },
       );
     }
     if (err instanceof WorkflowUpdateFailedError) {
