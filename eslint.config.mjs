@@ -82,7 +82,7 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': ['error', { patterns: [sandboxFromMainOnly] }] },
   },
   {
-    // The API reaches Temporal through the workflow client (src/conversations/client.ts) only.
+    // The API reaches Temporal through the workflow client (src/workflow-client/client.ts) only.
     files: ['src/api/**/*.ts'],
     rules: {
       'no-restricted-imports': [
@@ -92,7 +92,8 @@ export default tseslint.config(
             {
               name: '@temporalio/client',
               allowTypeImports: true,
-              message: 'The API reaches Temporal through the workflow client (src/conversations/client.ts).',
+              message:
+                'The API reaches Temporal through the workflow client (src/workflow-client/client.ts).',
             },
           ],
           patterns: [sandboxFromMainOnly],

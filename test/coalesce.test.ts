@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Coalescer } from '../src/conversations/coalesce';
+import { Coalescer } from '../src/workflow-client/coalesce';
 
 describe('Coalescer', () => {
   it('answers every caller after a send that started after it arrived, with few sends', async () => {

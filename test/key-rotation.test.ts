@@ -14,7 +14,7 @@ import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import { ConfigError, loadConfig } from '../src/config';
-import { CreatioInbox } from '../src/conversations/creatio-inbox';
+import { CreatioInbox } from '../src/workflow-client/creatio-inbox';
 import { EncryptionKey, KeyConfigError, SecretBox, UnknownKeyError, parseKeyList } from '../src/crypto';
 import { createLogger } from '../src/logger';
 import { Store, openStore } from '../src/store';

@@ -55,6 +55,9 @@ describe('lint: the layers of the code', () => {
       /through the workflow client/,
     );
     assert.deepEqual(await restricted(file, "import type { Client } from '@temporalio/client';\n"), []);
-    assert.deepEqual(await restricted(file, "import { withTemporal } from '../conversations/client';\n"), []);
+    assert.deepEqual(
+      await restricted(file, "import { withTemporal } from '../workflow-client/client';\n"),
+      [],
+    );
   });
 });

@@ -7,7 +7,7 @@ import { ApiError } from '../errors';
 import { redactUrl, type Logger } from '../logger';
 import type { TestOptions } from '../settings/test-and-save';
 import type { Client } from '@temporalio/client';
-import type { CreatioInbox } from '../conversations/creatio-inbox';
+import type { CreatioInbox } from '../workflow-client/creatio-inbox';
 import type { ConversationOptions } from '../workflows/contract';
 import type { Store } from '../store';
 import { errorHandler } from './errors';

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import type { z } from 'zod';
-import { TemporalUnavailableError } from '../conversations/client';
+import { TemporalUnavailableError } from '../workflow-client/client';
 import { ApiError } from '../errors';
 import { StoreUnavailableError } from '../store';
 

@@ -1,4 +1,4 @@
-import { deliverEvent } from '../conversations/client';
+import { deliverEvent } from '../workflow-client/client';
 import { ApiError } from '../errors';
 import type { Logger } from '../logger';
 import {

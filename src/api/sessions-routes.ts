@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { actorOf } from './access';
 import { z } from 'zod';
-import { commandParkedStep, withTemporal, WorkflowNotFoundError } from '../conversations/client';
+import { commandParkedStep, withTemporal, WorkflowNotFoundError } from '../workflow-client/client';
 import { ApiError } from '../errors';
 import { SESSION_ID_RE } from '../opencx/events';
 import { conversationWorkflowId, stateQuery } from '../workflows/contract';
