@@ -85,6 +85,39 @@ function inCreatio(
   return Object.fromEntries(texts.map((t) => [t, titles.filter((x) => x.endsWith(`: ${t}`)).length]));
 }
 
+/** How today's API finishes a conversation a release left (both upgrade modes). */
+function finishing(api: BridgeHttp, client: Client, emus: ReleaseEmulators) {
+  const close = async (r: { orgId: string; sessionId: string; workflowId: string }) => {
+    await api.send(r.orgId, 'conversation.closed', ev.closed(r.sessionId));
+    await waitFor(`${r.sessionId} finished`, () => completed(client, r.workflowId), 120_000);
+  };
+  const loggedAll = (r: { orgId: string; sessionId: string; texts: string[] }) =>
+    waitFor(
+      `${r.texts.length} messages of ${r.sessionId} logged`,
+      async () => Number((await api.session(r.orgId, r.sessionId))?.messages?.logged) >= r.texts.length,
+      120_000,
+    );
+  return {
+    close,
+    loggedAll,
+    /** One more message, then closed. */
+    oneMoreAndClose: async (r: ScenarioResult): Promise<void> => {
+      r.texts.push(await sendMessage(api, r.orgId, r.sessionId, r.texts.length));
+      await loggedAll(r);
+      await close(r);
+    },
+    /** An agent answers in Creatio; its process calls today's API; the reply reaches OpenCX. Then closed. */
+    answerAndClose: async (r: ScenarioResult, when: string): Promise<void> => {
+      const hook = await api.creatioWebhookUrl(r.orgId);
+      emus.creatio.processes!.push({ kind: 'agent_reply', url: hook, retries: 2, activityTypes: ['Email'] });
+      agentEmail(emus, r.caseId!, { title: `Re: ${when}`, body: `<p>Answered ${when}.</p>` });
+      await waitFor('the reply at OpenCX', () => emus.opencx!.messagesFor(r.sessionId).length > 0, 120_000);
+      await close(r);
+      emus.creatio.processes!.length = 0;
+    },
+  };
+}
+
 describe(
   `upgrade from release ${FROM.slice(0, 7)} to the current code`,
   { timeout: 20 * 60_000, skip: DRAIN },
@@ -150,48 +183,14 @@ describe(
         });
         const api = new BridgeHttp(proc.url, proc.adminToken);
         const by = (reached: ScenarioResult['reached']) => left.find((r) => r.reached === reached)!;
-        const close = async (r: ScenarioResult) => {
-          await api.send(r.orgId, 'conversation.closed', ev.closed(r.sessionId));
-          await waitFor(`${r.sessionId} finished`, () => completed(client, r.workflowId), 120_000);
-        };
-        const loggedAll = (r: ScenarioResult) =>
-          waitFor(
-            `${r.texts.length} messages of ${r.sessionId} logged`,
-            async () => Number((await api.session(r.orgId, r.sessionId))?.messages?.logged) >= r.texts.length,
-            120_000,
-          );
+        const { close, loggedAll, oneMoreAndClose, answerAndClose } = finishing(api, client, emus);
         const replies: Record<string, number> = { ...repliesBefore };
 
         // Open: one more message, then closed.
-        {
-          const r = by('open');
-          r.texts.push(await sendMessage(api, r.orgId, r.sessionId, r.texts.length));
-          await loggedAll(r);
-          await close(r);
-        }
+        await oneMoreAndClose(by('open'));
         // Handed off: an agent answers from Creatio (its process calls the current API), then closed.
-        {
-          const r = by('handed-off');
-          const hook = await api.creatioWebhookUrl(r.orgId);
-          emus.creatio.processes!.push({
-            kind: 'agent_reply',
-            url: hook,
-            retries: 2,
-            activityTypes: ['Email'],
-          });
-          agentEmail(emus, r.caseId!, {
-            title: 'Re: after the upgrade',
-            body: '<p>Answered after the upgrade.</p>',
-          });
-          await waitFor(
-            'the reply at OpenCX',
-            () => emus.opencx!.messagesFor(r.sessionId).length > 0,
-            120_000,
-          );
-          replies[r.sessionId] = 1;
-          await close(r);
-          emus.creatio.processes!.length = 0;
-        }
+        await answerAndClose(by('handed-off'), 'after the upgrade');
+        replies[by('handed-off').sessionId] = 1;
         // Parked: an operator resumes it on the current API, the refused message is written, then closed.
         {
           const r = by('parked');
@@ -201,12 +200,7 @@ describe(
           await close(r);
         }
         // Continued as new: one more message, then closed.
-        {
-          const r = by('continued-as-new');
-          r.texts.push(await sendMessage(api, r.orgId, r.sessionId, r.texts.length));
-          await loggedAll(r);
-          await close(r);
-        }
+        await oneMoreAndClose(by('continued-as-new'));
 
         // Every conversation finished; every message in Creatio once; every reply at OpenCX once.
         const rows = [];
@@ -366,16 +360,7 @@ describe(
           async () => (await runningOn(client, OLD_QUEUE)) === stillOpen.length,
           30_000,
         );
-        const close = async (r: { orgId: string; sessionId: string; workflowId: string }) => {
-          await api.send(r.orgId, 'conversation.closed', ev.closed(r.sessionId));
-          await waitFor(`${r.sessionId} finished`, () => completed(client, r.workflowId), 120_000);
-        };
-        const loggedAll = (r: { orgId: string; sessionId: string; texts: string[] }) =>
-          waitFor(
-            `${r.texts.length} messages of ${r.sessionId} logged`,
-            async () => Number((await api.session(r.orgId, r.sessionId))?.messages?.logged) >= r.texts.length,
-            120_000,
-          );
+        const { close, loggedAll, oneMoreAndClose, answerAndClose } = finishing(api, client, emus);
 
         // A new conversation through today's API: started on today's queue, served by today's worker.
         const fresh: { orgId: string; sessionId: string; workflowId: string; texts: string[] }[] = [];
@@ -402,36 +387,11 @@ describe(
         await newConversation(by('open').orgId, 'dr-open-2');
 
         // Open: one more message through today's API, then closed.
-        {
-          const r = by('open');
-          r.texts.push(await sendMessage(api, r.orgId, r.sessionId, r.texts.length));
-          await loggedAll(r);
-          await close(r);
-        }
+        await oneMoreAndClose(by('open'));
         // Handed off: an agent answers in Creatio; its process calls today's API, whose inbox
         // signals the release's run; the release's worker sends the reply. Then closed.
-        {
-          const r = by('handed-off');
-          const hook = await api.creatioWebhookUrl(r.orgId);
-          emus.creatio.processes!.push({
-            kind: 'agent_reply',
-            url: hook,
-            retries: 2,
-            activityTypes: ['Email'],
-          });
-          agentEmail(emus, r.caseId!, {
-            title: 'Re: during the drain',
-            body: '<p>Answered during the drain.</p>',
-          });
-          await waitFor(
-            'the reply at OpenCX',
-            () => emus.opencx!.messagesFor(r.sessionId).length > 0,
-            120_000,
-          );
-          replies[r.sessionId] = 1;
-          await close(r);
-          emus.creatio.processes!.length = 0;
-        }
+        await answerAndClose(by('handed-off'), 'during the drain');
+        replies[by('handed-off').sessionId] = 1;
         // Parked: an operator resumes it on today's API; the release's run has no `resumeStep`
         // update, so the API sends it the `resume` signal the release does have.
         {
@@ -443,12 +403,7 @@ describe(
           await close(r);
         }
         // Continued as new: one more message, then closed.
-        {
-          const r = by('continued-as-new');
-          r.texts.push(await sendMessage(api, r.orgId, r.sessionId, r.texts.length));
-          await loggedAll(r);
-          await close(r);
-        }
+        await oneMoreAndClose(by('continued-as-new'));
         // Every run the release started is finished: none is left on its queue; its workers stop.
         await waitFor(
           `no run left on ${OLD_QUEUE}`,
