@@ -28,6 +28,13 @@ const sandboxFromMainOnly = {
   message: 'Only the entry point (src/main.ts) starts the sandbox.',
 };
 
+// src/api/app.ts assembles the routes: a route file takes what it needs from deps.ts and params.ts,
+// never from app.ts (which imports every route file).
+const nothingImportsApp = {
+  regex: '^(\\.\\.?/)+(api/)?app$',
+  message: 'Route files import AppDeps from ./deps and shared parameters from ./params, never ./app.',
+};
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', '.data/**', '.cache/**', 'bench/results/**'] },
   js.configs.recommended,
@@ -96,7 +103,7 @@ export default tseslint.config(
                 'The API reaches Temporal through the workflow client (src/workflow-client/client.ts).',
             },
           ],
-          patterns: [sandboxFromMainOnly],
+          patterns: [sandboxFromMainOnly, nothingImportsApp],
         },
       ],
     },

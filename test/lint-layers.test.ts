@@ -1,7 +1,7 @@
 /**
  * The layering rules of eslint.config.mjs, each shown failing on a deliberate violation (and the
  * allowed form passing): workflow code imports no I/O, only the entry point imports the sandbox,
- * and the API reaches Temporal through the workflow client only.
+ * the API reaches Temporal through the workflow client only, and no file of the API imports app.ts.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -59,5 +59,19 @@ describe('lint: the layers of the code', () => {
       await restricted(file, "import { withTemporal } from '../workflow-client/client';\n"),
       [],
     );
+  });
+
+  it('no file of the API imports app.ts (it imports them)', async () => {
+    const viaApp = "import type { AppDeps } from './app';\n";
+    assert.match((await restricted('src/api/fixture-routes.ts', viaApp)).join(), /never \.\/app/);
+    assert.match(
+      (await restricted('src/api/admin/fixture.ts', "import type { AppDeps } from '../app';\n")).join(),
+      /never \.\/app/,
+    );
+    assert.deepEqual(
+      await restricted('src/api/fixture-routes.ts', "import type { AppDeps } from './deps';\n"),
+      [],
+    );
+    assert.deepEqual(await restricted('src/api/fixture-routes.ts', "import { x } from './applied';\n"), []);
   });
 });

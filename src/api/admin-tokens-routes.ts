@@ -2,9 +2,9 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { ApiError } from '../errors';
 import { actorOf, type AdminAccess } from './access';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { parseBody } from './errors';
-import { orgIdParam } from './settings-routes';
+import { orgIdParam, orgNotFound } from './params';
 
 export const newTokenSchema = z.strictObject({
   label: z.string().trim().max(100).optional(),
@@ -21,8 +21,7 @@ export function adminTokensRouter(deps: AppDeps, access: AdminAccess): Router {
   r.post('/v1/orgs/:orgId/admin-tokens', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const { label = '' } = parseBody(newTokenSchema, req.body ?? {});
-    if (!(await deps.store.settingsVersion(orgId)))
-      throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    if (!(await deps.store.settingsVersion(orgId))) throw orgNotFound(orgId);
     const t = await deps.store.createOrgToken(orgId, label);
     await deps.store.audit(orgId, actorOf(req), 'admin_token.created', { tokenId: t.id, label });
     res.status(201).json({

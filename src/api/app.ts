@@ -1,62 +1,25 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { pinoHttp } from 'pino-http';
-import type { Config } from '../config';
 import { secretEquals } from '../crypto';
 import { ApiError } from '../errors';
-import { redactUrl, type Logger } from '../logger';
-import type { TestOptions } from '../settings/test-and-save';
-import type { Client } from '@temporalio/client';
-import type { CreatioInbox } from '../workflow-client/creatio-inbox';
-import type { ConversationOptions } from '../workflows/contract';
-import type { Store } from '../store';
+import { redactUrl } from '../logger';
 import { errorHandler } from './errors';
-import type { Metrics } from '../metrics';
 import { AdminAccess, scoped } from './access';
 import { attentionRouter } from './attention-routes';
 import { adminRouter } from './admin';
 import { adminTokensRouter } from './admin-tokens-routes';
-import { codecRouter, type OrgPayloadCodec } from './codec-routes';
+import { codecRouter } from './codec-routes';
 import { creatioWebhookRouter } from './creatio-webhook';
+import type { AppDeps } from './deps';
 import { diagnoseRouter } from './diagnose-routes';
 import { failureCounter, FailureLimiter } from './failure-limiter';
 import { opencxEventsRouter } from './opencx-events-routes';
-import { OpencxIngress, type OpencxEventReader } from './opencx-ingress';
+import { OpencxIngress } from './opencx-ingress';
 import { opencxWebhookRouter } from './opencx-webhook';
 import { openApiDocument } from './openapi';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
-
-export interface Readiness {
-  ready: boolean;
-  checks: Record<string, { ok: boolean; detail?: string | Record<string, unknown> }>;
-}
-
-export interface AppDeps {
-  config: Pick<Config, 'publicBaseUrl' | 'adminApiToken' | 'creatioRequestTimeoutMs'> &
-    Partial<Pick<Config, 'temporalUiOrigin' | 'temporal' | 'trustProxy' | 'env'>>;
-  /** The payload codec of Temporal history; serves /codec/* for the Temporal UI and CLI. */
-  codec?: OrgPayloadCodec;
-  /** Failed admin-token and webhook-token attempts per route and credential (src/api/failure-limiter.ts). */
-  authFailures?: FailureLimiter;
-  store: Store;
-  log: Logger;
-  metrics: Metrics;
-  readiness: () => Promise<Readiness>;
-  testOptions?: Partial<TestOptions>;
-  /** Temporal client and the options new conversations start with; absent → conversation routes answer 503. */
-  conversations?: {
-    client: Client;
-    taskQueue: string;
-    options: ConversationOptions;
-    creatioInbox?: CreatioInbox;
-  };
-  /**
-   * How OpenCX event data is read into conversation events (default: src/opencx/events.ts). A test
-   * gives another release's reading, to replay what this one refused.
-   */
-  readOpencxEvent?: OpencxEventReader;
-}
 
 /** Liveness, readiness and metrics: the part of the app every process serves. */
 function opsRoutes(app: express.Express, deps: OpsDeps): void {

@@ -8,9 +8,9 @@ import {
   type OrgSignals,
 } from '../store/attention';
 import { conversationWorkflowId } from '../workflows/contract';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { REPLAY_FIX } from './opencx-ingress';
-import { orgIdParam } from './settings-routes';
+import { orgIdParam } from './params';
 
 /** Every kind an item can have: the conversations' own, and the organization's (computed at read time). */
 export const ATTENTION_KINDS = [

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ApiError } from '../errors';
 import { GUID_RE } from '../settings/schema';
 import type { WebhookCallOutcome } from '../store';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 
 export const AGENT_REPLY_EVENTS = ['new_activity'] as const;
 export const CLOSURE_EVENTS = ['case_closed', 'case_resolved', 'case_status_changed'] as const;

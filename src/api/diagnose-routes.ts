@@ -7,10 +7,10 @@ import { ApiError } from '../errors';
 import { GUID_RE, opencxMapping } from '../settings/schema';
 import { SESSION_ID_RE } from '../opencx/events';
 import { conversationWorkflowId } from '../workflows/contract';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { REPLAY_FIX } from './opencx-ingress';
 import { readSession } from './sessions-routes';
-import { orgIdParam } from './settings-routes';
+import { orgIdParam, orgNotFound, SESSION_ID_MESSAGE } from './params';
 
 export { SCENARIOS } from '../diagnose/findings';
 
@@ -26,14 +26,7 @@ function query(q: Record<string, unknown>): { sessionId?: string; caseId?: strin
     throw new ApiError(400, 'invalid_field', 'caseId must be a GUID', { field: 'caseId' });
   }
   if (sessionId && !SESSION_ID_RE.test(sessionId)) {
-    throw new ApiError(
-      400,
-      'invalid_field',
-      'sessionId must be 1-128 letters, digits, "_", ".", ":" or "-"',
-      {
-        field: 'sessionId',
-      },
-    );
+    throw new ApiError(400, 'invalid_field', SESSION_ID_MESSAGE, { field: 'sessionId' });
   }
   return { ...(sessionId && { sessionId }), ...(caseId && { caseId }) };
 }
@@ -65,7 +58,7 @@ export function diagnoseRouter(deps: AppDeps): Router {
     const orgId = orgIdParam(req.params.orgId);
     const q = query(req.query);
     const org = await deps.store.getOrg(orgId);
-    if (!org) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    if (!org) throw orgNotFound(orgId);
     // Refused OpenCX events concern the organization, whichever conversation is asked about.
     const refused = refusedEventFindings(
       orgId,

@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import { actorOf } from './access';
 import { ApiError } from '../errors';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { REPLAY_FIX, type OpencxIngress, type ReplayOutcome } from './opencx-ingress';
-import { orgIdParam } from './settings-routes';
+import { conversationsDisabled, orgIdParam, orgNotFound } from './params';
 
 function limitParam(value: unknown, max: number): number {
   if (value === undefined) return Math.min(100, max);
@@ -26,13 +26,11 @@ export function opencxEventsRouter(deps: AppDeps, ingress: OpencxIngress): Route
   const r = Router();
   const knownOrg = async (value: unknown): Promise<string> => {
     const orgId = orgIdParam(value);
-    if (!(await deps.store.settingsVersion(orgId)))
-      throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    if (!(await deps.store.settingsVersion(orgId))) throw orgNotFound(orgId);
     return orgId;
   };
   const conversations = () => {
-    if (!deps.conversations)
-      throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+    if (!deps.conversations) throw conversationsDisabled();
   };
 
   r.get('/v1/orgs/:orgId/opencx-events', async (req, res) => {

@@ -10,7 +10,7 @@ import {
 } from '../opencx/events';
 import type { RejectedEvent, Store } from '../store';
 import { conversationWorkflowId, type ConversationEvent } from '../workflows/contract';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { parseBody } from './errors';
 
 /**

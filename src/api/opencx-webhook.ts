@@ -3,7 +3,7 @@ import { ApiError } from '../errors';
 import { envelopeSchema, isHandled } from '../opencx/events';
 import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
 import { OPENCX_ORG_ID_RE } from '../settings/schema';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { parseBody } from './errors';
 import { secretsOf, type OpencxIngress } from './opencx-ingress';
 

@@ -3,17 +3,15 @@ import { actorOf } from './access';
 import { z } from 'zod';
 import { commandParkedStep, withTemporal, WorkflowNotFoundError } from '../workflow-client/client';
 import { ApiError } from '../errors';
-import { SESSION_ID_RE } from '../opencx/events';
 import { conversationWorkflowId, stateQuery } from '../workflows/contract';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { parseBody } from './errors';
-import { orgIdParam } from './settings-routes';
+import { conversationsDisabled, sessionParams } from './params';
 
 /** The conversation as its workflow sees it, with the steps Temporal is still retrying. */
 export async function readSession(deps: AppDeps, orgId: string, sessionId: string) {
   const conv = deps.conversations;
-  if (!conv)
-    throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+  if (!conv) throw conversationsDisabled();
   const workflowId = conversationWorkflowId(orgId, sessionId);
   const handle = conv.client.workflow.getHandle(workflowId);
   try {
@@ -47,22 +45,6 @@ export async function readSession(deps: AppDeps, orgId: string, sessionId: strin
   }
 }
 
-function sessionParams(params: Record<string, string | undefined>): { orgId: string; sessionId: string } {
-  const orgId = orgIdParam(params.orgId);
-  const sessionId = params.sessionId ?? '';
-  if (!SESSION_ID_RE.test(sessionId)) {
-    throw new ApiError(
-      400,
-      'invalid_session_id',
-      'sessionId must be 1-128 letters, digits, "_", ".", ":" or "-"',
-      {
-        field: 'sessionId',
-      },
-    );
-  }
-  return { orgId, sessionId };
-}
-
 export const skipBodySchema = z.strictObject({
   reason: z.string().trim().min(1, 'is required').max(500),
 });
@@ -74,8 +56,7 @@ export const skipBodySchema = z.strictObject({
 export function sessionsRouter(deps: AppDeps): Router {
   const r = Router();
   const conversations = () => {
-    if (!deps.conversations)
-      throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
+    if (!deps.conversations) throw conversationsDisabled();
     return deps.conversations;
   };
   r.get('/v1/orgs/:orgId/sessions/:sessionId', async (req, res) => {

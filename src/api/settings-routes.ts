@@ -10,19 +10,9 @@ import {
   type SettingsInput,
 } from '../settings/schema';
 import { testSettings, type Check, type TestOptions, type TestResult } from '../settings/test-and-save';
-import type { AppDeps } from './app';
+import type { AppDeps } from './deps';
 import { parseBody } from './errors';
-
-const ORG_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
-export function orgIdParam(value: unknown): string {
-  if (typeof value !== 'string' || !ORG_ID_RE.test(value)) {
-    throw new ApiError(400, 'invalid_org_id', 'orgId must be 1-64 letters, digits, "_", "-" or "."', {
-      field: 'orgId',
-    });
-  }
-  return value;
-}
+import { orgIdParam, orgNotFound } from './params';
 
 function firstFailure(result: TestResult): ApiError {
   const failed = result.checks.find((c) => !c.ok && !c.skipped)!;
@@ -135,7 +125,7 @@ export function settingsRouter(deps: AppDeps): Router {
   r.get('/v1/orgs/:orgId/integrations/creatio', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const org = await deps.store.getOrg(orgId);
-    if (!org) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    if (!org) throw orgNotFound(orgId);
     res.json({ ...publicView(orgId, org.settings, webhookUrl(org.webhookToken)), notices: org.notices });
   });
 
@@ -156,7 +146,7 @@ export function settingsRouter(deps: AppDeps): Router {
   r.post('/v1/orgs/:orgId/integrations/creatio/webhook-token', async (req, res) => {
     const orgId = orgIdParam(req.params.orgId);
     const token = await deps.store.rotateWebhookToken(orgId);
-    if (!token) throw new ApiError(404, 'org_not_found', `Organization ${orgId} has no Creatio integration`);
+    if (!token) throw orgNotFound(orgId);
     req.log.info({ orgId }, 'Creatio webhook token rotated');
     const overlapMs = deps.store.rotation.overlapMs;
     await deps.store.audit(orgId, actorOf(req), 'webhook_token.rotated', {

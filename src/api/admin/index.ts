@@ -1,6 +1,6 @@
 import path from 'node:path';
 import express, { Router } from 'express';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 
 /** The console's files (copied next to the compiled code by `npm run build`). */
 const STATIC_DIR = path.join(__dirname, 'static');
