@@ -59,6 +59,7 @@ const UNIT = [
   'store.test.ts',
   'docs-links.test.ts',
   'lint-layers.test.ts',
+  'settings-fields.test.ts',
   'activities/',
   'replay/',
 ];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { settingsInputSchema } from '../settings/schema';
+import { settingsInputSchema, settingsViewShape } from '../settings/fields';
 import { eventDataSchemas, HANDLED_EVENTS } from '../opencx/events';
 import { payloadsSchema } from './codec-routes';
 import { creatioWebhookBodySchema } from './creatio-webhook';
@@ -42,48 +42,8 @@ const check = z.object({
 });
 const notice = z.looseObject({ code: z.string(), message: z.string() });
 
-const masked = z.string().describe('"********" when set');
 const settingsView = z.object({
-  orgId: z.string(),
-  instanceUrl: z.string(),
-  identityServiceUrl: z.string().nullable(),
-  clientId: z.string(),
-  clientSecret: masked,
-  defaultCaseOwnerId: z.string().nullable(),
-  defaultCaseGroupId: z.string().nullable(),
-  resolvedStatusId: z.string().nullable(),
-  afterClose: z.enum(['log', 'reopen']),
-  reopenStatusId: z.string().nullable(),
-  createCaseOnlyOnHandoff: z.boolean(),
-  agentReplyFilter: z.object({ activityTypes: z.array(z.string()), activityCategories: z.array(z.string()) }),
-  agentReplyRules: z
-    .object({ sent: z.array(z.string()), neverSent: z.array(z.string()) })
-    .describe('What the agent-reply filter sends to the customer, and what it never does'),
-  closureStatusNames: z.array(z.string()),
-  aiFields: z.array(
-    z.object({
-      column: z.string(),
-      title: z.string(),
-      type: z.enum(['text', 'dropdown']),
-      description: z.string(),
-      enabled: z.boolean(),
-    }),
-  ),
-  contactMatching: z
-    .enum(['never', 'verified', 'email_or_phone'])
-    .describe('Which existing Creatio Contact a case is linked to (README, Contacts)'),
-  verifiedChannels: z.array(z.string()).describe('Channels whose contact identity OpenCX has proven'),
-  odataPath: z
-    .enum(['/0/odata', '/odata'])
-    .describe('Where the instance serves OData 4, found by Test & Save (/odata: Creatio on .NET Core)'),
-  opencx: z.object({
-    apiBaseUrl: z.string(),
-    apiKey: masked.nullable(),
-    webhookSecret: masked.nullable(),
-    organizationId: z.string().describe('The OpenCX organization_id whose events this organization receives'),
-    mapping: z.string().describe('"OpenCX organization X → bridge organization Y"'),
-  }),
-  webhookUrl: z.string().describe('The URL the Creatio business processes call'),
+  ...settingsViewShape,
   notices: z.array(notice).optional(),
   checks: z.array(check).optional(),
 });

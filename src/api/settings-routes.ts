@@ -2,13 +2,8 @@ import { Router } from 'express';
 import { actorOf } from './access';
 import { ApiError } from '../errors';
 import { OpencxOrganizationTakenError, type StoredOrg } from '../store';
-import {
-  opencxMapping,
-  opencxOrganizationField,
-  publicView,
-  settingsInputSchema,
-  type SettingsInput,
-} from '../settings/schema';
+import { publicView, settingsInputSchema, type SettingsInput } from '../settings/fields';
+import { opencxMapping, opencxOrganizationField } from '../settings/schema';
 import { testSettings, type Check, type TestOptions, type TestResult } from '../settings/test-and-save';
 import type { AppDeps } from './deps';
 import { parseBody } from './errors';

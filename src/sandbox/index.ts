@@ -1,5 +1,5 @@
 import type { Logger } from '../logger';
-import { settingsInputSchema } from '../settings/schema';
+import { settingsInputSchema } from '../settings/fields';
 import { testSettings } from '../settings/test-and-save';
 import type { Store } from '../store';
 

@@ -2,14 +2,6 @@ import { z } from 'zod';
 
 export const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
 
-const guid = z
-  .string()
-  .trim()
-  .regex(GUID_RE, 'must be a GUID such as 410006e1-ca4e-4502-a9ec-e54d922d2c00')
-  .transform((v) => v.toLowerCase());
-
-const optionalGuid = guid.nullish().transform((v) => v ?? undefined);
-
 export const aiFieldSchema = z.strictObject({
   column: z.string().trim().min(1).max(128),
   title: z.string().trim().min(1).max(200),
@@ -32,72 +24,6 @@ export const DEFAULT_OPENCX_API_BASE_URL = 'https://api.open.cx';
 /** An OpenCX `organization_id` as the bridge takes it: 1-200 printable ASCII characters, no space. */
 export const OPENCX_ORG_ID_RE = /^[\x21-\x7e]{1,200}$/;
 
-/** Body of PUT /v1/orgs/:orgId/integrations/creatio (and of the /test call). */
-export const settingsInputSchema = z.strictObject({
-  instanceUrl: z.string().trim().min(1, 'is required'),
-  identityServiceUrl: z
-    .string()
-    .trim()
-    .nullish()
-    .transform((v) => v || undefined),
-  clientId: z.string().trim().min(1, 'is required').max(200),
-  /** Omitted on an update: the stored secret is kept. */
-  clientSecret: z.string().min(1).max(500).optional(),
-  defaultCaseOwnerId: optionalGuid,
-  defaultCaseGroupId: optionalGuid,
-  resolvedStatusId: optionalGuid,
-  /** A customer message after the conversation closed: logged on the case (`log`) or reopens it. */
-  afterClose: z.enum(['log', 'reopen']).default('log'),
-  /** The status a reopened case gets (required with afterClose "reopen"). */
-  reopenStatusId: optionalGuid,
-  createCaseOnlyOnHandoff: z.boolean().default(false),
-  agentReplyFilter: z
-    .strictObject({
-      activityTypes: z.array(z.string().trim().min(1)).min(1, 'needs at least one activity type'),
-      activityCategories: z.array(z.string().trim().min(1)).default([]),
-    })
-    .default(DEFAULT_AGENT_REPLY_FILTER),
-  closureStatusNames: z
-    .array(z.string().min(1))
-    .min(1, 'needs at least one status name')
-    .default(DEFAULT_CLOSURE_STATUS_NAMES),
-  aiFields: z.array(aiFieldSchema).max(50).default([]),
-  /**
-   * Which existing Creatio Contact a conversation's case is linked to (`ContactMatching`).
-   * Default "verified": only on a channel listed in `verifiedChannels`.
-   */
-  contactMatching: z.enum(['never', 'verified', 'email_or_phone']).default('verified'),
-  /** Channels whose contact identity OpenCX has proven (e.g. "sms", "whatsapp"); empty by default. */
-  verifiedChannels: z.array(z.string().trim().toLowerCase().min(1).max(50)).max(20).default([]),
-  /**
-   * Test & Save only (not stored): also check that the Creatio business processes call the bridge
-   * back, with a probe case (needs saved settings: the processes call their webhook URL).
-   */
-  verifyProcesses: z.boolean().default(false),
-  /** Found by Test & Save and shown in the settings; accepted back (a GET sent as a PUT) and ignored. */
-  odataPath: z.enum(['/0/odata', '/odata']).optional(),
-  /** The agent-reply filter's rules in words (the settings answer); accepted back and ignored. */
-  agentReplyRules: z.object({ sent: z.array(z.string()), neverSent: z.array(z.string()) }).optional(),
-  opencx: z
-    .strictObject({
-      /** Omitted on an update: the stored one is kept (new organizations get the default). */
-      apiBaseUrl: z.url({ protocol: /^https?$/ }).optional(),
-      apiKey: z.string().min(1).max(500).optional(),
-      webhookSecret: z.string().min(1).max(500).optional(),
-      /**
-       * The `organization_id` of this organization's OpenCX webhook events. Omitted on an update:
-       * the stored one is kept; null (or omitted for a new organization): the bridge's org id.
-       */
-      organizationId: z
-        .string()
-        .trim()
-        .regex(OPENCX_ORG_ID_RE, 'must be 1-200 printable characters without spaces')
-        .nullish(),
-    })
-    .optional(),
-});
-
-export type SettingsInput = z.infer<typeof settingsInputSchema>;
 export type AiFieldMapping = z.infer<typeof aiFieldSchema>;
 
 /**
@@ -109,7 +35,8 @@ export type AiFieldMapping = z.infer<typeof aiFieldSchema>;
  * - "email_or_phone": matched by the email or phone the customer gave, whatever the channel (anyone
  *   who types someone else's address gets that person's Contact and case history).
  */
-export type ContactMatching = SettingsInput['contactMatching'];
+export const CONTACT_MATCHING = ['never', 'verified', 'email_or_phone'] as const;
+export type ContactMatching = (typeof CONTACT_MATCHING)[number];
 
 /** Settings as the service uses them: URLs normalised, secrets in clear (in memory only). */
 export interface OrgSettings {
@@ -164,7 +91,6 @@ export function opencxMapping(orgId: string, s: { opencx: { organizationId?: str
   return `OpenCX organization ${s.opencx.organizationId ?? orgId} → bridge organization ${orgId}`;
 }
 
-/** The representation returned by the API: every secret replaced by a mask or a "set" flag. */
 /**
  * What the agent-reply filter sends to the customer and what it never does, in words (the settings
  * answer, Test & Save's included): the rules of src/activities/agent-replies.ts `replyQuery`.
@@ -205,35 +131,4 @@ export function agentReplyRules(f: OrgSettings['agentReplyFilter']): { sent: str
     );
   }
   return { sent, neverSent };
-}
-
-export function publicView(orgId: string, s: OrgSettings, webhookUrl: string) {
-  return {
-    orgId,
-    instanceUrl: s.instanceUrl,
-    identityServiceUrl: s.identityServiceUrl ?? null,
-    clientId: s.clientId,
-    clientSecret: MASK,
-    defaultCaseOwnerId: s.defaultCaseOwnerId ?? null,
-    defaultCaseGroupId: s.defaultCaseGroupId ?? null,
-    resolvedStatusId: s.resolvedStatusId ?? null,
-    afterClose: s.afterClose,
-    reopenStatusId: s.reopenStatusId ?? null,
-    createCaseOnlyOnHandoff: s.createCaseOnlyOnHandoff,
-    agentReplyFilter: s.agentReplyFilter,
-    agentReplyRules: agentReplyRules(s.agentReplyFilter),
-    closureStatusNames: s.closureStatusNames,
-    aiFields: s.aiFields,
-    contactMatching: s.contactMatching ?? 'verified',
-    verifiedChannels: s.verifiedChannels ?? [],
-    odataPath: s.odataPath ?? '/0/odata',
-    opencx: {
-      apiBaseUrl: s.opencx.apiBaseUrl,
-      apiKey: s.opencx.apiKey ? MASK : null,
-      webhookSecret: s.opencx.webhookSecret ? MASK : null,
-      organizationId: s.opencx.organizationId ?? orgId,
-      mapping: opencxMapping(orgId, s),
-    },
-    webhookUrl,
-  };
 }

@@ -16,8 +16,8 @@ import {
   opencxOrganizationField,
   type OdataPath,
   type OrgSettings,
-  type SettingsInput,
 } from './schema';
+import { LOOKUP_GUID_FIELDS, type LookupGuidField, type SettingsInput } from './fields';
 import { normalizeBaseUrl, type Notice } from './url';
 import { OpenCXClient, OpenCXError } from '../opencx/client';
 import { probeProcesses, type ProcessProbeOptions } from './process-probe';
@@ -602,42 +602,37 @@ async function probeOdataAt(
 async function checkLookups(client: CreatioClient, s: OrgSettings): Promise<void> {
   const problems: CheckFailure[] = [];
   const statusWhere = 'the Case statuses lookup';
-  const guids: {
-    field: 'defaultCaseOwnerId' | 'defaultCaseGroupId' | 'resolvedStatusId' | 'reopenStatusId';
-    code: string;
-    what: string;
-    where: string;
-    find: (id: string) => Promise<Entity | undefined>;
-  }[] = [
-    {
-      field: 'defaultCaseOwnerId',
+  /** How each GUID field the list (fields.ts) gives to this check is found in Creatio. */
+  const lookups: Record<
+    LookupGuidField,
+    { code: string; what: string; where: string; find: (id: string) => Promise<Entity | undefined> }
+  > = {
+    defaultCaseOwnerId: {
       code: 'default_case_owner_not_found',
       what: 'Contact',
       where: 'the Contacts section (the owner is a Contact)',
       find: (id) => client.getContact(id),
     },
-    {
-      field: 'defaultCaseGroupId',
+    defaultCaseGroupId: {
       code: 'default_case_group_not_found',
       what: 'Group',
       where: 'Organizational roles / groups (SysAdminUnit)',
       find: (id) => client.getSysAdminUnit(id),
     },
-    {
-      field: 'resolvedStatusId',
+    resolvedStatusId: {
       code: 'resolved_status_not_found',
       what: 'Case status',
       where: statusWhere,
       find: (id) => client.getCaseStatus(id),
     },
-    {
-      field: 'reopenStatusId',
+    reopenStatusId: {
       code: 'reopen_status_not_found',
       what: 'Case status',
       where: statusWhere,
       find: (id) => client.getCaseStatus(id),
     },
-  ];
+  };
+  const guids = LOOKUP_GUID_FIELDS.map((field) => ({ field, ...lookups[field] }));
   for (const g of guids) {
     const id = s[g.field];
     if (id && !(await g.find(id))) {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import express, { Router } from 'express';
+import { consoleFields } from '../../settings/fields';
 import type { AppDeps } from '../deps';
 
 /** The console's files (copied next to the compiled code by `npm run build`). */
@@ -7,10 +8,12 @@ const STATIC_DIR = path.join(__dirname, 'static');
 
 /**
  * GET /admin/: the admin console, a static page that signs in with the admin token and works
- * through the bridge's own API. Its script reads nothing but that API and /admin/config.json.
+ * through the bridge's own API. Its script reads nothing but that API and /admin/config.json (which
+ * also gives the settings form's fields).
  */
 export function adminRouter(deps: Pick<AppDeps, 'config'>): Router {
   const r = Router();
+  const settingsFields = consoleFields();
   r.use('/admin', (_req, res, next) => {
     res.setHeader(
       'content-security-policy',
@@ -32,6 +35,8 @@ export function adminRouter(deps: Pick<AppDeps, 'config'>): Router {
     res.json({
       temporalUiOrigin: deps.config.temporalUiOrigin ?? 'http://localhost:8233',
       namespace: deps.config.temporal?.namespace ?? 'default',
+      // The settings form's fields (src/settings/fields.ts); console.js builds the form from them.
+      settingsFields,
     });
   });
   r.use('/admin', express.static(STATIC_DIR, { index: false, fallthrough: true, maxAge: '5m' }));

@@ -61,6 +61,7 @@ function el(tag, attrs = {}, ...children) {
 /* ---------- sign in ---------- */
 
 async function signIn(token, orgId) {
+  await formReady;
   session.set(token, orgId);
   const res = await api('GET', orgPath('/integrations/creatio'));
   if (res.status === 401 || res.status === 429) {
@@ -112,20 +113,71 @@ function aiFieldRow(f = { column: '', title: '', type: 'text', description: '', 
   return row;
 }
 
+/*
+ * The settings form is built from the field list the server gives in config.json (from
+ * src/settings/fields.ts): each field's control, its group, how it is filled from the settings
+ * answer and how it is read back into the request body.
+ */
+let uiConfig;
+const config = () => (uiConfig ??= fetch('config.json').then((r) => r.json()));
+
+const getPath = (obj, path) => path.split('.').reduce((o, k) => o?.[k], obj);
+function setPath(obj, path, value) {
+  const keys = path.split('.');
+  const last = keys.pop();
+  let o = obj;
+  for (const k of keys) o = o[k] ??= {};
+  o[last] = value;
+}
+
+let settingsFields = [];
+
+function fieldControl(f) {
+  if (f.kind === 'checkbox') {
+    return el(
+      'label',
+      { class: 'switch' },
+      el('input', { name: f.control, type: 'checkbox' }),
+      ` ${f.label}`,
+    );
+  }
+  if (f.kind === 'select') {
+    const select = el(
+      'select',
+      { name: f.control },
+      ...f.options.map((o) => el('option', { value: o.value }, o.label)),
+    );
+    return el('label', {}, `${f.label} `, select);
+  }
+  const input = el('input', {
+    name: f.control,
+    ...(f.empty === 'blank' && { required: true }),
+    ...(f.placeholder && { placeholder: f.placeholder }),
+    ...(f.kind === 'secret' && { type: 'password', autocomplete: 'off' }),
+  });
+  return el('label', {}, `${f.label} `, input);
+}
+
+async function buildSettingsForm() {
+  settingsFields = (await config()).settingsFields.filter((f) => !f.custom);
+  for (const box of document.querySelectorAll('#settings-form [data-fields]')) {
+    box.replaceChildren(...settingsFields.filter((f) => f.group === box.dataset.fields).map(fieldControl));
+  }
+}
+
 function fillSettings(s) {
   const form = $('#settings-form');
-  const set = (name, v) => (form.elements[name].value = v ?? '');
-  set('instanceUrl', s?.instanceUrl);
-  set('identityServiceUrl', s?.identityServiceUrl);
-  set('clientId', s?.clientId);
-  set('defaultCaseOwnerId', s?.defaultCaseOwnerId);
-  set('defaultCaseGroupId', s?.defaultCaseGroupId);
-  set('resolvedStatusId', s?.resolvedStatusId);
-  set('reopenStatusId', s?.reopenStatusId);
-  form.elements.afterClose.value = s?.afterClose ?? 'log';
-  form.elements.createCaseOnlyOnHandoff.checked = s?.createCaseOnlyOnHandoff === true;
-  set('closureStatusNames', (s?.closureStatusNames ?? ['Resolved', 'Closed']).join(', '));
-  set('activityTypes', (s?.agentReplyFilter?.activityTypes ?? ['Email']).join(', '));
+  for (const f of settingsFields.filter((f) => f.shown)) {
+    const input = form.elements[f.control];
+    const value = s ? getPath(s, f.path) : undefined;
+    if (f.kind === 'secret') {
+      input.value = '';
+      input.placeholder = value ? SECRET_PLACEHOLDER : '';
+    } else if (f.kind === 'checkbox') input.checked = (value ?? f.default) === true;
+    else if (f.kind === 'list') input.value = (value ?? f.default ?? []).join(', ');
+    else if (f.kind === 'select') input.value = value ?? f.default;
+    else input.value = value ?? '';
+  }
   // What the filter sends and never sends, as the settings answer states it.
   const rules = s?.agentReplyRules;
   $('#reply-rules').replaceChildren(
@@ -138,62 +190,41 @@ function fillSettings(s) {
         ]
       : []),
   );
-  set('apiBaseUrl', s?.opencx?.apiBaseUrl);
-  set('organizationId', s?.opencx?.organizationId);
   $('#opencx-mapping').textContent = s?.opencx?.mapping ?? '';
-  for (const [name, present] of [
-    ['clientSecret', Boolean(s)],
-    ['apiKey', Boolean(s?.opencx?.apiKey)],
-    ['webhookSecret', Boolean(s?.opencx?.webhookSecret)],
-  ]) {
-    form.elements[name].value = '';
-    form.elements[name].placeholder = present ? SECRET_PLACEHOLDER : '';
-  }
   const body = $('#ai-fields tbody');
   body.replaceChildren(...(s?.aiFields ?? []).map(aiFieldRow));
   showWebhook(s?.webhookUrl);
 }
 
 function readSettings() {
-  const f = $('#settings-form').elements;
-  const text = (name) => f[name].value.trim();
-  const optional = (name) => text(name) || null;
-  const list = (name) =>
-    text(name)
-      .split(',')
-      .map((v) => v.trim())
-      .filter(Boolean);
-  const opencx = {};
-  if (text('apiBaseUrl')) opencx.apiBaseUrl = text('apiBaseUrl');
-  if (f.apiKey.value) opencx.apiKey = f.apiKey.value;
-  if (f.webhookSecret.value) opencx.webhookSecret = f.webhookSecret.value;
-  // Empty: the organization's own ID.
-  opencx.organizationId = text('organizationId') || null;
-  return {
-    instanceUrl: text('instanceUrl'),
-    identityServiceUrl: optional('identityServiceUrl'),
-    clientId: text('clientId'),
-    ...(f.clientSecret.value && { clientSecret: f.clientSecret.value }),
-    defaultCaseOwnerId: optional('defaultCaseOwnerId'),
-    defaultCaseGroupId: optional('defaultCaseGroupId'),
-    resolvedStatusId: optional('resolvedStatusId'),
-    reopenStatusId: optional('reopenStatusId'),
-    afterClose: f.afterClose.value,
-    createCaseOnlyOnHandoff: f.createCaseOnlyOnHandoff.checked,
-    verifyProcesses: f.verifyProcesses.checked,
-    ...(list('closureStatusNames').length > 0 && { closureStatusNames: list('closureStatusNames') }),
-    ...(list('activityTypes').length > 0 && {
-      agentReplyFilter: { activityTypes: list('activityTypes'), activityCategories: [] },
-    }),
-    aiFields: [...document.querySelectorAll('#ai-fields tbody tr')].map((row) => ({
-      enabled: $('[name=enabled]', row).checked,
-      column: $('[name=column]', row).value.trim(),
-      title: $('[name=title]', row).value.trim(),
-      type: $('[name=type]', row).value,
-      description: $('[name=description]', row).value.trim(),
-    })),
-    ...(Object.keys(opencx).length > 0 && { opencx }),
-  };
+  const form = $('#settings-form').elements;
+  const body = {};
+  for (const f of settingsFields) {
+    const input = form[f.control];
+    let value;
+    if (f.kind === 'checkbox') value = input.checked;
+    else if (f.kind === 'select') value = input.value;
+    else if (f.kind === 'secret') value = input.value || undefined;
+    else if (f.kind === 'list') {
+      const list = input.value
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean);
+      value = list.length > 0 ? list : undefined;
+    } else {
+      const text = input.value.trim();
+      value = text || { blank: '', null: null, omit: undefined }[f.empty];
+    }
+    if (value !== undefined) setPath(body, f.path, value);
+  }
+  body.aiFields = [...document.querySelectorAll('#ai-fields tbody tr')].map((row) => ({
+    enabled: $('[name=enabled]', row).checked,
+    column: $('[name=column]', row).value.trim(),
+    title: $('[name=title]', row).value.trim(),
+    type: $('[name=type]', row).value,
+    description: $('[name=description]', row).value.trim(),
+  }));
+  return body;
 }
 
 function renderChecks(checks = []) {
@@ -257,10 +288,9 @@ function showWebhook(url) {
 
 /* ---------- conversation inspector ---------- */
 
-let uiConfig;
 async function temporalLink(workflowId) {
-  uiConfig ??= await (await fetch('config.json')).json();
-  return `${uiConfig.temporalUiOrigin}/namespaces/${encodeURIComponent(uiConfig.namespace)}/workflows/${encodeURIComponent(workflowId)}`;
+  const { temporalUiOrigin, namespace } = await config();
+  return `${temporalUiOrigin}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}`;
 }
 
 async function inspect(query) {
@@ -615,7 +645,9 @@ async function followHash() {
 
 /* ---------- wiring ---------- */
 
+let formReady;
 document.addEventListener('DOMContentLoaded', () => {
+  formReady = buildSettingsForm();
   $('#sign-in-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const f = ev.target.elements;
