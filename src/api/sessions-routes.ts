@@ -1,49 +1,11 @@
 import { Router } from 'express';
 import { actorOf } from './access';
 import { z } from 'zod';
-import { commandParkedStep, withTemporal, WorkflowNotFoundError } from '../workflow-client/client';
-import { ApiError } from '../errors';
-import { conversationWorkflowId, stateQuery } from '../workflows/contract';
+import { readSession } from '../diagnose/session';
+import { commandParkedStep } from '../workflow-client/client';
 import type { AppDeps } from './deps';
 import { parseBody } from './errors';
 import { conversationsDisabled, sessionParams } from './params';
-
-/** The conversation as its workflow sees it, with the steps Temporal is still retrying. */
-export async function readSession(deps: AppDeps, orgId: string, sessionId: string) {
-  const conv = deps.conversations;
-  if (!conv) throw conversationsDisabled();
-  const workflowId = conversationWorkflowId(orgId, sessionId);
-  const handle = conv.client.workflow.getHandle(workflowId);
-  try {
-    const [state, described] = await withTemporal(
-      conv,
-      () => Promise.all([handle.query(stateQuery), handle.describe()]),
-      (err) => err instanceof WorkflowNotFoundError,
-    );
-    // A step that Temporal is still retrying shows here with its last failure.
-    const pending = (described.raw.pendingActivities ?? []).map((a) => ({
-      activity: a.activityType?.name ?? null,
-      attempt: a.attempt ?? null,
-      lastFailure: a.lastFailure?.message ?? null,
-      lastFailureType: a.lastFailure?.applicationFailureInfo?.type ?? null,
-    }));
-    return {
-      ...state,
-      workflow: {
-        id: workflowId,
-        runId: described.runId,
-        status: described.status.name,
-        taskQueue: described.taskQueue,
-      },
-      retrying: pending.filter((p) => p.lastFailure),
-    };
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) {
-      throw new ApiError(404, 'session_not_found', `No conversation ${sessionId} for organization ${orgId}`);
-    }
-    throw err;
-  }
-}
 
 export const skipBodySchema = z.strictObject({
   reason: z.string().trim().min(1, 'is required').max(500),
@@ -61,7 +23,7 @@ export function sessionsRouter(deps: AppDeps): Router {
   };
   r.get('/v1/orgs/:orgId/sessions/:sessionId', async (req, res) => {
     const { orgId, sessionId } = sessionParams(req.params);
-    res.json(await readSession(deps, orgId, sessionId));
+    res.json(await readSession(conversations(), orgId, sessionId));
   });
   r.post('/v1/orgs/:orgId/sessions/:sessionId/resume', async (req, res) => {
     const { orgId, sessionId } = sessionParams(req.params);
