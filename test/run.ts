@@ -2,11 +2,11 @@
  * `npm test`: brings up one Temporal dev server through the service's own launcher (or uses
  * TEMPORAL_ADDRESS), then runs every test file with Node's test runner against it.
  *
- * The layers, fastest first (`npm run test:unit`, `npm run test:workflow`):
- * - unit: no Temporal server. Activities (MockActivityEnvironment) against the emulators, the API
- *   routes that need no workflow, the store, the clients, the call limiter, the replay corpus.
- * - workflow: the conversation workflow with its activities faked in memory (test/workflow/).
- * - end to end: everything else (real workers, emulators, store).
+ * The layers, fastest first (`npm run test:unit`, `npm run test:workflow`), each a folder:
+ * - test/unit/: no Temporal server. Activities (MockActivityEnvironment) against the emulators, the
+ *   API routes that need no workflow, the store, the clients, the call limiter, the replay corpus.
+ * - test/workflow/: the conversation workflow with its activities faked in memory.
+ * - test/e2e/: end to end (real workers, emulators, store).
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
@@ -39,35 +39,16 @@ async function dropTestSchemas(url: string): Promise<void> {
   }
 }
 
-/** Test files that need no Temporal server. */
-const UNIT = [
-  'call-limiter.test.ts',
-  'coalesce.test.ts',
-  'connect.test.ts',
-  'verify-processes.test.ts',
-  'openapi.test.ts',
-  'logger.test.ts',
-  'creatio-client.test.ts',
-  'creatio-conformance.test.ts',
-  'opencx-events.test.ts',
-  'opencx-client.test.ts',
-  'opencx-emulator.test.ts',
-  'opencx-webhook.test.ts',
-  'opencx-rejected-events.test.ts',
-  'heard.test.ts',
-  'opencx-pacing.test.ts',
-  'store.test.ts',
-  'docs-links.test.ts',
-  'lint-layers.test.ts',
-  'settings-fields.test.ts',
-  'activities/',
-  'replay/',
-];
-
+/**
+ * A test file's layer is its top folder under test/: unit/ (no Temporal server), workflow/ (the
+ * workflow with its activities faked in memory), e2e/ (everything else).
+ */
 function layerOf(root: string, file: string): 'unit' | 'workflow' | 'e2e' {
-  const rel = path.relative(root, file);
-  if (UNIT.some((u) => (u.endsWith('/') ? rel.startsWith(u) : rel === u))) return 'unit';
-  return rel.startsWith('workflow/') ? 'workflow' : 'e2e';
+  const top = path.relative(root, file).split(path.sep)[0];
+  if (top === 'unit' || top === 'workflow' || top === 'e2e') return top;
+  throw new Error(
+    `${path.relative(root, file)}: a test file belongs in test/unit/, test/workflow/ or test/e2e/`,
+  );
 }
 
 async function main(): Promise<number> {

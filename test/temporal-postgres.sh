@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 port="${TEMPORAL_SERVER_PORT:-7333}"
 npm run --silent temporal:server -- --detach --for-tests || exit 1
 TEMPORAL_ADDRESS="127.0.0.1:${port}" npx tsx test/run.ts \
-  test/conversation.test.ts test/faults.test.ts test/topology.test.ts test/parked-and-late.test.ts
+  test/e2e/conversation.test.ts test/e2e/faults.test.ts test/e2e/topology.test.ts test/e2e/parked-and-late.test.ts
 code=$?
 npm run --silent temporal:server -- --stop
 exit $code

@@ -89,7 +89,7 @@ export const BRIDGE_MODEL: Readonly<Record<string, EntityUse>> = {
 /**
  * Out-of-the-box lookup rows, by Id: Creatio's own code refers to them by these ids, so they are the
  * same on every instance (names are translated; ids are not). Each is checked against Creatio's
- * configuration by test/creatio-conformance.test.ts.
+ * configuration by test/unit/creatio-conformance.test.ts.
  */
 export const CREATIO_IDS = {
   /** ActivityType. */

@@ -2,7 +2,7 @@
  * Every place the store keeps a sealed value, in one list: the store seals and opens only through
  * it (`sealIn` / `openIn`, with the associated data each place binds), and `npm run rotate-keys`
  * re-seals every entry. A new sealed column is added here or it cannot be sealed at all
- * (test/key-rotation.test.ts checks both that no other code seals and that no sealed value in the
+ * (test/e2e/key-rotation.test.ts checks both that no other code seals and that no sealed value in the
  * database lies outside this list).
  */
 import type { SecretBox } from '../crypto';

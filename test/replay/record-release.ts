@@ -1,7 +1,7 @@
 /**
  * `npm run replay:record-release -- <commit>`: records conversation histories written by an
  * earlier release's own code, so that `npm test` proves today's workflow code replays them
- * (test/replay/releases.test.ts; docs/decisions/0025-release-histories.md).
+ * (test/unit/replay/releases.test.ts; docs/decisions/0025-release-histories.md).
  *
  * The release runs from a git worktree (`<RELEASE_WORKTREES or /tmp>/release-<short>`, its own
  * `npm ci`), its `src/main.ts` against a Temporal dev server started by today's launcher and a
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     if (dir === incompatible) {
       say(
         'a known-incompatible release: write its errors.json again with ' +
-          'UPDATE_KNOWN_INCOMPATIBLE=1 npx tsx test/run.ts test/replay/releases.test.ts',
+          'UPDATE_KNOWN_INCOMPATIBLE=1 npx tsx test/run.ts test/unit/replay/releases.test.ts',
       );
     }
     say(

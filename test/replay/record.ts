@@ -2,7 +2,7 @@
  * `npm run replay:record`: plays every flow of a conversation through the real bridge (Temporal
  * dev server, workers, emulators) and writes each workflow run's history under
  * test/replay/histories/. `npm test` replays them against the current workflow code
- * (test/replay/replay.test.ts): a change that would break a running conversation fails there.
+ * (test/unit/replay/replay.test.ts): a change that would break a running conversation fails there.
  * Record again only for a change that cannot break running histories (docs/decisions/0016).
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';

@@ -3,7 +3,7 @@
  * `npm ci`, its own `src/main.ts` (worker and API in one process) against a Temporal server and a
  * PostgreSQL store given to it, its own Creatio and OpenCX emulators, and its own HTTP contract
  * (signed OpenCX webhooks, Test & Save, the session state, the Creatio webhook). Used by
- * `npm run replay:record-release` (test/replay/record-release.ts) and by test/upgrade.test.ts.
+ * `npm run replay:record-release` (test/replay/record-release.ts) and by test/e2e/upgrade.test.ts.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -36,7 +36,7 @@ async function git(args: string[], cwd = PROJECT_ROOT): Promise<string> {
   return stdout.trim();
 }
 
-/** Today's code as a "release", to run its src/main.ts the same way (test/upgrade.test.ts). */
+/** Today's code as a "release", to run its src/main.ts the same way (test/e2e/upgrade.test.ts). */
 export async function currentCode(): Promise<Release> {
   const sha = await git(['rev-parse', 'HEAD']);
   return {
