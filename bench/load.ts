@@ -1,297 +1,411 @@
 /**
- * `npm run bench:load`: open-loop paced arrivals, the same for the bridge and for the naive path.
+ * `npm run bench:load`: the bridge beside Temporal's own floor for its job and beside the naive
+ * path, with the same paced arrivals, on the same Temporal server, in one run.
  *
- * The bridge runs as in production, with the shipped defaults: the API in one process
- * (RUN_WORKER=false) and BENCH_WORKERS worker processes (RUN_API=false), on PostgreSQL, against a
- * Temporal dev server (or TEMPORAL_ADDRESS, e.g. `npm run temporal:server`). Messages arrive at a
- * fixed rate whatever the bridge does (a conversation's next message waits only for the previous
- * one's ack, as OpenCX sends them), spread over conversations and organizations. Prints, per rate:
- * webhook→activity and ack p50/p99, sustained throughput, the ratio to the naive path, history
- * events per message, Temporal server commits per message (PostgreSQL server) and CPU per process.
+ * Three paths get message i at t0 + i / rate, to conversation i mod N (a conversation's next
+ * message waits for the previous one's ack, as OpenCX sends them):
+ * - bridge: the shipped defaults in the production shape: the API in one process (RUN_WORKER=false)
+ *   and one worker process (RUN_API=false), the store on PostgreSQL, the Creatio emulator answering
+ *   every call after 20 ms. A message is done when its activity is in Creatio.
+ * - floor: Temporal's floor (bench/floor/): one signalWithStart per message into a long-lived
+ *   workflow that POSTs it once from a local activity, with its own API and worker processes. A
+ *   message is done when its POST reaches the sink (which also answers after 20 ms).
+ * - naive: no Temporal and nothing durable: its API process makes the same Creatio calls as the
+ *   bridge straight from the request (the case at a conversation's first message, then one POST).
+ *
+ * Every latency and every ack is timed from the message's scheduled send (a slow ack cannot hide
+ * queueing). Conversations are started before the measured window (steady state); new
+ * conversations are measured apart, as a burst. Each rate runs `--runs` times (the spread is
+ * printed), the three paths taking turns. Both persistence modes of Temporal are measured:
+ * `file` (the embedded dev server as shipped: SQLite file with WAL, launched by
+ * src/temporal/launcher.ts) and `postgres` (`npm run temporal:server`).
+ *
+ *   npm run bench:load                     # both modes, rates 25-200, 3 runs of 20 s each
+ *   npm run bench:load -- --quick          # one-minute smoke: file mode, 50 msg/s, 1 run of 10 s
+ *   npm run bench:load -- --modes=file --rates=50,100 --runs=3 --seconds=20 --burst=100
+ *
+ * Prints a table per mode and the bridge's ratios, and writes bench/results/load-<date>.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
-import { CreatioClient } from '../src/creatio/client';
 import { createLogger } from '../src/logger';
-import { signedHeaders } from '../src/opencx/signature';
-import { EncryptionCodec, parsePayloadKeys } from '../src/temporal/codec';
-import { freePort, startTemporal, type TemporalServer } from '../src/temporal/launcher';
-import { SANDBOX_CLIENT, startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
-import { startOpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import { conversationWorkflowId } from '../src/workflows/contract';
+import { signedHeaders } from '../src/opencx/signature';
+import { startCreatioEmulator, type CreatioEmulator } from '../src/sandbox/emulators/creatio';
+import { startOpenCXEmulator, type OpenCXEmulator } from '../src/sandbox/emulators/opencx';
+import { freePort, startTemporal, type TemporalServer } from '../src/temporal/launcher';
 import { ev, WEBHOOK_SECRET } from '../test/bridge-harness';
-import { ADMIN_TOKEN, newTestStoreConfig, testDatabaseUrl, validSettings } from '../test/helpers';
-import { startNaiveBridge } from './naive-direct';
-import { percentile, type Stat } from './run';
+import { ADMIN_TOKEN, newTestStoreConfig, validSettings } from '../test/helpers';
+import { postJson } from './floor/http';
+import { percentile } from './run';
 
+const ROOT = path.join(__dirname, '..');
 const LATENCY = Number(process.env.BENCH_CREATIO_LATENCY_MS ?? 20);
-const SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 15);
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+/** A path keeps up at a rate when its p99 stays under this and no backlog builds. */
+export const P99_TARGET_MS = 250;
 
-export interface LoadScenario {
-  name: string;
-  perSecond: number;
+export type Target = 'floor' | 'bridge' | 'naive';
+export type Mode = 'file' | 'postgres';
+
+export interface LoadOptions {
+  modes: Mode[];
+  rates: number[];
+  runs: number;
+  seconds: number;
+  /** New conversations in the burst scenario (started within 2 s), 0 for none. */
+  burst: number;
+  targets: Target[];
   orgs: number;
-  conversationsPerOrg: number;
-  seconds?: number;
+  conversations: number;
 }
 
-/** The rates the issue asks about: one busy organization, then ten organizations at rising load. */
-export const SCENARIOS: LoadScenario[] = [
-  { name: '1 org, 10 conv', perSecond: 20, orgs: 1, conversationsPerOrg: 10 },
-  ...[10, 50, 100, 200].map((perSecond) => ({
-    name: '10 orgs, 100 conv',
-    perSecond,
-    orgs: 10,
-    conversationsPerOrg: 10,
-  })),
-  // One conversation of 1,000 messages: is message 1,000 as quick as message 10?
-  { name: '1 conv of 1,000 msgs', perSecond: 10, orgs: 1, conversationsPerOrg: 1, seconds: 100 },
-];
+export const FULL: LoadOptions = {
+  modes: ['file', 'postgres'],
+  rates: [25, 50, 100, 150, 200],
+  runs: 3,
+  seconds: 20,
+  burst: 100,
+  targets: ['floor', 'bridge', 'naive'],
+  orgs: 10,
+  conversations: 100,
+};
+
+export const QUICK: LoadOptions = {
+  ...FULL,
+  modes: ['file'],
+  rates: [50],
+  runs: 1,
+  seconds: 10,
+  burst: 20,
+};
+
+interface Dist {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+function dist(values: number[]): Dist {
+  const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  const r = (v: number) => Math.round(v * 10) / 10;
+  return {
+    n: s.length,
+    p50: r(percentile(s, 50)),
+    p90: r(percentile(s, 90)),
+    p99: r(percentile(s, 99)),
+    max: r(s[s.length - 1] ?? NaN),
+  };
+}
+
+/** One measured window of one path. */
+export interface RunResult {
+  target: Target;
+  rate: number;
+  run: number;
+  messages: number;
+  failedSends: number;
+  /** Sent and acknowledged but never done within the drain time. */
+  missing: number;
+  latencyMs: Dist;
+  ackMs: Dist;
+  firstThirdP50Ms: number;
+  lastThirdP50Ms: number;
+  sustainedPerSecond: number;
+  /** CPU milliseconds per message, by process (raw, and net of the process's idle CPU). */
+  cpuMsPerMessage: Record<string, number>;
+  cpuMsPerMessageNetOfIdle: Record<string, number>;
+  keepsUp: boolean;
+  /** History events of all the path's conversations after the window (floor, bridge). */
+  historyEvents?: number;
+}
+
+export interface BurstResult {
+  target: Target;
+  run: number;
+  conversations: number;
+  firstMessageMs: Dist;
+  ackMs: Dist;
+  /** Creatio calls per new conversation (bridge and naive). */
+  creatioCallsPerConversation?: number;
+}
+
+export interface ModeResult {
+  mode: Mode;
+  runs: RunResult[];
+  bursts: BurstResult[];
+  idleCpuPercent: Record<string, number>;
+}
 
 interface Sent {
   key: string;
-  /** The conversation's first message: its case is created first. */
-  first: boolean;
+  conv: number;
   scheduled: number;
-  ackMs?: number;
+  acked?: number;
   status?: number;
+  error?: string;
 }
 
-export interface LoadResult {
-  scenario: LoadScenario;
-  target: 'bridge' | 'naive';
-  messages: number;
-  e2e: { p50Ms: number; p99Ms: number; maxMs: number };
-  /** The first message of each conversation (the case is created before it is logged). */
-  firstMessage: { p50Ms: number; p99Ms: number };
-  /** Every later message. */
-  laterMessages: { p50Ms: number; p99Ms: number };
-  /** One long conversation: messages 2-11 against its last ten. */
-  byPosition?: { messages2to11P50Ms: number; last10P50Ms: number };
-  ack: { p50Ms: number; p99Ms: number };
-  sustainedPerSecond: number;
-  failedSends: number;
-  historyEventsPerMessage?: number;
-  serverCommitsPerMessage?: number;
-  cpuPercent: Record<string, number>;
-  creatioCallsPerConversation?: number;
-  /** The slowest first message: its end to end, its ack, and its workflow's opening events. */
-  slowestFirst?: { ms: number; ackMs: number; timeline: string };
-}
-
-/**
- * The first events of a workflow's history, each with its time after `sentAt` (the message's
- * scheduled send, on this process's performance clock): where a slow first message waited.
- */
-async function openingTimeline(client: Client, workflowId: string, sentAt: number): Promise<string> {
-  const origin = performance.timeOrigin + sentAt;
-  const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
-  if (started?.continuedExecutionRunId) return '(a later run of the conversation: not its opening)';
-  const parts: string[] = [];
-  for (const e of history.events ?? []) {
-    const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
-    const type = proto.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
-    const name = type.replace(/^EVENT_TYPE_/, '').toLowerCase();
-    parts.push(`+${Math.round(at - origin)} ${name}`);
-    if (parts.length >= 12) break;
-  }
-  return parts.join(', ');
-}
-
-/** CPU seconds a process has used so far (Linux /proc). */
+/** CPU seconds a process has used so far (Linux /proc: utime + stime). */
 function cpuSeconds(pid: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
   } catch {
     return NaN;
   }
 }
 
-/** A bridge process started from src/main.ts with the shipped defaults and these settings. */
-function startProcess(name: string, env: Record<string, string>): Promise<ChildProcess> {
-  const nodeArgs = env.BENCH_NODE_ARGS?.split(' ') ?? [];
-  const child = spawn(
-    process.execPath,
-    [...nodeArgs, '--import', 'tsx', path.join(__dirname, '..', 'src', 'main.ts')],
-    {
-      env: { ...process.env, LOG_LEVEL: 'info', SANDBOX: 'off', NODE_ENV: 'development', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts a child Node process; resolves once a stdout line matches `ready`. */
+function startChild(
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+  ready: RegExp,
+): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const nodeArgs = (process.env[`BENCH_${name.toUpperCase().replace(/\W/g, '_')}_NODE_ARGS`] ?? '')
+    .split(' ')
+    .filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stderr.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d.toString()}`));
   return new Promise((resolve, reject) => {
     let out = '';
+    const onExit = (code: number | null) =>
+      reject(new Error(`${name} exited with ${code} during start: ${out.slice(-2000)}`));
+    child.once('exit', onExit);
+    let started = false;
     child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/"level":(50|60)/.test(d.toString())) process.stderr.write(`[${name}] ${d.toString()}`);
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}: ${out.slice(-2000)}`)));
-    const ready = setInterval(() => {
-      if (env.RUN_API === 'false' ? /worker running/.test(out) : /bridge is up/.test(out)) {
-        clearInterval(ready);
-        resolve(child);
+      const text = d.toString();
+      if (/"level":(50|60)/.test(text)) process.stderr.write(`[${name}] ${text}`);
+      if (started) return;
+      if (out.length < 100_000) out += text;
+      const m = ready.exec(out);
+      if (m) {
+        started = true;
+        child.off('exit', onExit);
+        out = '';
+        resolve({ child, match: m });
       }
-    }, 50);
+    });
   });
 }
 
-async function serverCommits(): Promise<number | undefined> {
-  const db = process.env.BENCH_TEMPORAL_PG_DB;
-  if (!db) return undefined;
-  const { Client: Pg } = await import('pg');
-  const c = new Pg({ connectionString: testDatabaseUrl() });
-  await c.connect();
-  try {
-    const r = await c.query<{ n: string }>(
-      'SELECT xact_commit AS n FROM pg_stat_database WHERE datname = $1',
-      [db],
-    );
-    return Number(r.rows[0]?.n);
-  } finally {
-    await c.end();
+/** The Temporal server of a mode: the embedded launcher's file + WAL, or the PostgreSQL server. */
+async function startServer(mode: Mode): Promise<TemporalServer & { dir?: string }> {
+  const log = createLogger('error');
+  if (mode === 'file') {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-load-'));
+    const server = await startTemporal({
+      cliPath: process.env.TEMPORAL_CLI_PATH,
+      dbFile: path.join(dir, 'temporal.sqlite'),
+      log,
+    });
+    return { ...server, dir };
   }
+  const script = path.join(ROOT, 'src', 'temporal', 'server-postgres.ts');
+  await new Promise<void>((resolve, reject) => {
+    const c = spawn(process.execPath, ['--import', 'tsx', script, '--detach'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    c.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`temporal:server exited ${code}`))));
+  });
+  const port = Number(process.env.TEMPORAL_SERVER_PORT ?? 7333);
+  const pidFile = path.join(
+    process.env.TEMPORAL_SERVER_DIR ?? path.join(ROOT, '.cache', 'temporal-server'),
+    'server.pid',
+  );
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  const server = await startTemporal({ address: `127.0.0.1:${port}`, log });
+  return {
+    ...server,
+    pid,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        spawn(process.execPath, ['--import', 'tsx', script, '--stop'], { cwd: ROOT, stdio: 'ignore' }).once(
+          'exit',
+          () => resolve(),
+        );
+      }),
+  };
 }
 
 /**
- * Sends the scenario's messages at its rate: message i at start + i / rate, to conversation
- * i mod N; a conversation's next message goes after the previous one's ack (OpenCX's order).
+ * Sends `total` messages at `rate`: message i at t0 + i / rate to conversation i mod `convs`;
+ * each conversation's next message goes after its previous ack.
  */
 async function drive(
-  scenario: LoadScenario,
-  send: (org: number, conv: number, key: string) => Promise<number>,
-  tag: string,
-): Promise<Sent[]> {
-  const seconds = scenario.seconds ?? SECONDS;
-  const total = Math.round(scenario.perSecond * seconds);
-  const convs = scenario.orgs * scenario.conversationsPerOrg;
+  total: number,
+  rate: number,
+  convs: number,
+  key: (i: number) => string,
+  send: (s: Sent) => Promise<number>,
+): Promise<{ sent: Sent[]; t0: number }> {
   const chains = Array.from({ length: convs }, () => Promise.resolve());
   const sent: Sent[] = [];
-  const start = performance.now() + 100;
+  const t0 = performance.now() + 200;
   for (let i = 0; i < total; i++) {
-    const scheduled = start + (i * 1000) / scenario.perSecond;
-    const conv = i % convs;
-    const s: Sent = { key: `${tag}-${i}`, scheduled, first: i < convs };
+    const s: Sent = { key: key(i), conv: i % convs, scheduled: t0 + (i * 1000) / rate };
     sent.push(s);
-    chains[conv] = chains[conv]!.then(async () => {
-      const wait = scheduled - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const t = performance.now();
-      s.status = await send(conv % scenario.orgs, conv, s.key).catch(() => 0);
-      s.ackMs = performance.now() - t;
+    chains[s.conv] = chains[s.conv]!.then(async () => {
+      const wait = s.scheduled - performance.now();
+      if (wait > 0) await sleep(wait);
+      try {
+        s.status = await send(s);
+      } catch (e) {
+        s.status = 0;
+        s.error = e instanceof Error ? e.message : String(e);
+      }
+      s.acked = performance.now();
     });
   }
   await Promise.all(chains);
-  return sent;
+  return { sent, t0 };
 }
 
-async function untilLogged(logged: Map<string, number>, sent: Sent[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (sent.some((s) => s.status && s.status < 300 && !logged.has(s.key))) {
-    if (Date.now() > deadline) {
-      const missing = sent.filter((s) => !logged.has(s.key)).length;
-      throw new Error(`${missing} messages not in Creatio ${timeoutMs} ms after the last was sent`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
+/**
+ * The history events of a workflow from a message's scheduled send to a little after it was done,
+ * each with its time after the scheduled send: where a slow message waited.
+ */
+async function traceOf(
+  client: Client,
+  workflowId: string,
+  scheduled: number,
+  doneAt: number,
+): Promise<string> {
+  const origin = performance.timeOrigin + scheduled;
+  const until = performance.timeOrigin + doneAt + 50;
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  const parts: string[] = [];
+  for (const e of history.events ?? []) {
+    const at = Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+    if (at < origin - 5 || at > until) continue;
+    const type = proto.api.enums.v1.EventType[e.eventType ?? 0] ?? String(e.eventType);
+    parts.push(`+${Math.round(at - origin)} ${type.replace(/^EVENT_TYPE_/, '').toLowerCase()}`);
   }
+  return parts.join(', ');
 }
 
-function summarizeRun(
-  scenario: LoadScenario,
-  target: 'bridge' | 'naive',
-  sent: Sent[],
-  logged: Map<string, number>,
-): Omit<LoadResult, 'cpuPercent'> {
-  const r = (v: number) => Math.round(v * 10) / 10;
+async function untilDone(done: Map<string, number>, sent: Sent[], timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
   const ok = sent.filter((s) => s.status && s.status < 300);
-  const e2e = ok.map((s) => logged.get(s.key)! - s.scheduled).sort((a, b) => a - b);
-  const acks = ok.map((s) => s.ackMs!).sort((a, b) => a - b);
-  const of = (f: (s: Sent) => boolean) => {
-    const v = ok
-      .filter(f)
-      .map((s) => logged.get(s.key)! - s.scheduled)
-      .sort((a, b) => a - b);
-    return { p50Ms: r(percentile(v, 50)), p99Ms: r(percentile(v, 99)) };
-  };
-  const first = Math.min(...ok.map((s) => s.scheduled));
-  const last = Math.max(...ok.map((s) => logged.get(s.key)!));
-  return {
-    scenario,
-    target,
-    messages: ok.length,
-    failedSends: sent.length - ok.length,
-    e2e: { p50Ms: r(percentile(e2e, 50)), p99Ms: r(percentile(e2e, 99)), maxMs: r(e2e[e2e.length - 1]!) },
-    ack: { p50Ms: r(percentile(acks, 50)), p99Ms: r(percentile(acks, 99)) },
-    firstMessage: of((s) => s.first),
-    laterMessages: of((s) => !s.first),
-    ...(ok.length >= 100 &&
-      scenario.orgs * scenario.conversationsPerOrg === 1 && {
-        byPosition: {
-          messages2to11P50Ms: of((s) => ok.indexOf(s) >= 1 && ok.indexOf(s) <= 10).p50Ms,
-          last10P50Ms: of((s) => ok.indexOf(s) >= ok.length - 10).p50Ms,
-        },
-      }),
-    sustainedPerSecond: r((ok.length / (last - first)) * 1000),
-  };
+  while (ok.some((s) => !done.has(s.key)) && Date.now() < deadline) await sleep(20);
+  return ok.filter((s) => !done.has(s.key)).length;
 }
 
-export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadResult[]; stats: Stat[] }> {
-  const log = createLogger('error');
-  const temporal: TemporalServer = await startTemporal({
-    address: process.env.TEMPORAL_ADDRESS,
-    cliPath: process.env.TEMPORAL_CLI_PATH,
-    log,
-  });
-  const emu: CreatioEmulator = await startCreatioEmulator();
-  emu.setFaults({ latencyMs: LATENCY });
-  const opencx = await startOpenCXEmulator();
-  opencx.apiKeys.add('ocx_bench_key');
-  const storeConfig = await newTestStoreConfig('postgres');
-  const apiPort = await freePort();
-  const taskQueue = `bench-load-${randomUUID().slice(0, 8)}`;
-  const common = {
-    TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_TASK_QUEUE: taskQueue,
-    DATABASE_URL: storeConfig.databaseUrl!,
-    ENCRYPTION_KEY: storeConfig.key.toString('base64'),
-    ADMIN_API_TOKEN: ADMIN_TOKEN,
-    PORT: String(apiPort),
-    DATA_DIR: path.join(__dirname, '..', '.data', 'bench-load'),
-  };
-  const procs: Record<string, ChildProcess> = {};
-  const results: LoadResult[] = [];
-  const connection = await Connection.connect({ address: temporal.address });
-  const client = new Client({
-    connection,
-    dataConverter: { payloadCodecs: [new EncryptionCodec(parsePayloadKeys(undefined, storeConfig.key))] },
-  });
+export async function loadBench(opts: LoadOptions): Promise<ModeResult[]> {
+  const results: ModeResult[] = [];
+  for (const mode of opts.modes) results.push(await benchMode(mode, opts));
+  return results;
+}
+
+async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
+  console.log(
+    `\n== ${mode === 'file' ? 'Temporal dev server, SQLite file + WAL (the embedded default)' : 'Temporal server on PostgreSQL'}; ` +
+      `${os.cpus().length} cores, node ${process.version}; Creatio and sink answer after ${LATENCY} ms`,
+  );
+  const temporal = await startServer(mode);
+  const children: ChildProcess[] = [];
+  let emu: CreatioEmulator | undefined;
+  let opencx: OpenCXEmulator | undefined;
+  let sink: http.Server | undefined;
+  let connection: Connection | undefined;
   try {
-    procs.api = await startProcess('api', {
-      ...common,
-      RUN_WORKER: 'false',
-      ...(process.env.BENCH_API_NODE_ARGS && { BENCH_NODE_ARGS: process.env.BENCH_API_NODE_ARGS }),
+    connection = await Connection.connect({ address: temporal.address });
+    const client = new Client({ connection });
+    emu = await startCreatioEmulator();
+    emu.setFaults({ latencyMs: LATENCY });
+    opencx = await startOpenCXEmulator();
+    opencx.apiKeys.add('ocx_bench_key');
+
+    // ---- what is done, and when: an activity in Creatio (bridge, naive), a POST at the sink (floor)
+    const done = new Map<string, number>();
+    emu.on('added', (set: string, row: Record<string, unknown>) => {
+      const m = set === 'Activity' && /\b(L\w+-\d+)\b/.exec(String(row.Title));
+      if (m && !done.has(m[1]!)) done.set(m[1]!, performance.now());
     });
-    for (let w = 0; w < WORKERS; w++) {
-      procs[`worker${w + 1}`] = await startProcess(`worker${w + 1}`, {
-        ...common,
-        RUN_API: 'false',
-        PORT: String(await freePort()),
-        ...(process.env.BENCH_WORKER_NODE_ARGS && { BENCH_NODE_ARGS: process.env.BENCH_WORKER_NODE_ARGS }),
-      });
-    }
-    const api = `http://127.0.0.1:${apiPort}`;
-    const maxOrgs = Math.max(...scenarios.map((s) => s.orgs));
+    sink = http.createServer((rq, rs) => {
+      const id = decodeURIComponent((rq.url ?? '').replace(/^\/m\//, ''));
+      if (!done.has(id)) done.set(id, performance.now());
+      rq.resume();
+      rq.on('end', () => setTimeout(() => rs.writeHead(201).end('{}'), LATENCY));
+    });
+    sink.keepAliveTimeout = 120_000;
+    await new Promise<void>((r) => sink!.listen(0, '127.0.0.1', r));
+    const sinkAddr = sink.address();
+    const sinkUrl = `http://127.0.0.1:${typeof sinkAddr === 'object' && sinkAddr ? sinkAddr.port : 0}`;
+
+    // ---- the bridge: API and worker processes, the shipped defaults
+    const storeConfig = await newTestStoreConfig('postgres');
+    const apiPort = await freePort();
+    const taskQueue = `bench-load-${randomUUID().slice(0, 8)}`;
+    const common = {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      DATABASE_URL: storeConfig.databaseUrl!,
+      ENCRYPTION_KEY: storeConfig.key.toString('base64'),
+      ADMIN_API_TOKEN: ADMIN_TOKEN,
+      LOG_LEVEL: 'info',
+      SANDBOX: 'off',
+      NODE_ENV: 'development',
+      DATA_DIR: temporal.dir ?? path.join(ROOT, '.data', 'bench-load'),
+    };
+    const main = path.join(ROOT, 'src', 'main.ts');
+    const pids: Record<string, number> = { temporal: temporal.pid ?? NaN, bench: process.pid };
+    const api = await startChild(
+      'api',
+      [main],
+      { ...common, PORT: String(apiPort), RUN_WORKER: 'false' },
+      /bridge is up/,
+    );
+    children.push(api.child);
+    pids['bridge api'] = api.child.pid!;
+    const worker = await startChild(
+      'worker',
+      [main],
+      { ...common, PORT: String(await freePort()), RUN_API: 'false' },
+      /worker running/,
+    );
+    children.push(worker.child);
+    pids['bridge worker'] = worker.child.pid!;
+
+    // ---- the floor's worker and the ingress of the floor and the naive path
+    const refEnv = {
+      BENCH_TEMPORAL: temporal.address,
+      BENCH_TASK_QUEUE: `floor-${randomUUID().slice(0, 8)}`,
+      BENCH_SINK: sinkUrl,
+      BENCH_CREATIO: emu.url,
+    };
+    const proc = path.join(ROOT, 'bench', 'floor', 'process.ts');
+    const fw = await startChild('floor-worker', [proc, 'floor-worker'], refEnv, /READY/);
+    children.push(fw.child);
+    pids['floor worker'] = fw.child.pid!;
+    const ing = await startChild('ingress', [proc, 'ingress'], refEnv, /READY (\d+)/);
+    children.push(ing.child);
+    pids['floor/naive ingress'] = ing.child.pid!;
+    const ingressUrl = `http://127.0.0.1:${ing.match[1]}`;
+
+    // ---- organizations and the three ways to send a message
+    const bridgeUrl = `http://127.0.0.1:${apiPort}`;
     const orgIds: string[] = [];
-    for (let o = 0; o < maxOrgs; o++) {
+    for (let o = 0; o < opts.orgs; o++) {
       const orgId = `load-${randomUUID().slice(0, 8)}`;
-      const res = await fetch(`${api}/v1/orgs/${orgId}/integrations/creatio`, {
+      const res = await fetch(`${bridgeUrl}/v1/orgs/${orgId}/integrations/creatio`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify(
@@ -303,187 +417,359 @@ export async function loadBench(scenarios = SCENARIOS): Promise<{ results: LoadR
       if (res.status !== 201) throw new Error(`connect failed: ${await res.text()}`);
       orgIds.push(orgId);
     }
-    const logged = new Map<string, number>();
-    emu.on('added', (set: string, row: Record<string, unknown>) => {
-      const m = set === 'Activity' && /\b(L\w+-\d+)\b/.exec(String(row.Title));
-      if (m) logged.set(m[1]!, performance.now());
-    });
-    const creatio = new CreatioClient({
-      instanceUrl: emu.url,
-      identityServiceUrl: emu.url,
-      ...SANDBOX_CLIENT,
-    });
-    const naive = await startNaiveBridge(creatio);
-    const pids = (): Record<string, number> => ({
-      ...Object.fromEntries(Object.entries(procs).map(([n, p]) => [n, p.pid!])),
-      ...(temporal.pid && { temporal: temporal.pid }),
-      'bench (emulators, driver, naive path)': process.pid,
-    });
-
-    /** One message to the bridge (signed webhook) or to the naive path; answers the HTTP status. */
-    const sendTo = async (
-      target: 'bridge' | 'naive',
-      org: number,
-      conv: number,
-      key: string,
-      tag: string,
-    ) => {
-      const orgId = orgIds[org]!;
-      const data = ev.message(`${tag}-c${conv}`, key, key);
-      if (target === 'naive') {
-        const res = await fetch(`${naive.url}/webhooks/opencx`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ organization_id: orgId, data }),
+    const agent = new http.Agent({ keepAlive: true, maxSockets: opts.conversations + 16 });
+    const bridgeAgent = new http.Agent({ keepAlive: true, maxSockets: opts.conversations + 16 });
+    const send: Record<Target, (session: string, conv: number, s: Sent) => Promise<number>> = {
+      floor: (session, _conv, s) => postJson(`${ingressUrl}/floor`, { wid: session, id: s.key }, agent),
+      naive: (session, conv, s) =>
+        postJson(`${ingressUrl}/naive`, { org: orgIds[conv % opts.orgs]!, session, id: s.key }, agent),
+      bridge: (session, conv, s) => {
+        const body = JSON.stringify({
+          event: 'conversation.contact_response',
+          organization_id: orgIds[conv % opts.orgs]!,
+          data: ev.message(session, s.key, s.key),
         });
-        await res.text();
-        if (res.ok) logged.set(key, logged.get(key) ?? performance.now());
-        return res.status;
-      }
-      const body = JSON.stringify({
-        event: 'conversation.contact_response',
-        organization_id: orgId,
-        data,
-      });
-      const res = await fetch(`${api}/webhooks/opencx`, {
-        method: 'POST',
-        headers: signedHeaders(WEBHOOK_SECRET, body),
-        body,
-      });
-      await res.text();
-      return res.status;
+        return new Promise<number>((resolve, reject) => {
+          const rq = http.request(
+            `${bridgeUrl}/webhooks/opencx`,
+            { method: 'POST', agent: bridgeAgent, headers: signedHeaders(WEBHOOK_SECRET, body) },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          rq.on('error', reject);
+          rq.end(body);
+        });
+      },
+    };
+    const runTag = randomUUID().slice(0, 4);
+    const session = (target: Target, conv: number, set = 'w') => `${runTag}-${target}-${set}${conv}`;
+
+    /** One window of `rate` over the warm conversations (or new ones: `set`), measured. */
+    const measure = async (
+      target: Target,
+      rate: number,
+      total: number,
+      convs: number,
+      tag: string,
+      set = 'w',
+    ) => {
+      const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+      const w0 = performance.now();
+      const { sent, t0 } = await drive(
+        total,
+        rate,
+        convs,
+        (i) => `${tag}-${i}`,
+        (s) => send[target](session(target, s.conv, set), s.conv, s),
+      );
+      const missing = await untilDone(done, sent, 120_000);
+      const wallS = (performance.now() - w0) / 1000;
+      const cpu = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p) - cpu0[k]!]));
+      return { sent, t0, missing, wallS, cpu };
     };
 
-    // Warm-up (not measured), both paths: a running service has its workflow code loaded, its
-    // tokens minted and its lookups cached.
-    for (const target of ['bridge', 'naive'] as const) {
-      const warm = await drive(
-        { name: 'warm-up', perSecond: 20, orgs: orgIds.length, conversationsPerOrg: 1, seconds: 2 },
-        (org, conv, key) => sendTo(target, org, conv, key, `LW${target[0]}`),
-        `LW${target[0]}`,
-      );
-      await untilLogged(logged, warm, 60_000);
-    }
-
-    for (const [n, scenario] of scenarios.entries()) {
-      for (const target of ['bridge', 'naive'] as const) {
-        const tag = `L${n}${target[0]}${randomUUID().slice(0, 4)}`;
-        const calls0 = emu.odataCalls();
-        const cpu0 = Object.fromEntries(Object.entries(pids()).map(([k, pid]) => [k, cpuSeconds(pid)]));
-        const commits0 = target === 'bridge' ? await serverCommits() : undefined;
-        const t0 = performance.now();
-        const sent = await drive(scenario, (org, conv, key) => sendTo(target, org, conv, key, tag), tag);
-        await untilLogged(logged, sent, 120_000);
-        const wallS = (performance.now() - t0) / 1000;
-        const cpuPercent = Object.fromEntries(
-          Object.entries(pids()).map(([k, pid]) => [
-            k,
-            Math.round(((cpuSeconds(pid) - cpu0[k]!) / wallS) * 100),
-          ]),
+    // ---- warm-up, not measured: every path starts its conversations (and the bridge its cases)
+    for (const target of opts.targets) {
+      const r = await measure(target, 50, opts.conversations, opts.conversations, `LW${target[0]}${runTag}`);
+      const failed = r.sent.filter((s) => !s.status || s.status >= 300);
+      if (failed.length > 0 || r.missing > 0) {
+        throw new Error(
+          `${target} warm-up: ${failed.length} sends refused (${failed[0]?.error ?? failed[0]?.status}), ${r.missing} never done`,
         );
-        const summary = summarizeRun(scenario, target, sent, logged);
-        const convs = scenario.orgs * scenario.conversationsPerOrg;
-        const result: LoadResult = {
-          ...summary,
-          cpuPercent,
-          creatioCallsPerConversation: Math.round(((emu.odataCalls() - calls0) / convs) * 10) / 10,
-        };
-        if (target === 'bridge') {
-          let events = 0;
-          for (let c = 0; c < convs; c++) {
-            const id = conversationWorkflowId(orgIds[c % scenario.orgs]!, `${tag}-c${c}`);
-            const d = await client.workflow.getHandle(id).describe();
-            events += d.historyLength;
-          }
-          result.historyEventsPerMessage = Math.round((events / summary.messages) * 10) / 10;
-          // Where the slowest first message spent its time: its workflow's opening events.
-          const slowest = sent
-            .filter((s) => s.first && logged.has(s.key))
-            .sort((a, b) => logged.get(b.key)! - b.scheduled - (logged.get(a.key)! - a.scheduled))[0];
-          if (slowest) {
-            const conv = sent.indexOf(slowest) % convs;
-            const id = conversationWorkflowId(orgIds[conv % scenario.orgs]!, `${tag}-c${conv}`);
-            result.slowestFirst = {
-              ms: Math.round(logged.get(slowest.key)! - slowest.scheduled),
-              ackMs: Math.round(slowest.ackMs ?? 0),
-              timeline: await openingTimeline(client, id, slowest.scheduled),
-            };
-          }
-          const commits1 = await serverCommits();
-          if (commits0 !== undefined && commits1 !== undefined) {
-            result.serverCommitsPerMessage = Math.round(((commits1 - commits0) / summary.messages) * 10) / 10;
-          }
-        }
-        results.push(result);
-        printResult(result);
       }
     }
-    await naive.close();
+    await sleep(2_000);
+    const idle0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+    const idleT = performance.now();
+    await sleep(5_000);
+    const idleS = (performance.now() - idleT) / 1000;
+    const idlePerSecond = Object.fromEntries(
+      Object.entries(pids).map(([k, p]) => [k, (cpuSeconds(p) - idle0[k]!) / idleS]),
+    );
+    const idleCpuPercent = Object.fromEntries(
+      Object.entries(idlePerSecond).map(([k, v]) => [k, Math.round(v * 100)]),
+    );
+    console.log(`idle CPU, % of a core: ${fmt(idleCpuPercent)}`);
+
+    // ---- steady state: every rate, `runs` times, the paths taking turns
+    const runs: RunResult[] = [];
+    for (const rate of opts.rates) {
+      for (let run = 1; run <= opts.runs; run++) {
+        for (const target of opts.targets) {
+          const tag = `L${target[0]}${rate}r${run}${runTag}`;
+          const total = Math.round(rate * opts.seconds);
+          const r = await measure(target, rate, total, opts.conversations, tag);
+          const ok = r.sent.filter((s) => s.status && s.status < 300);
+          const fin = ok.filter((s) => done.has(s.key));
+          const lat = (s: Sent) => done.get(s.key)! - s.scheduled;
+          const third = Math.floor(fin.length / 3);
+          const lastDone = Math.max(...fin.map((s) => done.get(s.key)!));
+          const perMsg = (cpuS: number) => Math.round(((cpuS * 1000) / Math.max(1, fin.length)) * 100) / 100;
+          const res: RunResult = {
+            target,
+            rate,
+            run,
+            messages: r.sent.length,
+            failedSends: r.sent.length - ok.length,
+            missing: r.missing,
+            latencyMs: dist(fin.map(lat)),
+            ackMs: dist(ok.map((s) => s.acked! - s.scheduled)),
+            firstThirdP50Ms: dist(fin.slice(0, third).map(lat)).p50,
+            lastThirdP50Ms: dist(fin.slice(-third).map(lat)).p50,
+            sustainedPerSecond: Math.round((fin.length / ((lastDone - r.t0) / 1000)) * 10) / 10,
+            cpuMsPerMessage: Object.fromEntries(Object.entries(r.cpu).map(([k, v]) => [k, perMsg(v)])),
+            cpuMsPerMessageNetOfIdle: Object.fromEntries(
+              Object.entries(r.cpu).map(([k, v]) => [
+                k,
+                perMsg(Math.max(0, v - idlePerSecond[k]! * r.wallS)),
+              ]),
+            ),
+            keepsUp: false,
+          };
+          res.keepsUp =
+            res.failedSends === 0 &&
+            res.missing === 0 &&
+            res.latencyMs.p99 <= P99_TARGET_MS &&
+            res.sustainedPerSecond >= rate * 0.95 &&
+            res.lastThirdP50Ms <= res.firstThirdP50Ms * 2 + 50;
+          const workflowOf = (conv: number) =>
+            target === 'floor'
+              ? session(target, conv)
+              : conversationWorkflowId(orgIds[conv % opts.orgs]!, session(target, conv));
+          if (target !== 'naive') {
+            let events = 0;
+            for (let c = 0; c < opts.conversations; c++)
+              events += Number(
+                (
+                  await client.workflowService.describeWorkflowExecution({
+                    namespace: 'default',
+                    execution: { workflowId: workflowOf(c) },
+                  })
+                ).workflowExecutionInfo?.historyLength ?? 0,
+              );
+            res.historyEvents = events;
+          }
+          runs.push(res);
+          printRun(res);
+          if (process.env.BENCH_TRACE && target !== 'naive') {
+            // Where the median and the slowest message waited: their workflows' events.
+            const byLat = [...fin].sort((a, b) => lat(a) - lat(b));
+            for (const s of [byLat[Math.floor(byLat.length / 2)], byLat[byLat.length - 1]]) {
+              if (!s) continue;
+              console.log(
+                `       ${Math.round(lat(s))} ms, ack ${Math.round(s.acked! - s.scheduled)} ms: ${await traceOf(client, workflowOf(s.conv), s.scheduled, done.get(s.key)!)}`,
+              );
+            }
+          }
+        }
+      }
+    }
+
+    // ---- new conversations: a burst started within 2 s, each conversation's first message
+    const bursts: BurstResult[] = [];
+    if (opts.burst > 0) {
+      for (let run = 1; run <= opts.runs; run++) {
+        for (const target of opts.targets) {
+          const calls0 = emu.odataCalls();
+          const tag = `L${target[0]}b${run}${runTag}`;
+          const r = await measure(target, opts.burst / 2, opts.burst, opts.burst, tag, `b${run}-`);
+          const ok = r.sent.filter((s) => s.status && s.status < 300);
+          const b: BurstResult = {
+            target,
+            run,
+            conversations: opts.burst,
+            firstMessageMs: dist(
+              ok.filter((s) => done.has(s.key)).map((s) => done.get(s.key)! - s.scheduled),
+            ),
+            ackMs: dist(ok.map((s) => s.acked! - s.scheduled)),
+            ...(target !== 'floor' && {
+              creatioCallsPerConversation: Math.round(((emu.odataCalls() - calls0) / opts.burst) * 10) / 10,
+            }),
+          };
+          bursts.push(b);
+          console.log(
+            `${target.padEnd(6)} burst of ${opts.burst} new conversations in 2 s (run ${run}): first message p50 ${b.firstMessageMs.p50} p99 ${b.firstMessageMs.p99} max ${b.firstMessageMs.max} ms; ack p99 ${b.ackMs.p99} ms` +
+              (b.creatioCallsPerConversation !== undefined
+                ? `; ${b.creatioCallsPerConversation} Creatio calls each`
+                : ''),
+          );
+        }
+      }
+    }
+    const result: ModeResult = { mode, runs, bursts, idleCpuPercent };
+    printSummary(result, opts);
+    agent.destroy();
+    bridgeAgent.destroy();
+    return result;
   } finally {
-    for (const p of Object.values(procs)) p.kill('SIGTERM');
+    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(
-      Object.values(procs)
-        .filter((p) => p.exitCode === null)
-        .map((p) => new Promise((r) => p.once('exit', r))),
+      children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r))),
     );
-    await connection.close();
-    await emu.close();
-    await opencx.close();
+    sink?.closeAllConnections();
+    sink?.close();
+    await connection?.close();
+    await emu?.close();
+    await opencx?.close();
     await temporal.stop();
+    if (temporal.dir) rmSync(temporal.dir, { recursive: true, force: true });
   }
-  const stats: Stat[] = [];
-  for (const r of results) {
-    const s = r.scenario;
-    stats.push({
-      name: `${r.target}: webhook → activity, ${s.perSecond} msg/s, ${s.name}`,
-      n: r.messages,
-      p50Ms: r.e2e.p50Ms,
-      p99Ms: r.e2e.p99Ms,
-      maxMs: r.e2e.maxMs,
-      perSecond: r.sustainedPerSecond,
-      notes: `ack p50 ${r.ack.p50Ms} / p99 ${r.ack.p99Ms} ms`,
-    });
-  }
-  for (let i = 0; i + 1 < results.length; i += 2) {
-    const [b, n] = [results[i]!, results[i + 1]!];
-    console.log(
-      `${b.scenario.perSecond} msg/s, ${b.scenario.name}: bridge / naive p50 ×${(b.e2e.p50Ms / n.e2e.p50Ms).toFixed(1)}, p99 ×${(b.e2e.p99Ms / n.e2e.p99Ms).toFixed(1)}`,
-    );
-  }
-  return { results, stats };
 }
 
-function printResult(r: LoadResult): void {
-  const s = r.scenario;
+const fmt = (o: Record<string, number>) =>
+  Object.entries(o)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+
+function printRun(r: RunResult): void {
   console.log(
-    [
-      `${r.target.padEnd(6)} ${String(s.perSecond).padStart(4)} msg/s ${s.name.padEnd(18)}`,
-      `webhook→activity p50 ${r.e2e.p50Ms} p99 ${r.e2e.p99Ms} max ${r.e2e.maxMs} ms`,
-      `first msg p50 ${r.firstMessage.p50Ms} p99 ${r.firstMessage.p99Ms}, later p50 ${r.laterMessages.p50Ms} p99 ${r.laterMessages.p99Ms} ms`,
-      `ack p50 ${r.ack.p50Ms} p99 ${r.ack.p99Ms} ms`,
-      r.byPosition
-        ? `messages 2-11 p50 ${r.byPosition.messages2to11P50Ms} ms, last 10 p50 ${r.byPosition.last10P50Ms} ms`
-        : '',
-      `${r.sustainedPerSecond} msg/s sustained (${r.messages} msgs, ${r.failedSends} failed sends)`,
-      r.historyEventsPerMessage !== undefined ? `${r.historyEventsPerMessage} history events/msg` : '',
-      r.serverCommitsPerMessage !== undefined ? `${r.serverCommitsPerMessage} server commits/msg` : '',
-      `${r.creatioCallsPerConversation} Creatio calls/conv`,
-      r.slowestFirst
-        ? `slowest first message ${r.slowestFirst.ms} ms (ack ${r.slowestFirst.ackMs} ms): ${r.slowestFirst.timeline}`
-        : '',
-      `CPU ${Object.entries(r.cpuPercent)
-        .map(([k, v]) => `${k} ${v}%`)
-        .join(', ')}`,
-    ]
-      .filter(Boolean)
-      .join(' | '),
+    `${r.target.padEnd(6)} ${String(r.rate).padStart(3)} msg/s run ${r.run}: p50 ${r.latencyMs.p50} p99 ${r.latencyMs.p99} max ${r.latencyMs.max} ms; ack p99 ${r.ackMs.p99} ms; ` +
+      `${r.sustainedPerSecond} msg/s sustained; thirds p50 ${r.firstThirdP50Ms}/${r.lastThirdP50Ms} ms; ` +
+      `failed ${r.failedSends}, missing ${r.missing}; ${r.keepsUp ? 'keeps up' : 'FALLS BEHIND'}; CPU ms/msg ${fmt(r.cpuMsPerMessage)}`,
   );
 }
 
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s[Math.floor((s.length - 1) / 2)]!;
+};
+/** "median [min-max]" over the runs. */
+const spread = (v: number[]) =>
+  v.length <= 1 ? String(v[0] ?? 'n/a') : `${median(v)} [${Math.min(...v)}-${Math.max(...v)}]`;
+const ratio = (a: number, b: number) => (b > 0 ? `×${(a / b).toFixed(2)}` : 'n/a');
+
+/** Per rate: the three paths side by side (median over runs, [min-max]), then the bridge's ratios. */
+export function printSummary(m: ModeResult, opts: LoadOptions): void {
+  console.log(
+    `\n-- ${m.mode}: median of ${opts.runs} run(s) [min-max]; latency and ack from the scheduled send`,
+  );
+  const of = (t: Target, rate: number) => m.runs.filter((r) => r.target === t && r.rate === rate);
+  const processesOf: Record<Target, string[]> = {
+    floor: ['temporal', 'floor worker', 'floor/naive ingress'],
+    bridge: ['temporal', 'bridge worker', 'bridge api'],
+    naive: ['floor/naive ingress'],
+  };
+  const capacity: Partial<Record<Target, number>> = {};
+  for (const rate of opts.rates) {
+    for (const t of opts.targets) {
+      const rs = of(t, rate);
+      if (rs.length === 0) continue;
+      const cpu = processesOf[t]
+        .map((p) => `${p} ${median(rs.map((r) => r.cpuMsPerMessage[p] ?? NaN))}`)
+        .join(', ');
+      console.log(
+        `${String(rate).padStart(3)} msg/s ${t.padEnd(6)} p50 ${spread(rs.map((r) => r.latencyMs.p50))} | p99 ${spread(rs.map((r) => r.latencyMs.p99))} | ack p99 ${spread(rs.map((r) => r.ackMs.p99))} | ${rs.filter((r) => r.keepsUp).length}/${rs.length} keep up | CPU ms/msg ${cpu}`,
+      );
+      // Capacity: the highest rate at which most runs kept up (and every lower rate did too).
+      const majority = rs.filter((r) => r.keepsUp).length * 2 > rs.length;
+      if (
+        majority &&
+        (capacity[t] === undefined ? rate === opts.rates[0] : capacity[t] === prev(opts.rates, rate))
+      )
+        capacity[t] = rate;
+    }
+    const b = of('bridge', rate);
+    const f = of('floor', rate);
+    const n = of('naive', rate);
+    if (b.length > 0 && f.length > 0) {
+      const bm = (sel: (r: RunResult) => number, rs: RunResult[]) => median(rs.map(sel));
+      const cpuRatio = (bp: string, fp: string) =>
+        ratio(
+          bm((r) => r.cpuMsPerMessage[bp]!, b),
+          bm((r) => r.cpuMsPerMessage[fp]!, f),
+        );
+      console.log(
+        `          bridge / floor: p50 ${ratio(
+          bm((r) => r.latencyMs.p50, b),
+          bm((r) => r.latencyMs.p50, f),
+        )}, p99 ${ratio(
+          bm((r) => r.latencyMs.p99, b),
+          bm((r) => r.latencyMs.p99, f),
+        )}, ` +
+          `ack p99 +${Math.round(bm((r) => r.ackMs.p99, b) - bm((r) => r.ackMs.p99, f))} ms; CPU per message: worker ${cpuRatio('bridge worker', 'floor worker')}, API ${cpuRatio('bridge api', 'floor/naive ingress')}, server ${cpuRatio('temporal', 'temporal')}` +
+          (n.length > 0
+            ? `; bridge / naive: p50 ${ratio(
+                bm((r) => r.latencyMs.p50, b),
+                bm((r) => r.latencyMs.p50, n),
+              )}, p99 ${ratio(
+                bm((r) => r.latencyMs.p99, b),
+                bm((r) => r.latencyMs.p99, n),
+              )}`
+            : ''),
+      );
+    }
+  }
+  const cap = (t: Target) => (capacity[t] === undefined ? `< ${opts.rates[0]}` : `≥ ${capacity[t]}`);
+  console.log(
+    `capacity (highest rate measured with p99 ≤ ${P99_TARGET_MS} ms and no backlog): ${opts.targets.map((t) => `${t} ${cap(t)} msg/s`).join(', ')}` +
+      (capacity.bridge !== undefined && capacity.floor !== undefined
+        ? `; bridge / floor ${ratio(capacity.bridge, capacity.floor)} (${capacity.floor === opts.rates[opts.rates.length - 1] ? 'the floor kept up at every rate measured: a lower bound of its capacity' : 'measured'})`
+        : ''),
+  );
+  if (m.bursts.length > 0) {
+    const bb = (t: Target) => m.bursts.filter((b) => b.target === t);
+    for (const t of opts.targets) {
+      const rs = bb(t);
+      if (rs.length === 0) continue;
+      console.log(
+        `burst of ${rs[0]!.conversations} new conversations in 2 s, ${t.padEnd(6)}: first message p50 ${spread(rs.map((r) => r.firstMessageMs.p50))} | p99 ${spread(rs.map((r) => r.firstMessageMs.p99))} | ack p99 ${spread(rs.map((r) => r.ackMs.p99))}` +
+          (rs[0]!.creatioCallsPerConversation !== undefined
+            ? ` | ${median(rs.map((r) => r.creatioCallsPerConversation!))} Creatio calls each`
+            : ''),
+      );
+    }
+    const bridge = bb('bridge');
+    const floor = bb('floor');
+    if (bridge.length > 0 && floor.length > 0) {
+      const calls = median(bridge.map((r) => r.creatioCallsPerConversation ?? 0));
+      const budget = 2 * median(floor.map((r) => r.firstMessageMs.p99)) + calls * LATENCY;
+      console.log(
+        `          bridge first message p99 ${median(bridge.map((r) => r.firstMessageMs.p99))} ms against 2 × the floor's start p99 + ${calls} Creatio calls × ${LATENCY} ms = ${Math.round(budget)} ms`,
+      );
+    }
+  }
+}
+
+function prev(rates: number[], rate: number): number | undefined {
+  const i = rates.indexOf(rate);
+  return i > 0 ? rates[i - 1] : undefined;
+}
+
+/** `--quick`, `--modes=file,postgres`, `--rates=50,100`, `--runs=3`, `--seconds=20`, `--burst=100`, `--targets=…`. */
+export function parseArgs(argv: string[]): LoadOptions {
+  const o: LoadOptions = argv.includes('--quick') ? { ...QUICK } : { ...FULL };
+  for (const a of argv) {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    if (v === undefined) continue;
+    const list = v.split(',').filter(Boolean);
+    if (k === 'modes') o.modes = list as Mode[];
+    else if (k === 'rates') o.rates = list.map(Number);
+    else if (k === 'targets') o.targets = list as Target[];
+    else if (k === 'runs' || k === 'seconds' || k === 'burst' || k === 'orgs' || k === 'conversations')
+      o[k] = Number(v);
+    else throw new Error(`unknown option --${k}`);
+  }
+  return o;
+}
+
 if (require.main === module) {
-  const only = process.env.BENCH_LOAD_RATES?.split(',').map(Number);
-  loadBench(only ? SCENARIOS.filter((s) => only.includes(s.perSecond)) : SCENARIOS)
-    .then(() => process.exit(0))
+  const opts = parseArgs(process.argv.slice(2));
+  loadBench(opts)
+    .then(async (modes) => {
+      const dir = path.join(ROOT, 'bench', 'results');
+      await mkdir(dir, { recursive: true });
+      const date = new Date().toISOString();
+      const file = path.join(dir, `load-${date.replace(/[:.]/g, '-')}.json`);
+      const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version };
+      await writeFile(
+        file,
+        JSON.stringify({ date, machine, options: opts, creatioLatencyMs: LATENCY, modes }, null, 2),
+      );
+      console.log(`\nwritten to ${path.relative(process.cwd(), file)}`);
+      process.exit(0);
+    })
     .catch((err: unknown) => {
       console.error(err);
       process.exit(1);

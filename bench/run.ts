@@ -126,13 +126,9 @@ async function main(): Promise<void> {
   stats.push(...(await replyBench()));
   const { webhookBurstBench } = await import('./webhook-burst');
   stats.push(...(await webhookBurstBench()));
-  const { loadBench } = await import('./load');
-  const load = await loadBench();
-  stats.push(...load.stats);
   const { tenantsBench } = await import('./tenants');
   stats.push(...(await tenantsBench()));
-  // The ratio to the naive path is printed by the load benchmark, from the same paced arrivals on
-  // both sides (a burst against a closed loop would compare different things).
+  // Paced load beside Temporal's floor and the naive path is its own benchmark: npm run bench:load.
   const result = {
     date: new Date().toISOString(),
     machine: {
@@ -142,7 +138,6 @@ async function main(): Promise<void> {
       node: process.version,
     },
     stats,
-    load: load.results,
     settings: {
       conversations: Number(process.env.BENCH_CONVERSATIONS ?? 20),
       messagesEach: Number(process.env.BENCH_MESSAGES ?? 10),

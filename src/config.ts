@@ -142,6 +142,8 @@ const envSchema = z.object({
     .default(SHIPPED_CALL_LIMITS.opencxMaxPerSecond),
   /** Creatio activities one worker process runs at once (I/O-bound). */
   WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(100),
+  /** Threads that run conversation workflows in a worker process (docs/decisions/0028-load-and-the-floor.md). */
+  WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(1),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
   /** `id:base64key,…` (32-byte keys), the first encrypts; unset: one key derived from ENCRYPTION_KEY. */
@@ -226,6 +228,7 @@ export interface Config {
   creatioInitialCallsPerSecond: number;
   opencxMaxCallsPerSecond: number;
   workerActivitySlots: number;
+  workerWorkflowThreads: number;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   temporalPayloadKeys: string | undefined;
@@ -368,6 +371,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     creatioInitialCallsPerSecond: e.CREATIO_INITIAL_CALLS_PER_SECOND,
     opencxMaxCallsPerSecond: e.OPENCX_MAX_CALLS_PER_SECOND,
     workerActivitySlots: e.WORKER_ACTIVITY_SLOTS,
+    workerWorkflowThreads: e.WORKER_WORKFLOW_THREADS,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,

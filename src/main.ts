@@ -171,6 +171,7 @@ async function main(): Promise<void> {
           opencxMaxPerSecond: config.opencxMaxCallsPerSecond,
         },
         activitySlots: config.workerActivitySlots,
+        workflowThreads: config.workerWorkflowThreads,
       });
       await workers.start();
       const w = workers;

@@ -99,6 +99,8 @@ export interface WorkerOptions {
   limits: CallLimits;
   /** Activities one process runs at once on the Creatio queue (they wait on I/O, not CPU). */
   activitySlots?: number;
+  /** Threads that run workflow activations (WORKER_WORKFLOW_THREADS). */
+  workflowThreads?: number;
   maxCachedWorkflows?: number;
   /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
   dataConverter?: DataConverter;
@@ -217,10 +219,16 @@ export class BridgeWorkers {
       namespace: this.o.namespace,
       taskQueue: this.o.taskQueue,
       workflowBundle: await workflowBundle(),
-      // Local activities: the store reads, and the first try of short Creatio writes.
+      // Local activities only: the store reads, and the first try of short Creatio writes. Every
+      // activity task goes to the peers' queues, so this worker polls for none (a poller that never
+      // gets a task still costs a long poll on the server).
       activities: { ...this.activities.store, ...this.activities.creatio },
+      enableNonLocalActivities: false,
       ...(this.o.dataConverter && { dataConverter: this.o.dataConverter }),
       maxCachedWorkflows: this.o.maxCachedWorkflows ?? 500,
+      // One thread runs every activation by default; more run conversations side by side, for a
+      // host with cores to spare (each costs CPU: docs/decisions/0028-load-and-the-floor.md).
+      workflowThreadPoolSize: this.o.workflowThreads ?? 1,
       maxConcurrentWorkflowTaskPolls: WORKFLOW_POLLERS,
       nonStickyToStickyPollRatio: 0.5,
       shutdownGraceTime: '10 seconds',

@@ -83,6 +83,14 @@ export function createApp(deps: AppDeps): express.Express {
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
       autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      // An accepted webhook is one line per customer message: at debug, like the success of any
+      // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
+      customLogLevel: (req, res) =>
+        res.statusCode < 300 && req.method === 'POST' && req.url?.startsWith('/webhooks/')
+          ? deps.log.isLevelEnabled('debug')
+            ? 'debug'
+            : 'silent'
+          : 'info',
     }),
   );
   app.use((req, res, next) => {

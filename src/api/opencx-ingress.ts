@@ -1,4 +1,4 @@
-import { deliverEvent } from '../workflow-client/client';
+import { deliverEvent, signalIfRunning } from '../workflow-client/client';
 import { ApiError } from '../errors';
 import type { Logger } from '../logger';
 import {
@@ -24,6 +24,86 @@ export type OpencxEventReader = typeof toConversationEvent;
 
 /** Longest wait for the delivery record (a nicety: the workflow dedupes without it). */
 const DELIVERY_RECORD_MS = 1_000;
+
+/**
+ * Webhook deliveries that Temporal has, remembered in this process (most recent first out at the
+ * bound) and written to the store in batches off the request's path. The store's record is what
+ * another process, or this one after a restart, finds; it matters for a conversation that has
+ * finished, where a redelivery would otherwise start a resumed run (which finds its event already
+ * on the case). A running conversation drops a redelivered event itself.
+ */
+class Deliveries {
+  private readonly recent = new Map<string, true>();
+  private pending: { orgId: string; source: string; deliveryId: string }[] = [];
+  private readonly writes: BatchedWrites;
+  constructor(
+    store: Store,
+    log: Logger,
+    private readonly maxRecent = 100_000,
+  ) {
+    this.writes = new BatchedWrites(50, async () => {
+      const batch = this.pending.splice(0, this.pending.length);
+      try {
+        await store.recordDeliveries(batch);
+      } catch (err) {
+        log.warn(
+          { err, deliveries: batch.length },
+          'could not record webhook deliveries (a redelivery to a finished conversation resumes it; nothing is written twice)',
+        );
+      }
+    });
+  }
+
+  private key = (orgId: string, deliveryId: string) => `${orgId}\n${deliveryId}`;
+
+  /** Known to this process as delivered. */
+  knows(orgId: string, deliveryId: string): boolean {
+    return this.recent.has(this.key(orgId, deliveryId));
+  }
+
+  /** Remembers a delivery Temporal has, and writes it to the store soon. */
+  note(orgId: string, deliveryId: string): void {
+    const key = this.key(orgId, deliveryId);
+    if (this.recent.has(key)) return;
+    if (this.recent.size >= this.maxRecent) this.recent.delete(this.recent.keys().next().value!);
+    this.recent.set(key, true);
+    this.pending.push({ orgId, source: 'opencx', deliveryId });
+    this.writes.soon();
+  }
+
+  /** Writes what is pending; resolves once the store has it (or the write failed and was logged). */
+  flush(): Promise<void> {
+    return this.writes.flush();
+  }
+}
+
+/**
+ * Writes to the store off the request's path: at most one write every `everyMs`, one after another.
+ * `write` takes what is pending when it runs (and handles its own failure).
+ */
+class BatchedWrites {
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly everyMs: number,
+    private readonly write: () => Promise<void>,
+  ) {}
+
+  /** A write within `everyMs`. */
+  soon(): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  flush(): Promise<void> {
+    this.writing = this.writing.then(() => this.write());
+    return this.writing;
+  }
+}
 
 /** The promise's value, or undefined if it fails or takes longer than `ms`. */
 async function within<T>(ms: number, p: Promise<T>): Promise<T | undefined> {
@@ -94,38 +174,35 @@ class Receivers {
  */
 class UnmappedOrganizations {
   private pending = new Map<string, number>();
-  private timer: NodeJS.Timeout | undefined;
-  private writing: Promise<void> = Promise.resolve();
+  private readonly writes: BatchedWrites;
   constructor(
-    private readonly store: Store,
-    private readonly log: Logger,
-    private readonly everyMs = 1_000,
+    store: Store,
+    log: Logger,
+    everyMs = 1_000,
     private readonly maxPending = 1_000,
-  ) {}
+  ) {
+    this.writes = new BatchedWrites(everyMs, async () => {
+      const batch = [...this.pending].map(([opencxOrgId, count]) => ({ opencxOrgId, count }));
+      this.pending = new Map();
+      if (batch.length === 0) return;
+      try {
+        await store.countUnmappedOpencxOrganizations(batch);
+      } catch (err) {
+        log.warn({ err }, 'could not count events of unmapped OpenCX organizations');
+      }
+    });
+  }
 
   note(opencxOrgId: string): void {
     const n = this.pending.get(opencxOrgId);
     if (n === undefined && this.pending.size >= this.maxPending) return;
     this.pending.set(opencxOrgId, (n ?? 0) + 1);
-    if (!this.timer) {
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        void this.flush();
-      }, this.everyMs);
-      this.timer.unref();
-    }
+    this.writes.soon();
   }
 
   /** Writes what was counted; resolves once the store has it (or the write failed and was logged). */
   flush(): Promise<void> {
-    const batch = [...this.pending].map(([opencxOrgId, count]) => ({ opencxOrgId, count }));
-    this.pending = new Map();
-    this.writing = this.writing
-      .then(() => this.store.countUnmappedOpencxOrganizations(batch))
-      .catch((err: unknown) =>
-        this.log.warn({ err }, 'could not count events of unmapped OpenCX organizations'),
-      );
-    return this.writing;
+    return this.writes.flush();
   }
 }
 
@@ -153,12 +230,14 @@ const MESSAGE_EVENTS = new Set([
 export class OpencxIngress {
   readonly receivers: Receivers;
   readonly unmapped: UnmappedOrganizations;
+  private readonly deliveries: Deliveries;
   private readonly read: OpencxEventReader;
   private lastPrune = Date.now();
 
   constructor(private readonly deps: AppDeps) {
     this.receivers = new Receivers(deps.store);
     this.unmapped = new UnmappedOrganizations(deps.store, deps.log);
+    this.deliveries = new Deliveries(deps.store, deps.log);
     this.read = deps.readOpencxEvent ?? toConversationEvent;
   }
 
@@ -196,9 +275,13 @@ export class OpencxIngress {
   }
 
   /**
-   * Hands the event to its conversation (signalWithStart), once: "duplicate" when Temporal is
-   * known to have this webhook-id already; if the store cannot say in time, the event goes to
-   * Temporal anyway (the workflow dedupes by event and message id).
+   * Hands the event to its conversation, once: "duplicate" when Temporal is known to have this
+   * webhook-id already (this process delivered it, or the store's record says so).
+   *
+   * A running conversation gets a plain signal and drops a redelivered event itself, so the ack
+   * waits for Temporal only (docs/decisions/0028-load-and-the-floor.md). Only when no run is open
+   * is the store's record read, before the conversation is started or resumed; if the store cannot
+   * say in time, the event goes to Temporal anyway (a resumed run finds its event on the case).
    */
   async deliver(
     orgId: string,
@@ -209,12 +292,22 @@ export class OpencxIngress {
     const conv = this.deps.conversations;
     if (!conv)
       throw new ApiError(503, 'temporal_unavailable', 'Conversations are not enabled on this instance');
-    const seen = await within(DELIVERY_RECORD_MS, this.deps.store.deliverySeen(orgId, 'opencx', webhookId));
-    if (seen) return { workflowId: conversationWorkflowId(orgId, sessionId), delivery: 'duplicate' };
-    const { workflowId, resumed } = await deliverEvent(conv, orgId, sessionId, event);
-    await within(DELIVERY_RECORD_MS, this.deps.store.recordDelivery(orgId, 'opencx', webhookId));
+    const workflowId = conversationWorkflowId(orgId, sessionId);
+    if (this.deliveries.knows(orgId, webhookId)) return { workflowId, delivery: 'duplicate' };
+    let resumed = false;
+    if (!(await signalIfRunning(conv, orgId, sessionId, event))) {
+      const seen = await within(DELIVERY_RECORD_MS, this.deps.store.deliverySeen(orgId, 'opencx', webhookId));
+      if (seen) return { workflowId, delivery: 'duplicate' };
+      ({ resumed } = await deliverEvent(conv, orgId, sessionId, event));
+    }
+    this.deliveries.note(orgId, webhookId);
     if (event.kind === 'message') this.deps.metrics.messagesReceived.inc({ author: event.author });
     return { workflowId, delivery: resumed ? 'resumed' : 'accepted' };
+  }
+
+  /** Writes the deliveries not yet recorded in the store (tests, shutdown). */
+  flushDeliveries(): Promise<void> {
+    return this.deliveries.flush();
   }
 
   /**

@@ -91,6 +91,9 @@ export class CallLimiter {
     this.now = o.now ?? Date.now;
     this.refilledAt = this.now();
     this.rate = Math.min(o.initialPerSecond, this.ceiling());
+    // Full, as after any quiet second: the first calls after a start (a burst of new
+    // conversations) go at once instead of queueing behind a bucket that starts empty.
+    this.tokens = Math.max(1, this.perSecond);
   }
 
   /** Calls per second this process allows itself now. */

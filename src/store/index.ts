@@ -410,15 +410,17 @@ export class Store {
   }
 
   /**
-   * Records a webhook delivery that Temporal has, so that a redelivery is answered "duplicate".
-   * Ids older than a week are forgotten, well past any sender's retry window.
+   * Records webhook deliveries that Temporal has, in one statement, so that a redelivery is
+   * answered "duplicate". Ids older than a week are forgotten, well past any sender's retry window.
    */
-  async recordDelivery(orgId: string, source: string, deliveryId: string): Promise<void> {
+  async recordDeliveries(rows: { orgId: string; source: string; deliveryId: string }[]): Promise<void> {
+    if (rows.length === 0) return;
+    const values = rows.map((_, i) => `($${i * 3 + 1}, $${i * 3 + 2}, $${i * 3 + 3})`).join(', ');
     await this.db.query(
-      `INSERT INTO webhook_deliveries (org_id, source, delivery_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      [orgId, source, deliveryId],
+      `INSERT INTO webhook_deliveries (org_id, source, delivery_id) VALUES ${values} ON CONFLICT DO NOTHING`,
+      rows.flatMap((r) => [r.orgId, r.source, r.deliveryId]),
     );
-    if (Math.random() < 0.001) {
+    if (Math.random() < 0.001 * rows.length) {
       await this.db.query(`DELETE FROM webhook_deliveries WHERE received_at < now() - interval '7 days'`);
     }
   }

@@ -192,6 +192,24 @@ export async function waitForTemporal(
 }
 
 /**
+ * The dev server re-reads search attributes from its database on every visibility read and write,
+ * so that one created at run time is seen at once. The bridge's are all registered at start: the
+ * cache is right, and the reads cost the server a database query per workflow start.
+ */
+const SEARCH_ATTRIBUTE_CACHE_ARGS = [
+  '--dynamic-config-value',
+  'system.forceSearchAttributesCacheRefreshOnRead=false',
+];
+
+/**
+ * The embedded server's database file: WAL with synchronous=NORMAL, so a commit is not synced to
+ * disk on its own, only at checkpoints. A crash of the process (kill -9 included) loses nothing; a
+ * power loss or OS crash can lose the last commits before a checkpoint
+ * (docs/decisions/0028-load-and-the-floor.md). Production runs a Temporal server on PostgreSQL.
+ */
+const SQLITE_ARGS = ['--sqlite-pragma', 'journal_mode=WAL', '--sqlite-pragma', 'synchronous=NORMAL'];
+
+/**
  * Brings up the Temporal server the service uses: the one at `address` if given; else the CLI dev
  * server (SQLite file, Web UI, the bridge's search attributes); else the SDK's downloaded one.
  */
@@ -229,6 +247,7 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
     'warn',
     '--dynamic-config-value',
     'frontend.enableServerVersionCheck=false',
+    ...SEARCH_ATTRIBUTE_CACHE_ARGS,
     ...Object.entries(SEARCH_ATTRIBUTE_TYPES).flatMap(([name, type]) => [
       '--search-attribute',
       `${name}=${type}`,
@@ -239,7 +258,7 @@ export async function startTemporal(opts: StartOptions): Promise<TemporalServer>
   ];
   if (opts.dbFile) {
     await mkdir(path.dirname(opts.dbFile), { recursive: true });
-    args.push('--db-filename', opts.dbFile, '--sqlite-pragma', 'journal_mode=WAL');
+    args.push('--db-filename', opts.dbFile, ...SQLITE_ARGS);
   }
   const address = `127.0.0.1:${port}`;
   // First start: a CLI already here (TEMPORAL_CLI_PATH, PATH, the cache); else the SDK's download
@@ -316,6 +335,8 @@ async function startWithSdkDownload(
       searchAttributes: Object.values(SEARCH_ATTRIBUTE_KEYS),
       extraArgs: [
         ...(opts.extraArgs ?? []),
+        ...SEARCH_ATTRIBUTE_CACHE_ARGS,
+        ...(opts.dbFile ? SQLITE_ARGS : []),
         ...(opts.uiPort && opts.uiCodecEndpoint ? ['--ui-codec-endpoint', opts.uiCodecEndpoint] : []),
       ],
     },

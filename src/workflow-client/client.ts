@@ -87,6 +87,31 @@ export async function withTemporal<T>(
 }
 
 /**
+ * Hands an event to its conversation if its workflow is running: a plain signal, which carries the
+ * event only (no start arguments, search attributes or memo to encode and send). False when no run
+ * of the conversation is open (never started, finished): the caller then starts or resumes it.
+ */
+export async function signalIfRunning(
+  c: Conversations,
+  orgId: string,
+  sessionId: string,
+  event: ConversationEvent,
+): Promise<boolean> {
+  const handle = c.client.workflow.getHandle(conversationWorkflowId(orgId, sessionId));
+  try {
+    await withTemporal(
+      c,
+      () => handle.signal(conversationEventSignal, event),
+      (err) => err instanceof WorkflowNotFoundError,
+    );
+    return true;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return false;
+    throw err;
+  }
+}
+
+/**
  * Hands one OpenCX event to its conversation, starting the workflow if needed. Resolves once
  * Temporal has the event (the workflow dedupes by event and message id, so a redelivery that
  * races the first attempt is harmless). A conversation whose workflow has finished (closed, or

@@ -73,8 +73,10 @@ describe('the call limiter', () => {
     assert.equal(uncapped.l.perSecond, MAX_ADAPTIVE_PER_SECOND);
   });
 
-  it('refuses a call whose turn is further than maxWait, naming the wait, instead of holding the slot', async () => {
+  it('starts with a second of calls banked, then refuses a call whose turn is further than maxWait, naming the wait', async () => {
     const { l } = limiter({ initialPerSecond: 2, maxWaitMs: 100 });
+    // A new limiter is full, as after a quiet second: a burst of new conversations goes at once.
+    await call(l, 200);
     await call(l, 200);
     await assert.rejects(l.acquire(), (err: unknown) => {
       assert.ok(err instanceof RateLimitedError);

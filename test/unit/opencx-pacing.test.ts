@@ -231,10 +231,11 @@ describe('shared OpenCX pace: the store cannot be reached', () => {
     });
     const pace = pacing.for('ocx_live_down');
     const t0 = Date.now();
-    const turns = await Promise.all(Array.from({ length: 4 }, () => pace.turn()));
+    const turns = await Promise.all(Array.from({ length: 8 }, () => pace.turn()));
     for (let i = 0; i < turns.length; i++) pace.done({ status: 200 });
     assert.ok(turns.every((t) => t.slotMs === undefined));
-    // The in-process bucket (5/s, one token banked) spaces the other three 200 ms apart.
+    // The in-process bucket (5/s, a second's worth banked) lets five go, then spaces the other
+    // three 200 ms apart.
     assert.ok(Date.now() - t0 >= 500, `${Date.now() - t0} ms`);
     // The store is asked again only seconds later: meanwhile a call does not wait for its timeouts.
     const before = asked;

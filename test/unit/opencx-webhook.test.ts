@@ -2,11 +2,11 @@
  * POST /webhooks/opencx with the bodies of OpenCX's reference (https://docs.open.cx/api-reference/webhooks/types):
  * both renderings of conversation.closed reach the workflow; a signed event that does not validate
  * is answered 4xx naming the field, logged as a warning (organization, event, webhook-id, field;
- * never the content), counted, and kept for a replay. Temporal is replaced by a recorder of signalWithStart calls.
+ * never the content), counted, and kept for a replay. Temporal is replaced by a recorder of signals.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Metrics } from '../../src/metrics';
 import { signedHeaders } from '../../src/opencx/signature';
 import { webhookBodies, type WebhookEnvelope } from '../../src/sandbox/emulators/opencx';
@@ -37,14 +37,23 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
       orgId,
       storedSettings({ opencx: { apiBaseUrl: 'https://api.open.cx', apiKey: 'k', webhookSecret: SECRET } }),
     );
-    // Only what deliverEvent uses: a deadline wrapper and signalWithStart.
+    // Only what the ingress uses: a deadline wrapper, a signal to a running workflow (one this
+    // recorder started), and signalWithStart.
+    const started = new Set<string>();
     const client = {
       withDeadline: <T>(_deadline: number, fn: () => Promise<T>) => fn(),
       workflow: {
+        getHandle: (workflowId: string) => ({
+          signal: async (_def: unknown, event: ConversationEvent) => {
+            if (!started.has(workflowId)) throw new WorkflowNotFoundError('not found', workflowId, undefined);
+            signals.push({ workflowId, event });
+          },
+        }),
         signalWithStart: async (
           _type: string,
           o: { workflowId: string; signalArgs: [ConversationEvent] },
         ) => {
+          started.add(o.workflowId);
           signals.push({ workflowId: o.workflowId, event: o.signalArgs[0] });
           return {};
         },

@@ -24,7 +24,7 @@ import {
 import { checkCaseOnTimer, onCaseStatus, onClosed, reopenAfterClose } from './closure';
 import type { Conversation } from './context';
 import { onHandoff } from './handoff';
-import { adoptPriorCase, onMessage, onStarted, toEntry } from './messages';
+import { adoptPriorCase, needsPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, timingsOf } from './state';
@@ -172,11 +172,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     } else {
       // The event leaves the queue once handled: a run that ends mid-event hands it on.
       handled = run.queue[0];
-      outcome = await guarded(async () => {
-        await refill(c);
-        run.handlingHead = true;
-        await handle(c, run.queue[0]!);
-      });
+      outcome = await guarded(() => handleHead(c));
       run.handlingHead = false;
       if (outcome === 'done') {
         run.queue.shift();
@@ -247,6 +243,19 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   return run.view();
 }
 
+/**
+ * Handles the event at the head of the queue (read back from the store first when the queue is
+ * empty). The hot path of every message: each async step here costs the workflow thread a
+ * promise and its stack trace (docs/decisions/0028-load-and-the-floor.md), so steps that have
+ * nothing to do are not called.
+ */
+async function handleHead(c: Conversation): Promise<void> {
+  const { run } = c;
+  if (run.queue.length === 0) await refill(c);
+  run.handlingHead = true;
+  await handle(c, run.queue[0]!);
+}
+
 async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
   const { state } = c.run;
   if (ev.kind === 'creatio_activity' || ev.kind === 'creatio_status') {
@@ -262,7 +271,7 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
     } else await onCaseStatus(c);
     return;
   }
-  await adoptPriorCase(c);
+  if (needsPriorCase(c)) await adoptPriorCase(c);
   switch (ev.kind) {
     case 'started':
       return onStarted(c, ev);
