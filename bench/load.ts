@@ -20,7 +20,7 @@
  * `file` (the embedded dev server as shipped: SQLite file with WAL, launched by
  * src/temporal/launcher.ts) and `postgres` (`npm run temporal:server`).
  *
- *   npm run bench:load                     # both modes, rates 25-200, 3 runs of 20 s each
+ *   npm run bench:load                     # both modes, rates 25-100, 3 runs of 20 s each
  *   npm run bench:load -- --quick          # one-minute smoke: file mode, 50 msg/s, 1 run of 10 s
  *   npm run bench:load -- --modes=file --rates=50,100 --runs=3 --seconds=20 --burst=100
  *
@@ -69,7 +69,7 @@ export interface LoadOptions {
 
 export const FULL: LoadOptions = {
   modes: ['file', 'postgres'],
-  rates: [25, 50, 100, 150, 200],
+  rates: [25, 50, 75, 100],
   runs: 3,
   seconds: 20,
   burst: 100,

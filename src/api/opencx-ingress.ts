@@ -33,14 +33,11 @@ const DELIVERY_RECORD_MS = 1_000;
  * on the case). A running conversation drops a redelivered event itself.
  */
 class Deliveries {
-  private readonly recent = new Map<string, true>();
+  private readonly recent: RecentSet;
   private pending: { orgId: string; source: string; deliveryId: string }[] = [];
   private readonly writes: BatchedWrites;
-  constructor(
-    store: Store,
-    log: Logger,
-    private readonly maxRecent = 100_000,
-  ) {
+  constructor(store: Store, log: Logger, maxRecent = 100_000) {
+    this.recent = new RecentSet(maxRecent);
     this.writes = new BatchedWrites(50, async () => {
       const batch = this.pending.splice(0, this.pending.length);
       try {
@@ -65,8 +62,7 @@ class Deliveries {
   note(orgId: string, deliveryId: string): void {
     const key = this.key(orgId, deliveryId);
     if (this.recent.has(key)) return;
-    if (this.recent.size >= this.maxRecent) this.recent.delete(this.recent.keys().next().value!);
-    this.recent.set(key, true);
+    this.recent.add(key);
     this.pending.push({ orgId, source: 'opencx', deliveryId });
     this.writes.soon();
   }
@@ -74,6 +70,22 @@ class Deliveries {
   /** Writes what is pending; resolves once the store has it (or the write failed and was logged). */
   flush(): Promise<void> {
     return this.writes.flush();
+  }
+}
+
+/** A set that forgets its oldest member past its bound. */
+class RecentSet {
+  private readonly items = new Set<string>();
+  constructor(private readonly max: number) {}
+
+  has(key: string): boolean {
+    return this.items.has(key);
+  }
+
+  add(key: string): void {
+    if (this.items.has(key)) return;
+    if (this.items.size >= this.max) this.items.delete(this.items.values().next().value!);
+    this.items.add(key);
   }
 }
 
@@ -231,6 +243,8 @@ export class OpencxIngress {
   readonly receivers: Receivers;
   readonly unmapped: UnmappedOrganizations;
   private readonly deliveries: Deliveries;
+  /** Conversations this process delivered to lately (most recent last, bounded). */
+  private readonly running = new RecentSet(100_000);
   private readonly read: OpencxEventReader;
   private lastPrune = Date.now();
 
@@ -278,10 +292,11 @@ export class OpencxIngress {
    * Hands the event to its conversation, once: "duplicate" when Temporal is known to have this
    * webhook-id already (this process delivered it, or the store's record says so).
    *
-   * A running conversation gets a plain signal and drops a redelivered event itself, so the ack
-   * waits for Temporal only (docs/decisions/0028-load-and-the-floor.md). Only when no run is open
-   * is the store's record read, before the conversation is started or resumed; if the store cannot
-   * say in time, the event goes to Temporal anyway (a resumed run finds its event on the case).
+   * A conversation running on this process's last word gets a plain signal and drops a
+   * redelivered event itself, so the ack waits for Temporal only
+   * (docs/decisions/0028-load-and-the-floor.md). Otherwise the store's record is read before the
+   * conversation is started or resumed; if the store cannot say in time, the event goes to
+   * Temporal anyway (a resumed run finds its event on the case).
    */
   async deliver(
     orgId: string,
@@ -295,11 +310,15 @@ export class OpencxIngress {
     const workflowId = conversationWorkflowId(orgId, sessionId);
     if (this.deliveries.knows(orgId, webhookId)) return { workflowId, delivery: 'duplicate' };
     let resumed = false;
-    if (!(await signalIfRunning(conv, orgId, sessionId, event))) {
+    // A conversation this process has delivered to is most likely running: a plain signal. One it
+    // has not (new, or known to another process) goes the way that also starts it.
+    const signalled = this.running.has(workflowId) && (await signalIfRunning(conv, orgId, sessionId, event));
+    if (!signalled) {
       const seen = await within(DELIVERY_RECORD_MS, this.deps.store.deliverySeen(orgId, 'opencx', webhookId));
       if (seen) return { workflowId, delivery: 'duplicate' };
       ({ resumed } = await deliverEvent(conv, orgId, sessionId, event));
     }
+    this.running.add(workflowId);
     this.deliveries.note(orgId, webhookId);
     if (event.kind === 'message') this.deps.metrics.messagesReceived.inc({ author: event.author });
     return { workflowId, delivery: resumed ? 'resumed' : 'accepted' };
