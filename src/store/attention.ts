@@ -4,7 +4,8 @@
  * holds. The API (src/api/attention-routes.ts) lists them; the metrics count them by kind.
  */
 import type { Db } from './db';
-import type { RejectedEventGroup, WebhookCalls, WebhookCallOutcome } from './index';
+import type { WebhookCalls, WebhookCallOutcome } from './index';
+import { readRejectedSummaries, type RejectedEventSummary } from './rejected-summary';
 
 /** What a conversation can need attention for (organization-level kinds are computed at read time). */
 export const CONVERSATION_ATTENTION_KINDS = [
@@ -30,7 +31,7 @@ export interface OrgSignals {
   calls: WebhookCalls[];
   /** A case mapped before `quietSince`, if any (its time). */
   oldCaseAt: string | null;
-  refused: { groups: RejectedEventGroup[]; dropped: { count: number; lastAt: string } | null };
+  refused: RejectedEventSummary;
 }
 
 /** Most characters of detail kept (an error message, a step name). */
@@ -123,7 +124,7 @@ export class AttentionStore {
     refusedSince: Date;
   }): Promise<Map<string, OrgSignals>> {
     const one = o.orgId !== undefined;
-    const [orgs, calls, old, groups, dropped] = await Promise.all([
+    const [orgs, calls, old, refused] = await Promise.all([
       this.db.query<{ org_id: string }>(
         one ? 'SELECT org_id FROM org_settings WHERE org_id = $1' : 'SELECT org_id FROM org_settings',
         one ? [o.orgId] : [],
@@ -145,25 +146,7 @@ export class AttentionStore {
          FROM org_settings s${one ? ' WHERE s.org_id = $2' : ''}`,
         one ? [o.quietSince, o.orgId] : [o.quietSince],
       ),
-      this.db.query<{
-        org_id: string;
-        event: string;
-        field: string | null;
-        code: string;
-        n: string | number;
-        since: Date | string;
-        last_at: Date | string;
-      }>(
-        `SELECT org_id, event, field, code, count(*) AS n, min(received_at) AS since, max(last_at) AS last_at
-         FROM opencx_rejected_events
-         WHERE replayed_at IS NULL AND last_at >= $1${one ? ' AND org_id = $2' : ''}
-         GROUP BY org_id, event, field, code ORDER BY min(received_at), event`,
-        one ? [o.refusedSince, o.orgId] : [o.refusedSince],
-      ),
-      this.db.query<{ org_id: string; count: string | number; last_at: Date | string }>(
-        `SELECT org_id, count, last_at FROM opencx_rejected_dropped${one ? ' WHERE org_id = $1' : ''}`,
-        one ? [o.orgId] : [],
-      ),
+      readRejectedSummaries(this.db, { ...(one && { orgId: o.orgId }), since: o.refusedSince }),
     ]);
     const out = new Map<string, OrgSignals>();
     for (const r of orgs)
@@ -180,19 +163,9 @@ export class AttentionStore {
       const s = out.get(r.org_id);
       if (s && r.at) s.oldCaseAt = iso(r.at);
     }
-    for (const r of groups) {
-      out.get(r.org_id)?.refused.groups.push({
-        event: r.event,
-        field: r.field,
-        code: r.code,
-        count: Number(r.n),
-        since: iso(r.since),
-        lastAt: iso(r.last_at),
-      });
-    }
-    for (const r of dropped) {
-      const s = out.get(r.org_id);
-      if (s) s.refused.dropped = { count: Number(r.count), lastAt: iso(r.last_at) };
+    for (const [orgId, r] of refused) {
+      const sig = out.get(orgId);
+      if (sig) sig.refused = r;
     }
     return out;
   }

@@ -12,6 +12,7 @@ import type { OrgSettings } from '../settings/schema';
 import type { Notice } from '../settings/url';
 import { connectPostgres, openPglite, type Db } from './db';
 import { openIn, SEALED, sealIn, type OrgSecretField } from './sealed';
+import { readRejectedSummaries, type RejectedEventSummary } from './rejected-summary';
 
 /** An organization's admin token, as listed (never the token). */
 export interface OrgToken {
@@ -787,39 +788,10 @@ export class Store {
    * What waits for a replay, by event, field and code (for diagnose and the listing), and how many
    * refused events were dropped unreplayed (more than `perOrg` waiting), with when the last was.
    */
-  async rejectedEventSummary(
-    orgId: string,
-  ): Promise<{ groups: RejectedEventGroup[]; dropped: { count: number; lastAt: string } | null }> {
-    const rows = await this.db.query<{
-      event: string;
-      field: string | null;
-      code: string;
-      n: string | number;
-      since: Date | string;
-      last_at: Date | string;
-    }>(
-      `SELECT event, field, code, count(*) AS n, min(received_at) AS since, max(last_at) AS last_at
-       FROM opencx_rejected_events
-       WHERE org_id = $1 AND replayed_at IS NULL AND last_at >= now() - make_interval(days => $2)
-       GROUP BY event, field, code ORDER BY min(received_at), event`,
-      [orgId, this.rejectedEventLimits.keepDays],
-    );
-    const dropped = await this.db.query<{ count: string | number; last_at: Date | string }>(
-      'SELECT count, last_at FROM opencx_rejected_dropped WHERE org_id = $1',
-      [orgId],
-    );
-    const d = dropped[0];
-    return {
-      groups: rows.map((r) => ({
-        event: r.event,
-        field: r.field,
-        code: r.code,
-        count: Number(r.n),
-        since: iso(r.since),
-        lastAt: iso(r.last_at),
-      })),
-      dropped: d ? { count: Number(d.count), lastAt: iso(d.last_at) } : null,
-    };
+  async rejectedEventSummary(orgId: string): Promise<RejectedEventSummary> {
+    const since = new Date(Date.now() - this.rejectedEventLimits.keepDays * 86_400_000);
+    const all = await readRejectedSummaries(this.db, { orgId, since });
+    return all.get(orgId) ?? { groups: [], dropped: null };
   }
 
   /** A replay that still fails: the event stays waiting, with what fails now. */
