@@ -23,15 +23,13 @@ import { startOpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import { freePort } from '../src/temporal/launcher';
 import { ev, WEBHOOK_SECRET } from '../test/bridge-harness';
 import { ADMIN_TOKEN, validSettings } from '../test/helpers';
-import { percentile } from './run';
+import { dist, drive, untilDone } from './load';
 
 const RATE = Number(process.env.RATE ?? 20);
 const SECONDS = Number(process.env.SECONDS ?? 30);
 const CONVERSATIONS = Number(process.env.CONVERSATIONS ?? 10);
 const LATENCY = Number(process.env.BENCH_CREATIO_LATENCY_MS ?? 20);
 const TARGET_P99_MS = 250;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<number> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'bench-check-'));
@@ -128,40 +126,30 @@ async function main(): Promise<number> {
       });
     };
     /** Paced: message i at t0 + i / rate to conversation i mod N, each after its conversation's last ack. */
-    const drive = async (name: string, total: number, rate: number) => {
-      const chains = Array.from({ length: CONVERSATIONS }, () => Promise.resolve());
-      const rows: { key: string; scheduled: number; acked?: number; status?: number }[] = [];
-      const t0 = performance.now() + 200;
-      for (let i = 0; i < total; i++) {
-        const row: (typeof rows)[number] = { key: `C${name}${tag}-${i}`, scheduled: t0 + (i * 1000) / rate };
-        rows.push(row);
-        const conv = i % CONVERSATIONS;
-        chains[conv] = chains[conv]!.then(async () => {
-          const wait = row.scheduled - performance.now();
-          if (wait > 0) await sleep(wait);
-          row.status = await send(conv, row.key).catch(() => 0);
-          row.acked = performance.now();
-        });
-      }
-      await Promise.all(chains);
-      const deadline = Date.now() + 120_000;
-      while (rows.some((r) => !logged.has(r.key)) && Date.now() < deadline) await sleep(20);
-      const lat = rows.filter((r) => logged.has(r.key)).map((r) => logged.get(r.key)! - r.scheduled);
-      const acks = rows.map((r) => (r.acked ?? NaN) - r.scheduled).filter(Number.isFinite);
-      const sorted = (v: number[]) => [...v].sort((a, b) => a - b);
-      const r1 = (v: number) => Math.round(v);
+    /** Paced: message i at t0 + i / rate to conversation i mod N, each after its conversation's last ack. */
+    const run = async (name: string, total: number, rate: number) => {
+      const { sent } = await drive(
+        total,
+        rate,
+        CONVERSATIONS,
+        (i) => `C${name}${tag}-${i}`,
+        (s) => send(s.conv, s.key),
+      );
+      const missing = await untilDone(logged, sent, 120_000);
+      const ok = sent.filter((s) => s.status && s.status < 300);
+      const lat = dist(ok.filter((s) => logged.has(s.key)).map((s) => logged.get(s.key)! - s.scheduled));
       return {
-        n: rows.length,
-        failed: rows.filter((r) => !r.status || r.status >= 300).length,
-        missing: rows.length - lat.length,
-        p50: r1(percentile(sorted(lat), 50)),
-        p99: r1(percentile(sorted(lat), 99)),
-        max: r1(sorted(lat).at(-1) ?? NaN),
-        ackP99: r1(percentile(sorted(acks), 99)),
+        n: sent.length,
+        failed: sent.length - ok.length,
+        missing,
+        p50: Math.round(lat.p50),
+        p99: Math.round(lat.p99),
+        max: Math.round(lat.max),
+        ackP99: Math.round(dist(ok.map((s) => s.acked! - s.scheduled)).p99),
       };
     };
     // The conversations' first messages (their cases are created), then the steady state.
-    const first = await drive('first', CONVERSATIONS, RATE);
+    const first = await run('first', CONVERSATIONS, RATE);
     console.log(
       `first messages of ${CONVERSATIONS} conversations: p50 ${first.p50} p99 ${first.p99} ms (case created first)`,
     );
@@ -188,7 +176,7 @@ async function main(): Promise<number> {
       );
       await connection.close();
     }
-    const s = await drive('steady', Math.round(RATE * SECONDS), RATE);
+    const s = await run('steady', Math.round(RATE * SECONDS), RATE);
     console.log(
       `${RATE} msg/s over ${CONVERSATIONS} conversations for ${SECONDS} s, shipped defaults, one process: ` +
         `webhook → activity in Creatio p50 ${s.p50} p99 ${s.p99} max ${s.max} ms; ack p99 ${s.ackP99} ms (from the scheduled send); ` +

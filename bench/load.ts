@@ -95,7 +95,7 @@ interface Dist {
   max: number;
 }
 
-function dist(values: number[]): Dist {
+export function dist(values: number[]): Dist {
   const s = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
   const r = (v: number) => Math.round(v * 10) / 10;
   return {
@@ -146,7 +146,7 @@ export interface ModeResult {
   idleCpuPercent: Record<string, number>;
 }
 
-interface Sent {
+export interface Sent {
   key: string;
   conv: number;
   scheduled: number;
@@ -249,7 +249,7 @@ async function startServer(mode: Mode): Promise<TemporalServer & { dir?: string 
  * Sends `total` messages at `rate`: message i at t0 + i / rate to conversation i mod `convs`;
  * each conversation's next message goes after its previous ack.
  */
-async function drive(
+export async function drive(
   total: number,
   rate: number,
   convs: number,
@@ -301,7 +301,7 @@ async function traceOf(
   return parts.join(', ');
 }
 
-async function untilDone(done: Map<string, number>, sent: Sent[], timeoutMs: number): Promise<number> {
+export async function untilDone(done: Map<string, number>, sent: Sent[], timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   const ok = sent.filter((s) => s.status && s.status < 300);
   while (ok.some((s) => !done.has(s.key)) && Date.now() < deadline) await sleep(20);
