@@ -74,16 +74,25 @@ describe(
       assert.ok(showAll, 'the event history has its "All" view');
       const customerText = 'Hi, I cannot log in since the password reset.';
       const pageText = () => page.evaluate('document.body.innerText') as Promise<string>;
-      await waitFor(
-        'a signal opened in the Temporal UI shows the customer message decoded',
-        async () => {
-          await page.evaluate(
-            `for (const r of document.querySelectorAll('tr')) if (r.innerText.includes('Signal Name') && !r.innerText.includes('Input')) r.click()`,
-          );
-          return (await pageText()).includes(customerText);
-        },
-        30_000,
-      );
+      // Each signal row is clicked once: a second click would fold it again, and the codec
+      // endpoint's answer can take longer than one poll (a row the UI re-renders is a new element,
+      // so it is opened again).
+      try {
+        await waitFor(
+          'a signal opened in the Temporal UI shows the customer message decoded',
+          async () => {
+            if ((await pageText()).includes(customerText)) return true;
+            await page.evaluate(
+              `for (const r of document.querySelectorAll('tr')) if (!r.dataset.opened && r.innerText.includes('Signal Name')) { r.dataset.opened = '1'; r.click(); }`,
+            );
+            return false;
+          },
+          30_000,
+        );
+      } catch (err) {
+        await page.screenshot({ path: path.join(SHOTS, 'temporal-ui-not-decoded.png'), fullPage: true });
+        throw new Error(`${(err as Error).message}\n--- page:\n${(await pageText()).slice(-3000)}`);
+      }
       const shown = await pageText();
       assert.ok(!shown.includes('AES-256-GCM'), 'no payload is left encrypted on the page');
       await page.screenshot({ path: path.join(SHOTS, 'temporal-ui-decoded.png'), fullPage: true });
