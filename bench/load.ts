@@ -589,6 +589,21 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             }),
           };
           bursts.push(b);
+          if (process.env.BENCH_TRACE && target !== 'naive') {
+            // Where the median and the slowest first message waited: their workflows' events.
+            const lat = (s: Sent) => done.get(s.key)! - s.scheduled;
+            const byLat = ok.filter((s) => done.has(s.key)).sort((a, b) => lat(a) - lat(b));
+            for (const s of [byLat[Math.floor(byLat.length / 2)], byLat[byLat.length - 1]]) {
+              if (!s) continue;
+              const wf =
+                target === 'floor'
+                  ? session(target, s.conv, `b${run}-`)
+                  : conversationWorkflowId(orgIds[s.conv % opts.orgs]!, session(target, s.conv, `b${run}-`));
+              console.log(
+                `       ${Math.round(lat(s))} ms, ack ${Math.round(s.acked! - s.scheduled)} ms: ${await traceOf(client, wf, s.scheduled, done.get(s.key)!)}`,
+              );
+            }
+          }
           console.log(
             `${target.padEnd(6)} burst of ${opts.burst} new conversations in 2 s (run ${run}): first message p50 ${b.firstMessageMs.p50} p99 ${b.firstMessageMs.p99} max ${b.firstMessageMs.max} ms; ack p99 ${b.ackMs.p99} ms` +
               (b.creatioCallsPerConversation !== undefined
