@@ -137,6 +137,8 @@ export interface BurstResult {
   ackMs: Dist;
   /** Creatio calls per new conversation (bridge and naive). */
   creatioCallsPerConversation?: number;
+  /** CPU per new conversation, per process, over the burst and until its last first message. */
+  cpuMsPerConversation: Record<string, number>;
 }
 
 export interface ModeResult {
@@ -587,6 +589,9 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             ...(target !== 'floor' && {
               creatioCallsPerConversation: Math.round(((emu.odataCalls() - calls0) / opts.burst) * 10) / 10,
             }),
+            cpuMsPerConversation: Object.fromEntries(
+              Object.entries(r.cpu).map(([k, v]) => [k, Math.round((v * 1000 * 10) / opts.burst) / 10]),
+            ),
           };
           bursts.push(b);
           if (process.env.BENCH_TRACE && target !== 'naive') {
@@ -608,7 +613,8 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             `${target.padEnd(6)} burst of ${opts.burst} new conversations in 2 s (run ${run}): first message p50 ${b.firstMessageMs.p50} p99 ${b.firstMessageMs.p99} max ${b.firstMessageMs.max} ms; ack p99 ${b.ackMs.p99} ms` +
               (b.creatioCallsPerConversation !== undefined
                 ? `; ${b.creatioCallsPerConversation} Creatio calls each`
-                : ''),
+                : '') +
+              `; CPU ms per conversation ${fmt(b.cpuMsPerConversation)}`,
           );
         }
       }
