@@ -136,7 +136,24 @@ export interface Receiver {
   secret: string | undefined;
   /** The secret before the last change, while the rotation overlap lasts. */
   previous?: { secret: string; until: number };
+  /** The organization's mode, handed to its conversations with their events (withMode). */
+  caseOnlyOnHandoff?: boolean;
   cachedAt: number;
+}
+
+/**
+ * The event with the organization's mode, for the events that may create the case: a new
+ * conversation then needs no store read in its first workflow task. As old as the receivers'
+ * cache at most (30 s; a settings change made by this process empties it).
+ */
+export function withMode(
+  event: ConversationEvent,
+  caseOnlyOnHandoff: boolean | undefined,
+): ConversationEvent {
+  if (caseOnlyOnHandoff === undefined) return event;
+  return event.kind === 'started' || event.kind === 'message' || event.kind === 'handoff'
+    ? { ...event, caseOnlyOnHandoff }
+    : event;
 }
 
 /** The secrets a signature may be made with now: the current one, and the previous during the overlap. */
@@ -170,6 +187,7 @@ class Receivers {
     const entry: Receiver = {
       orgId: org?.orgId,
       secret: org?.settings.opencx.webhookSecret,
+      caseOnlyOnHandoff: org?.settings.createCaseOnlyOnHandoff,
       ...(previous && { previous: { secret: previous.secret, until: Date.parse(previous.until) } }),
       cachedAt: Date.now(),
     };

@@ -5,7 +5,7 @@ import { checkTimestamp, INVALID_SIGNATURE, verify } from '../opencx/signature';
 import { OPENCX_ORG_ID_RE } from '../settings/schema';
 import type { AppDeps } from './deps';
 import { parseBody } from './errors';
-import { secretsOf, type OpencxIngress } from './opencx-ingress';
+import { secretsOf, withMode, type OpencxIngress } from './opencx-ingress';
 
 const SIGNATURE_FIX =
   'Send the Standard Webhooks headers webhook-id, webhook-timestamp and webhook-signature, signed with the webhook secret stored for the organization.';
@@ -120,7 +120,8 @@ export function opencxWebhookRouter(deps: AppDeps, ingress: OpencxIngress): Rout
       await ingress.askHistoryCheck(orgId, headers.id, envelope.event, envelope.data);
       throw error;
     }
-    const { sessionId, event } = converted;
+    const { sessionId } = converted;
+    const event = withMode(converted.event, receiver.caseOnlyOnHandoff);
     const { workflowId, delivery } = await ingress.deliver(orgId, headers.id, sessionId, event);
     if (delivery === 'duplicate') {
       deps.metrics.webhookEvents.inc({ source: 'opencx', outcome: 'duplicate' });

@@ -31,6 +31,12 @@ export type ConversationEvent =
       contact: Contact;
       channel: string;
       firstMessage?: { id: string; text: string };
+      /**
+       * The organization's mode when the API took the event (its settings, cached up to 30 s):
+       * spares a new conversation the store read. Absent from earlier releases' events and the
+       * history check's; the workflow then reads it from the store.
+       */
+      caseOnlyOnHandoff?: boolean;
     }
   | {
       kind: 'message';
@@ -43,6 +49,8 @@ export type ConversationEvent =
       agentName?: string;
       /** Found in the session's history by the bridge (no webhook told it). */
       fromHistory?: true;
+      /** As on `started`. */
+      caseOnlyOnHandoff?: boolean;
     }
   | {
       kind: 'handoff';
@@ -52,6 +60,8 @@ export type ConversationEvent =
       summary: string;
       language: string;
       sentiment: string;
+      /** As on `started`. */
+      caseOnlyOnHandoff?: boolean;
     }
   | {
       kind: 'closed';

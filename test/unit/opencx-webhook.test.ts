@@ -109,6 +109,46 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
     assert.equal(resolutionOf('w-2'), 'not_resolved');
   });
 
+  it("a message reaches its conversation with the organization's mode; a close, which makes no case, without", async () => {
+    const handoffOrg = uniqueOrg('ocx-h');
+    await store.saveOrg(
+      handoffOrg,
+      storedSettings({
+        createCaseOnlyOnHandoff: true,
+        opencx: { apiBaseUrl: 'https://api.open.cx', apiKey: 'k', webhookSecret: SECRET },
+      }),
+    );
+    const sent = [
+      [orgId, 'm-1'],
+      [handoffOrg, 'm-2'],
+    ] as const;
+    for (const [org, s] of sent) {
+      const r = await post(
+        webhookBodies.message('conversation.contact_response', {
+          organizationId: org,
+          sessionId: s,
+          messageId: `${s}-1`,
+          text: 'hello',
+        }),
+      );
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+    }
+    const closed = await post(
+      webhookBodies.closed({
+        organizationId: handoffOrg,
+        sessionId: 'm-2',
+        rendering: 'newer',
+        resolution: 'resolved',
+      }),
+    );
+    assert.equal(closed.status, 202);
+    const of = (s: string, kind: ConversationEvent['kind']) =>
+      signals.find((x) => x.workflowId.endsWith(`:${s}`) && x.event.kind === kind)?.event;
+    assert.equal((of('m-1', 'message') as { caseOnlyOnHandoff?: boolean }).caseOnlyOnHandoff, false);
+    assert.equal((of('m-2', 'message') as { caseOnlyOnHandoff?: boolean }).caseOnlyOnHandoff, true);
+    assert.ok(!('caseOnlyOnHandoff' in of('m-2', 'closed')!));
+  });
+
   it('a signed event that does not validate: 400 naming the field, a warning without the content, a count, kept', async () => {
     const before = await refused();
     const secretText = 'my card number is 4111 1111 1111 1111';

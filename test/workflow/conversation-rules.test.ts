@@ -8,6 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { resumeStepUpdate, stateQuery, type ConversationEvent } from '../../src/workflows/contract';
+import { withMode } from '../../src/api/opencx-ingress';
 import { createLogger } from '../../src/logger';
 import { installRuntime, workflowBundle } from '../../src/worker';
 import { waitFor } from '../bridge-harness';
@@ -60,12 +61,49 @@ describe('conversation workflow rules (activities faked)', () => {
         peers.written.filter((w) => w.caseId === `case-${s}`).map((w) => w.key),
         ['session_link', 'message:a'],
       );
-      assert.deepEqual(Object.fromEntries(peers.calls), { openCase: 1 });
+      // An event of an earlier release brings no mode: the organization's is read from the store.
+      assert.deepEqual(Object.fromEntries(peers.calls), { getConversationSettings: 1, openCase: 1 });
       // A worker that meets this history again (restart, cache eviction, a query) replays it.
       await send(env, tq, s, [message('b', 'again')]);
       await waitFor('the second message written', () => peers.texts(`case-${s}`).length === 2);
       const history = await env.client.workflow.getHandle(id).fetchHistory();
       await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+    });
+  });
+
+  it("the mode an event brings is the organization's: no store read before the case", async () => {
+    const peers = new FakePeers();
+    peers.handoffOnly = true; // what the store would say, were it asked
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [withMode(message('a', 'hello'), false)]);
+      await waitFor('the first message written', () => peers.texts(`case-${s}`).length === 1);
+      assert.deepEqual(Object.fromEntries(peers.calls), { openCase: 1 });
+      assert.equal((await state(id)).mode, 'every_conversation');
+
+      // Handoff-only, as the events say: messages wait for the handoff, and the store is never asked.
+      const h = sid();
+      const hid = await send(env, tq, h, [
+        withMode(message('1', 'one'), true),
+        withMode(message('2', 'two'), true),
+      ]);
+      await waitFor(
+        'two received (positive control)',
+        async () => (await state(hid)).messages.received === 2,
+      );
+      assert.equal((await state(hid)).caseId, null);
+      assert.equal((await state(hid)).mode, 'handoff_only');
+      await send(env, tq, h, [withMode(handoff(), true)]);
+      await waitFor('the handoff note', () =>
+        peers.written.some((w) => w.caseId === `case-${h}` && w.entry.kind === 'handoff_note'),
+      );
+      assert.deepEqual(peers.texts(`case-${h}`), ['one', 'two']);
+      assert.equal(peers.calls.get('getConversationSettings'), undefined);
+      // Both histories replay.
+      for (const wid of [id, hid]) {
+        const history = await env.client.workflow.getHandle(wid).fetchHistory();
+        await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, wid);
+      }
     });
   });
 

@@ -125,6 +125,7 @@ export class FakePeers {
   store(): Fake<StoreActivities> {
     return {
       getConversationSettings: async () => {
+        this.count('getConversationSettings');
         return { createCaseOnlyOnHandoff: this.handoffOnly, afterClose: 'log' };
       },
       findCase: async () => {

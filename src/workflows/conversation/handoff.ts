@@ -16,7 +16,7 @@ export async function onHandoff(
   state.handedOffAt = ev.timestamp;
   const handoff = { summary: ev.summary, language: ev.language, sentiment: ev.sentiment, reason: ev.reason };
   if (!state.caseId) {
-    await readMode(c);
+    await readMode(c, ev.caseOnlyOnHandoff);
     const first = unlogged[0]?.timestamp ?? ev.timestamp;
     await createCase(
       c,

@@ -276,7 +276,7 @@ async function handle(c: Conversation, ev: ConversationEvent): Promise<void> {
     case 'started':
       return onStarted(c, ev);
     case 'message': {
-      const fresh = await onMessage(c, toEntry(ev), ev.fromHistory ? 'h' : 'w');
+      const fresh = await onMessage(c, toEntry(ev), ev.fromHistory ? 'h' : 'w', ev.caseOnlyOnHandoff);
       if (ev.author !== 'customer' || !state.closedAt || !state.caseId) return;
       if (c.flow.historyCheck) {
         // Written before the close (OpenCX delivered it late, or the history check found it), or

@@ -182,11 +182,18 @@ export async function drain(c: Conversation): Promise<void> {
   }
 }
 
-/** Reads the organization's mode (it matters only before the case exists); true for handoff-only. */
-export async function readMode(c: Conversation): Promise<boolean> {
-  const s = await c.steps.run('read settings', () => c.peers.store.getConversationSettings(c.orgId));
-  c.run.state.mode = s.createCaseOnlyOnHandoff ? 'handoff_only' : 'every_conversation';
-  return s.createCaseOnlyOnHandoff;
+/**
+ * The organization's mode (it matters only before the case exists); true for handoff-only. As the
+ * event brought it when it did (the API's reading), else read from the store. Which one is taken
+ * depends on the event in the history only, so a replay takes the same path.
+ */
+export async function readMode(c: Conversation, fromEvent?: boolean): Promise<boolean> {
+  const handoffOnly =
+    fromEvent ??
+    (await c.steps.run('read settings', () => c.peers.store.getConversationSettings(c.orgId)))
+      .createCaseOnlyOnHandoff;
+  c.run.state.mode = handoffOnly ? 'handoff_only' : 'every_conversation';
+  return handoffOnly;
 }
 
 const bufferedChars = (c: Conversation) =>
@@ -214,8 +221,16 @@ function take(c: Conversation, m: MessageEntry, door: Door = 'w'): boolean {
   return true;
 }
 
-/** Logs a message (with any queued right behind it); answers whether it was new. */
-export async function onMessage(c: Conversation, m: MessageEntry, door: Door = 'w'): Promise<boolean> {
+/**
+ * Logs a message (with any queued right behind it); answers whether it was new. `caseOnlyOnHandoff`:
+ * the mode its event brought (readMode).
+ */
+export async function onMessage(
+  c: Conversation,
+  m: MessageEntry,
+  door: Door = 'w',
+  caseOnlyOnHandoff?: boolean,
+): Promise<boolean> {
   const { run } = c;
   const fresh = take(c, m, door);
   // Messages queued right behind this one are written with it, in order, in one activity (a burst,
@@ -231,7 +246,7 @@ export async function onMessage(c: Conversation, m: MessageEntry, door: Door = '
   }
   if (!fresh && run.unlogged.length === 0) return false; // a redelivery of a message already written
   if (!run.state.caseId) {
-    if (await readMode(c)) {
+    if (await readMode(c, caseOnlyOnHandoff)) {
       const under = c.flow.carryBytes
         ? unloggedBytes(c) < HANDOFF_BUFFER_MAX_BYTES
         : bufferedChars(c) < HANDOFF_BUFFER_MAX_CHARS;
@@ -276,6 +291,7 @@ export async function onStarted(
         timestamp: ev.timestamp,
       },
       'f',
+      ev.caseOnlyOnHandoff,
     );
   }
 }

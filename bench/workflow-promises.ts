@@ -1,0 +1,120 @@
+/**
+ * Promises the conversation workflow creates: per new conversation (its first message) and per
+ * later message. Each one costs the worker's workflow thread a stack trace (the SDK's promise
+ * hook, for the stack-trace query), so this count is a cost of the hot path
+ * (docs/decisions/0028-load-and-the-floor.md). Activities are faked (test/workflow/fake-peers.ts);
+ * its own Temporal dev server.
+ *
+ *   npx tsx bench/workflow-promises.ts [--stacks]   # --stacks: where a new conversation's come from
+ */
+import v8 from 'node:v8';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { withMode } from '../src/api/opencx-ingress';
+import { createLogger } from '../src/logger';
+import { startTemporal } from '../src/temporal/launcher';
+import { installRuntime, workflowBundle } from '../src/worker';
+import { creatioTaskQueue, opencxTaskQueue } from '../src/workflows/task-queues';
+import { waitFor } from '../test/bridge-harness';
+import { FakePeers, message, send } from '../test/workflow/fake-peers';
+
+const N = 20;
+const stacksWanted = process.argv.includes('--stacks');
+let counting = false;
+let count = 0;
+const stacks = new Map<string, number>();
+
+/** The workflow's promises only: those made in a workflow's context (as the SDK's own hook tells them). */
+v8.promiseHooks.createHook({
+  init(promise: Promise<unknown>) {
+    if (!counting) return;
+    const fn = promise.constructor.constructor as (src: string) => () => unknown;
+    if (!fn('return globalThis.__TEMPORAL_ACTIVATOR__')()) return;
+    count++;
+    if (!stacksWanted) return;
+    const where = (new Error().stack ?? '')
+      .split('\n')
+      .slice(2)
+      .filter((l) => l.includes('workflow-bundle'))
+      .slice(0, 3)
+      .map((l) => l.trim().replace(/ \(.*\)$/, ''))
+      .join(' < ');
+    stacks.set(where, (stacks.get(where) ?? 0) + 1);
+  },
+});
+
+async function measure(what: string, fn: () => Promise<void>): Promise<number> {
+  count = 0;
+  stacks.clear();
+  counting = true;
+  await fn();
+  counting = false;
+  console.log(`${what}: ${count / N} promises`);
+  return count / N;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('error');
+  installRuntime(log);
+  const temporal = await startTemporal({ log, cliPath: process.env.TEMPORAL_CLI_PATH });
+  const env = await TestWorkflowEnvironment.createFromExistingServer({ address: temporal.address });
+  const peers = new FakePeers();
+  const taskQueue = `promises-${Date.now()}`;
+  const common = { connection: env.nativeConnection, namespace: 'default' };
+  // debugMode: workflows run on this thread, where the hook above sees their promises.
+  const workers = [
+    await Worker.create({
+      ...common,
+      taskQueue,
+      debugMode: true,
+      workflowBundle: await workflowBundle(),
+      activities: { ...peers.store(), ...peers.attention(), ...peers.creatio() },
+    }),
+    await Worker.create({
+      ...common,
+      taskQueue: creatioTaskQueue(taskQueue),
+      activities: { ...peers.creatio(), ...peers.ai() },
+    }),
+    await Worker.create({ ...common, taskQueue: opencxTaskQueue(taskQueue), activities: peers.opencx() }),
+  ];
+  const runs = workers.map((w) => w.run());
+  try {
+    const written = (n: number) => () =>
+      Array.from({ length: N }, (_, i) => peers.texts(`case-p${i}`).length).every((k) => k === n);
+    const round = (n: number, text: string) => async () => {
+      for (let i = 0; i < N; i++)
+        await send(env, taskQueue, `p${i}`, [withMode(message(`m${n}`, text), false)]);
+      await waitFor(`${N} conversations with ${n} message(s)`, written(n));
+      // Their workflow tasks complete after the write: every conversation is idle again.
+      await waitFor('idle', async () => {
+        const open = await Promise.all(
+          Array.from({ length: N }, (_, i) =>
+            env.client.workflow
+              .getHandle(`conversation:org-wf:p${i}`)
+              .describe()
+              .then((d) => d.raw.pendingWorkflowTask === undefined || d.raw.pendingWorkflowTask === null),
+          ),
+        );
+        return open.every(Boolean);
+      });
+    };
+    await measure('a new conversation (its first message)', round(1, 'hello'));
+    if (stacksWanted) {
+      for (const [k, v] of [...stacks].sort((a, b) => b[1] - a[1])) console.log(`  ${v / N} ${k}`);
+    }
+    await measure('a later message', round(2, 'again'));
+  } finally {
+    for (const w of workers) w.shutdown();
+    await Promise.all(runs);
+    await env.teardown();
+    await temporal.stop();
+  }
+}
+
+void main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
