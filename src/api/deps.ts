@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { TestOptions } from '../settings/test-and-save';
+import type { ProcessProbeOptions } from '../settings/process-probe';
 import type { Store } from '../store';
 import type { CreatioInbox } from '../workflow-client/creatio-inbox';
 import type { ConversationOptions } from '../workflows/contract';
@@ -28,7 +29,10 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   readiness: () => Promise<Readiness>;
-  testOptions?: Partial<TestOptions>;
+  /** Test & Save's options (tests shorten the processes' wait). */
+  testOptions?: Partial<Omit<TestOptions, 'processes'>> & {
+    processes?: Partial<Pick<ProcessProbeOptions, 'waitMs' | 'pollMs'>>;
+  };
   /** Temporal client and the options new conversations start with; absent → conversation routes answer 503. */
   conversations?: {
     client: Client;

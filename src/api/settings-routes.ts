@@ -44,12 +44,11 @@ function opencxHttpsOnly(input: SettingsInput): void {
 export function settingsRouter(deps: AppDeps): Router {
   const r = Router();
   const webhookUrl = (token: string) => `${deps.config.publicBaseUrl}/webhooks/creatio/${token}`;
-  const testOpts = { timeoutMs: deps.config.creatioRequestTimeoutMs, ...deps.testOptions };
+  const { processes: probeTiming, ...given } = deps.testOptions ?? {};
+  const testOpts = { timeoutMs: deps.config.creatioRequestTimeoutMs, ...given };
   /** A saved organization's processes can be probed (they call its webhook URL). */
   const withProbes = (orgId: string, saved: boolean): TestOptions =>
-    saved
-      ? { ...testOpts, processes: { orgId, registry: deps.store, ...deps.testOptions?.processes } }
-      : testOpts;
+    saved ? { ...testOpts, processes: { orgId, registry: deps.store, ...probeTiming } } : testOpts;
 
   /**
    * The OpenCX organization the settings would receive events of: 409 before any live check when

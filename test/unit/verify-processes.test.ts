@@ -38,7 +38,9 @@ describe('Test & Save: the OpenCX API key and the business processes calling bac
     emu = await startCreatioEmulator();
     opencx = await startOpenCXEmulator();
     store = await openTestStore(log);
-    api = await startApi({ store, log });
+    // A process that calls, calls within a second here; the ones that do not are waited for 3 s
+    // (10 s in the product).
+    api = await startApi({ store, log, testOptions: { processes: { waitMs: 3_000 } } });
   });
   after(async () => {
     await api.close();
