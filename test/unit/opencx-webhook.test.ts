@@ -202,4 +202,52 @@ describe('POST /webhooks/opencx with the reference bodies', () => {
     assert.equal(await refused(), before);
     assert.ok(!(await store.rejectedEvents(orgId)).some((k) => k.webhookId === r.webhookId), 'not kept');
   });
+
+  it('request logging: an accepted event writes no line at info, a refused one its line with the request id', async () => {
+    const send = async (secret: string, requestId: string, sessionId: string) => {
+      const body = JSON.stringify(
+        webhookBodies.message('conversation.contact_response', {
+          organizationId: orgId,
+          sessionId,
+          messageId: `${sessionId}-1`,
+          text: 'hello',
+        }),
+      );
+      const res = await fetch(`${api.url}/webhooks/opencx`, {
+        method: 'POST',
+        headers: { ...signedHeaders(secret, body), 'x-request-id': requestId },
+        body,
+      });
+      await res.arrayBuffer();
+      return res;
+    };
+    const ofRequest = (id: string) =>
+      lines
+        .map(
+          (l) =>
+            JSON.parse(l) as {
+              req?: { id?: string; url?: string };
+              res?: { statusCode?: number };
+              msg?: string;
+            },
+        )
+        .filter((l) => l.req?.id === id);
+    const accepted = await send(SECRET, 'req-accepted-1', 'log-1');
+    assert.equal(accepted.status, 202);
+    assert.equal(accepted.headers.get('x-request-id'), 'req-accepted-1');
+    const wrong = `whsec_${Buffer.from('another-key-entirely-0123456789').toString('base64')}`;
+    const refusedRes = await send(wrong, 'req-refused-1', 'log-2');
+    assert.equal(refusedRes.status, 401);
+    assert.equal(refusedRes.headers.get('x-request-id'), 'req-refused-1');
+    // The refusal's lines (positive control) are written by the time its answer is read.
+    const refusal = ofRequest('req-refused-1');
+    assert.ok(
+      refusal.some((l) => l.msg === 'OpenCX webhook refused'),
+      JSON.stringify(refusal),
+    );
+    const completed = refusal.find((l) => l.msg === 'request completed');
+    assert.equal(completed?.res?.statusCode, 401);
+    assert.equal(completed?.req?.url, '/webhooks/opencx');
+    assert.deepEqual(ofRequest('req-accepted-1'), [], 'nothing logged for an accepted event at info');
+  });
 });
