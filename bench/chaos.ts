@@ -201,8 +201,19 @@ async function retryUntilAccepted(fn: () => Promise<Response>): Promise<void> {
   }
 }
 
+/**
+ * What a failed run still has to stop (its Temporal dev server, processes, emulators), newest first:
+ * a run that fails early leaves nothing running behind it.
+ */
+const onFailure: (() => Promise<unknown>)[] = [];
+async function stopAfterFailure(): Promise<void> {
+  for (const stop of onFailure.reverse()) await stop().catch(() => undefined);
+}
+
 async function main(): Promise<void> {
+  if (process.env.CHAOS_LOG_DIR) await mkdir(process.env.CHAOS_LOG_DIR, { recursive: true });
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bridge-chaos-'));
+  onFailure.push(() => rm(dir, { recursive: true, force: true }));
   const temporalPort = await freePort();
   const dbFile = path.join(dir, 'temporal.sqlite');
   let temporal: TemporalServer = await startTemporal({
@@ -211,6 +222,7 @@ async function main(): Promise<void> {
     port: temporalPort,
     log,
   });
+  onFailure.push(() => temporal.stop());
   say(`Temporal dev server at ${temporal.address}`);
 
   // The store: a fresh schema on the local PostgreSQL, reached through a proxy the driver can cut.
@@ -218,15 +230,20 @@ async function main(): Promise<void> {
   const schema = `chaos_${randomUUID().replace(/-/g, '').slice(0, 12)}`;
   const admin = new PgClient({ connectionString: baseUrl });
   await admin.connect();
+  onFailure.push(() => admin.end());
   await admin.query(`CREATE SCHEMA ${schema}`);
+  onFailure.push(() => admin.query(`DROP SCHEMA ${schema} CASCADE`));
   const dbUrl = new URL(baseUrl);
   const storeProxy = await TcpProxy.start(dbUrl.host);
+  onFailure.push(() => storeProxy.close());
   dbUrl.host = storeProxy.address;
   dbUrl.searchParams.set('options', `-c search_path=${schema}`);
 
   const creatio: CreatioEmulator[] = [];
+  onFailure.push(() => Promise.all(creatio.map((e) => e.close())));
   for (let i = 0; i < ORGS; i++) creatio.push(await startCreatioEmulator());
   const opencx: OpenCXEmulator = await startOpenCXEmulator();
+  onFailure.push(() => opencx.close());
   opencx.apiKeys.add('ocx_chaos');
 
   const apiPort = await freePort();
@@ -245,6 +262,10 @@ async function main(): Promise<void> {
   };
   const api = new BridgeProcess('api', { ...common, RUN_WORKER: 'false', PORT: String(apiPort) });
   const worker = new BridgeProcess('worker', { ...common, RUN_API: 'false', PORT: String(await freePort()) });
+  onFailure.push(
+    () => api.stop(),
+    () => worker.stop(),
+  );
   await api.start();
   await worker.start();
   say('api and worker processes running (shipped defaults)');
@@ -645,7 +666,8 @@ async function main(): Promise<void> {
   process.exit(clean && result.maxRecoveryMs !== null ? 0 : 1);
 }
 
-main().catch((err: unknown) => {
+main().catch(async (err: unknown) => {
   console.error(err);
+  await stopAfterFailure();
   process.exit(1);
 });
