@@ -475,6 +475,24 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
       return { sent, t0, missing, wallS, cpu };
     };
 
+    /** The workflow of a path's conversation (the floor's is named by its session alone). */
+    const workflowOf = (target: Target, conv: number, set = 'w') =>
+      target === 'floor'
+        ? session(target, conv, set)
+        : conversationWorkflowId(orgIds[conv % opts.orgs]!, session(target, conv, set));
+    /** With BENCH_TRACE: where the median and the slowest of `finished` waited (their workflows' events). */
+    const printTraces = async (target: Target, finished: Sent[], set: string) => {
+      if (!process.env.BENCH_TRACE || target === 'naive') return;
+      const lat = (s: Sent) => done.get(s.key)! - s.scheduled;
+      const byLat = [...finished].sort((a, b) => lat(a) - lat(b));
+      for (const s of [byLat[Math.floor(byLat.length / 2)], byLat[byLat.length - 1]]) {
+        if (!s) continue;
+        console.log(
+          `       ${Math.round(lat(s))} ms, ack ${Math.round(s.acked! - s.scheduled)} ms: ${await traceOf(client, workflowOf(target, s.conv, set), s.scheduled, done.get(s.key)!)}`,
+        );
+      }
+    };
+
     // ---- warm-up, not measured: every path starts its conversations (and the bridge its cases),
     // spread over WARM_UP_S as real conversations' starts are. All started in the same second,
     // the bridge's conversations would also run their first reply check (REPLY_CHECK_EVERY after
@@ -549,10 +567,6 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             res.latencyMs.p99 <= P99_TARGET_MS &&
             res.sustainedPerSecond >= rate * 0.95 &&
             res.lastThirdP50Ms <= res.firstThirdP50Ms * 2 + 50;
-          const workflowOf = (conv: number) =>
-            target === 'floor'
-              ? session(target, conv)
-              : conversationWorkflowId(orgIds[conv % opts.orgs]!, session(target, conv));
           if (target !== 'naive') {
             let events = 0;
             for (let c = 0; c < opts.conversations; c++)
@@ -560,7 +574,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
                 (
                   await client.workflowService.describeWorkflowExecution({
                     namespace: 'default',
-                    execution: { workflowId: workflowOf(c) },
+                    execution: { workflowId: workflowOf(target, c) },
                   })
                 ).workflowExecutionInfo?.historyLength ?? 0,
               );
@@ -568,16 +582,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
           }
           runs.push(res);
           printRun(res);
-          if (process.env.BENCH_TRACE && target !== 'naive') {
-            // Where the median and the slowest message waited: their workflows' events.
-            const byLat = [...fin].sort((a, b) => lat(a) - lat(b));
-            for (const s of [byLat[Math.floor(byLat.length / 2)], byLat[byLat.length - 1]]) {
-              if (!s) continue;
-              console.log(
-                `       ${Math.round(lat(s))} ms, ack ${Math.round(s.acked! - s.scheduled)} ms: ${await traceOf(client, workflowOf(s.conv), s.scheduled, done.get(s.key)!)}`,
-              );
-            }
-          }
+          await printTraces(target, fin, 'w');
         }
       }
     }
@@ -607,21 +612,11 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             ),
           };
           bursts.push(b);
-          if (process.env.BENCH_TRACE && target !== 'naive') {
-            // Where the median and the slowest first message waited: their workflows' events.
-            const lat = (s: Sent) => done.get(s.key)! - s.scheduled;
-            const byLat = ok.filter((s) => done.has(s.key)).sort((a, b) => lat(a) - lat(b));
-            for (const s of [byLat[Math.floor(byLat.length / 2)], byLat[byLat.length - 1]]) {
-              if (!s) continue;
-              const wf =
-                target === 'floor'
-                  ? session(target, s.conv, `b${run}-`)
-                  : conversationWorkflowId(orgIds[s.conv % opts.orgs]!, session(target, s.conv, `b${run}-`));
-              console.log(
-                `       ${Math.round(lat(s))} ms, ack ${Math.round(s.acked! - s.scheduled)} ms: ${await traceOf(client, wf, s.scheduled, done.get(s.key)!)}`,
-              );
-            }
-          }
+          await printTraces(
+            target,
+            ok.filter((s) => done.has(s.key)),
+            `b${run}-`,
+          );
           console.log(
             `${target.padEnd(6)} burst of ${opts.burst} new conversations in 2 s (run ${run}): first message p50 ${b.firstMessageMs.p50} p99 ${b.firstMessageMs.p99} max ${b.firstMessageMs.max} ms; ack p99 ${b.ackMs.p99} ms` +
               (b.creatioCallsPerConversation !== undefined
