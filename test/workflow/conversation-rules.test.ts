@@ -80,6 +80,23 @@ describe('conversation workflow rules (activities faked)', () => {
       await waitFor('the first message written', () => peers.texts(`case-${s}`).length === 1);
       assert.deepEqual(Object.fromEntries(peers.calls), { openCase: 1 });
       assert.equal((await state(id)).mode, 'every_conversation');
+      // A conversation that starts with its first message (conversation.started) takes it too.
+      const f = sid();
+      await send(env, tq, f, [
+        withMode(
+          {
+            kind: 'started',
+            eventId: `st-${f}`,
+            timestamp: new Date().toISOString(),
+            contact: { name: 'Ann' },
+            channel: 'web',
+            firstMessage: { id: 'first', text: 'from the start' },
+          },
+          false,
+        ),
+      ]);
+      await waitFor('the started first message written', () => peers.texts(`case-${f}`).length === 1);
+      assert.deepEqual(Object.fromEntries(peers.calls), { openCase: 2 });
 
       // Handoff-only, as the events say: messages wait for the handoff, and the store is never asked.
       const h = sid();
