@@ -2,7 +2,8 @@
  * Promises the conversation workflow creates: per new conversation (its first message) and per
  * later message. Each one costs the worker's workflow thread a stack trace (the SDK's promise
  * hook, for the stack-trace query), so this count is a cost of the hot path
- * (docs/decisions/0028-load-and-the-floor.md). Activities are faked (test/workflow/fake-peers.ts);
+ * (docs/decisions/0028-load-and-the-floor.md); with them, the history events each conversation has
+ * after it. Activities are faked (test/workflow/fake-peers.ts);
  * its own Temporal dev server.
  *
  *   npx tsx bench/workflow-promises.ts [--stacks]   # --stacks: where a new conversation's come from
@@ -43,13 +44,13 @@ v8.promiseHooks.createHook({
   },
 });
 
-async function measure(what: string, fn: () => Promise<void>): Promise<number> {
+async function measure(what: string, fn: () => Promise<number>): Promise<number> {
   count = 0;
   stacks.clear();
   counting = true;
-  await fn();
+  const events = await fn();
   counting = false;
-  console.log(`${what}: ${count / N} promises`);
+  console.log(`${what}: ${count / N} promises; history events per conversation after it: ${events}`);
   return count / N;
 }
 
@@ -97,6 +98,15 @@ async function main(): Promise<void> {
         );
         return open.every(Boolean);
       });
+      const lengths = await Promise.all(
+        Array.from({ length: N }, (_, i) =>
+          env.client.workflow
+            .getHandle(`conversation:org-wf:p${i}`)
+            .describe()
+            .then((d) => d.historyLength),
+        ),
+      );
+      return lengths.reduce((a, b) => a + b, 0) / N;
     };
     await measure('a new conversation (its first message)', round(1, 'hello'));
     if (stacksWanted) {
