@@ -5,7 +5,8 @@
  * continued as new; it is stopped; today's `src/main.ts` starts on the same Temporal server, the
  * same store and the same task queue, and finishes every one of them. Nothing is lost and nothing
  * is sent twice: every message is in Creatio once, every agent reply reached OpenCX once.
- * UPGRADE_FROM picks another release (default f646e51).
+ * UPGRADE_FROM picks another release (default af7786c, the last release before the one-patch flow of
+ * decision 0030; f646e51 and the others replay in test/unit/replay/releases.test.ts).
  *
  * A release before the workflow restructure (1ba2a26) cannot be replaced that way: today's worker
  * cannot replay its runs, and their activities go to per-organization queues today's workers do
@@ -50,7 +51,7 @@ import {
 import { TEST_SCHEMA_PREFIX } from '../helpers';
 
 /** The previous landed release, by its full id (a shallow clone can fetch it). */
-const FROM = process.env.UPGRADE_FROM ?? 'f646e51195ba01821d843e2d927d82a55d39112f';
+const FROM = process.env.UPGRADE_FROM ?? 'af7786c68acbd374350bec056d5c3dcaf41fe7cd';
 
 /** The workflow restructure: runs started by an earlier release finish only on that release's workers. */
 const RESTRUCTURE = '1ba2a26c2187d31836e7552087ae9367465e1997';

@@ -11,6 +11,8 @@ import { resumeStepUpdate, stateQuery, type ConversationEvent } from '../../src/
 import { withMode } from '../../src/api/opencx-ingress';
 import { createLogger } from '../../src/logger';
 import { installRuntime, workflowBundle } from '../../src/worker';
+import { CURRENT_FLOW } from '../../src/workflows/conversation/context';
+import { CHECK_SPREAD, checkSpread } from '../../src/workflows/conversation/state';
 import { waitFor } from '../bridge-harness';
 import { FakePeers, message, runWithFakes, send } from './fake-peers';
 
@@ -228,6 +230,40 @@ describe('conversation workflow rules (activities faked)', () => {
         'the case is made once, by the first run',
       );
       assert.equal(peers.calls.get('openCase'), 1, 'with its first messages, in one first try');
+    });
+  });
+  it('a new run records one patch, and waits its own share longer for its checks', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      // The reply check comes first: the history check and the idle timeout are an hour away.
+      const o = { replyCheckEvery: '10 minutes', historyCheckAfter: '1 hour', idleTimeout: '2h' } as const;
+      const ids = await Promise.all(
+        [sid(), sid()].map((s) => send(env, tq, s, [withMode(message('a', 'hello'), false)], o)),
+      );
+      await waitFor('both first messages written', () => peers.written.length >= 4);
+      const quiet = (id: string) => async () => {
+        const d = await env.client.workflow.getHandle(id).describe();
+        return !d.raw.pendingWorkflowTask && d.raw.pendingActivities?.length === 0;
+      };
+      for (const id of ids) await waitFor(`${id} idle`, quiet(id));
+      const waits: number[] = [];
+      for (const id of ids) {
+        const history = await env.client.workflow.getHandle(id).fetchHistory();
+        const events = history.events ?? [];
+        const patches = events
+          .map((e) => e.markerRecordedEventAttributes)
+          .filter((m) => m?.markerName === 'core_patch')
+          .map((m) => JSON.parse(Buffer.from(m!.details!['patch-data']!.payloads![0]!.data!).toString()).id);
+        assert.deepEqual(patches, [CURRENT_FLOW], 'one marker stands for every flow of the run');
+        const timers = events.map((e) => e.timerStartedEventAttributes).filter((t) => t);
+        const t = timers.at(-1)!.startToFireTimeout!;
+        const ms = Number(t.seconds) * 1000 + Math.round((t.nanos ?? 0) / 1e6);
+        assert.equal(ms, Math.round(10 * 60_000 * checkSpread(id)), 'the reply check waits its spread');
+        waits.push(ms);
+        await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+      }
+      for (const ms of waits) assert.ok(ms >= 10 * 60_000 && ms <= 10 * 60_000 * (1 + CHECK_SPREAD));
+      assert.notEqual(waits[0], waits[1], 'two conversations started together check apart');
     });
   });
 });

@@ -43,6 +43,9 @@ export function newHistoryCheck(resumed: boolean): HistoryCheckState {
  * (`history.finding`) and the next check comes at the next interval.
  */
 export class HistoryLane {
+  /** The loop starts at the first request (runs whose flow has `lanesWhenAsked`), not with the run. */
+  private whenAsked = false;
+  private started = false;
   private wanted: HistoryCheckSource | null = null;
   private running = false;
 
@@ -54,6 +57,7 @@ export class HistoryLane {
 
   request(source: HistoryCheckSource): void {
     if (this.wanted === null || source !== 'timer') this.wanted = source;
+    if (this.whenAsked && !this.started) this.begin();
   }
 
   get idle(): boolean {
@@ -68,7 +72,14 @@ export class HistoryLane {
     return this.wanted !== null;
   }
 
-  start(): void {
+  /** Runs the lane for the life of the run; with `whenAsked`, from its first request on (reply-lane.ts). */
+  start(whenAsked = false): void {
+    this.whenAsked = whenAsked;
+    if (!whenAsked || this.wanted !== null) this.begin();
+  }
+
+  private begin(): void {
+    this.started = true;
     void this.loop();
   }
 
@@ -78,9 +89,10 @@ export class HistoryLane {
     if (state.status !== 'open') return;
     const { after } = historyTimings(this.c);
     const now = Date.now();
+    const wait = Math.round(after * this.c.spread);
     historyCheck.delayMs = after;
     historyCheck.pendingSince ??= now;
-    historyCheck.nextAt = Math.min(now + after, historyCheck.pendingSince + MAX_DEFER * after);
+    historyCheck.nextAt = Math.min(now + wait, historyCheck.pendingSince + MAX_DEFER * wait);
   }
 
   private schedule(found: number): void {
@@ -93,7 +105,7 @@ export class HistoryLane {
     const { after, max } = historyTimings(this.c);
     historyCheck.delayMs =
       found > 0 || historyCheck.delayMs === 0 ? after : Math.min(historyCheck.delayMs * BACKOFF, max);
-    historyCheck.nextAt = Date.now() + historyCheck.delayMs;
+    historyCheck.nextAt = Date.now() + Math.round(historyCheck.delayMs * this.c.spread);
   }
 
   private async loop(): Promise<void> {

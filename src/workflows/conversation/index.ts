@@ -22,12 +22,12 @@ import {
   type ConversationState,
 } from '../contract';
 import { checkCaseOnTimer, onCaseStatus, onClosed, reopenAfterClose } from './closure';
-import type { Conversation } from './context';
+import { CURRENT_FLOW, type Conversation } from './context';
 import { onHandoff } from './handoff';
 import { adoptPriorCase, needsPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
-import { ConversationRun, timingsOf } from './state';
+import { ConversationRun, checkSpread, timingsOf } from './state';
 import { dropRead, holdForNextRun, refill, spillForCarry, takeHeld, waitingEvents } from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
@@ -37,13 +37,20 @@ import { HistoryLane } from './history-lane';
 export async function conversationWorkflow(input: ConversationInput): Promise<ConversationState> {
   // Every patch of the run is asked here, in its first activation and before any command: a
   // patched() asked after a local activity can fall in another workflow task on replay (0016).
+  // A run this code starts (or continues as new) records one marker and takes every flow below; a
+  // run recorded before it has no such marker and asks each patch as it did (0030).
+  const current = patched(CURRENT_FLOW);
   const flow = {
-    oneTryCaseOpening: patched('open-case-in-one-try'),
-    replyLane: patched('reply-lane'),
-    historyCheck: patched('history-check'),
-    replyTimerOpen: patched('reply-timer-open'),
-    aiFieldsKeepEdits: patched('ai-fields-keep-edits'),
-    carryBytes: patched('carry-bytes'),
+    oneTryCaseOpening: current || patched('open-case-in-one-try'),
+    replyLane: current || patched('reply-lane'),
+    historyCheck: current || patched('history-check'),
+    replyTimerOpen: current || patched('reply-timer-open'),
+    aiFieldsKeepEdits: current || patched('ai-fields-keep-edits'),
+    carryBytes: current || patched('carry-bytes'),
+    attention: current || patched('attention'),
+    spreadChecks: current,
+    lanesWhenAsked: current,
+    armWhenIdle: current,
   };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
@@ -57,7 +64,7 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     workflowInfo().continueAsNewSuggested ||
     workflowInfo().historyLength >= options.maxHistoryEvents ||
     workflowInfo().targetWorkerDeploymentVersionChanged;
-  const steps = new Steps(run, options.parkedRetryEvery, {
+  const steps = new Steps(run, options.parkedRetryEvery, flow.attention, {
     idleAt: () => run.lastEventAt + timings.idle,
     continueAsNew: shouldContinueAsNew,
     onSkipped: async (step, reason) => {
@@ -83,7 +90,17 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
       }
     },
   });
-  const c: Conversation = { orgId, sessionId, options, run, steps, peers: activities, timings, flow };
+  const c: Conversation = {
+    orgId,
+    sessionId,
+    options,
+    run,
+    steps,
+    peers: activities,
+    timings,
+    flow,
+    spread: flow.spreadChecks ? checkSpread(workflowInfo().workflowId) : 1,
+  };
   const lane = flow.replyLane ? new ReplyLane(c, shouldContinueAsNew) : undefined;
   c.replyLane = lane;
   const history = flow.historyCheck
@@ -120,12 +137,12 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   }
 
   if (lane) {
-    lane.start();
+    lane.start(flow.lanesWhenAsked);
     if (run.replyReadPending) lane.request(run.replyReadPending);
     run.replyReadPending = undefined;
   }
   if (history) {
-    history.start();
+    history.start(flow.lanesWhenAsked);
     // A check the last run was asked for and could not do (continue-as-new came first).
     if (run.historyCheck.closeCheckPending) history.request('close');
     run.historyCheck.closeCheckPending = undefined;
@@ -143,9 +160,17 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
     const open = lane === undefined || run.state.status === 'open';
     const historyAt =
       history && run.state.status === 'open' ? (run.historyCheck.nextAt ?? Infinity) : Infinity;
-    wake.arm(
-      Math.min(replyCheck.nextAt === null || !open ? idleAt : Math.min(idleAt, replyCheck.nextAt), historyAt),
-    );
+    // An event already queued is handled first: a timer armed now would be replaced once it is
+    // handled (a new conversation's first message makes the reply check due sooner than the idle
+    // timeout), a start and a cancel in every first task.
+    if (!flow.armWhenIdle || !run.hasWork()) {
+      wake.arm(
+        Math.min(
+          replyCheck.nextAt === null || !open ? idleAt : Math.min(idleAt, replyCheck.nextAt),
+          historyAt,
+        ),
+      );
+    }
     await condition(() => run.hasWork() || shouldContinueAsNew() || wake.due || (!open && laneIdle()));
     let outcome: Awaited<ReturnType<typeof guarded>> = 'done';
     let handled: ConversationEvent | undefined;

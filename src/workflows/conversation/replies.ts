@@ -96,7 +96,7 @@ export function replyCheckSoon(c: Conversation): void {
   const { state, replyCheck } = c.run;
   if (!state.caseId || !(state.handedOffAt || c.flow.replyTimerOpen)) return;
   replyCheck.delayMs = c.timings.replyCheckEvery;
-  const soon = Date.now() + c.timings.replyCheckEvery;
+  const soon = Date.now() + Math.round(c.timings.replyCheckEvery * c.spread);
   replyCheck.nextAt = replyCheck.nextAt === null ? soon : Math.min(replyCheck.nextAt, soon);
 }
 
@@ -105,5 +105,5 @@ export function scheduleNextReplyCheck(c: Conversation, found: number): void {
   const { replyCheck } = c.run;
   replyCheck.delayMs =
     found > 0 ? c.timings.replyCheckEvery : Math.min(replyCheck.delayMs * 2, c.timings.replyCheckMax);
-  replyCheck.nextAt = Date.now() + replyCheck.delayMs;
+  replyCheck.nextAt = Date.now() + Math.round(replyCheck.delayMs * c.spread);
 }

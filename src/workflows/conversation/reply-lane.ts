@@ -14,6 +14,9 @@ const RANK: Record<ReplySource, number> = { timer: 0, closure: 1, webhook: 2 };
  * are one more read (each read takes everything new since the cursor).
  */
 export class ReplyLane {
+  /** The loop starts at the first request (runs whose flow has `lanesWhenAsked`), not with the run. */
+  private whenAsked = false;
+  private started = false;
   private wanted: ReplySource | null = null;
   private running = false;
 
@@ -25,6 +28,7 @@ export class ReplyLane {
   /** Asks for a read of the case's new agent replies. */
   request(source: ReplySource): void {
     if (this.wanted === null || RANK[source] > RANK[this.wanted]) this.wanted = source;
+    if (this.whenAsked && !this.started) this.begin();
   }
 
   /** Nothing asked and nothing under way. */
@@ -42,8 +46,18 @@ export class ReplyLane {
     return this.wanted;
   }
 
-  /** Runs the lane for the life of the run (never rejects: a failure is the step's, parked). */
-  start(): void {
+  /**
+   * Runs the lane for the life of the run (never rejects: a failure is the step's, parked); with
+   * `whenAsked`, from its first request on: until then it adds no promise and no condition to the
+   * run's activations.
+   */
+  start(whenAsked = false): void {
+    this.whenAsked = whenAsked;
+    if (!whenAsked || this.wanted !== null) this.begin();
+  }
+
+  private begin(): void {
+    this.started = true;
     void this.loop();
   }
 

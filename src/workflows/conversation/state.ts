@@ -66,6 +66,25 @@ function cutToBytes(s: string, max: number): string {
   return s.slice(0, c >= 0xd800 && c <= 0xdbff ? lo - 1 : lo);
 }
 
+/** A conversation's periodic checks wait up to this share of their interval longer (checkSpread). */
+export const CHECK_SPREAD = 0.25;
+
+/**
+ * How much longer than their interval a conversation's reply and history checks wait: 1 to
+ * 1 + CHECK_SPREAD, fixed per conversation (from its workflow id, so replay finds the same). Each check
+ * is scheduled from the last one, so conversations started or woken together (a warm-up, the end of
+ * an outage) would otherwise check together for as long as they live; spread, they drift apart.
+ */
+export function checkSpread(workflowId: string): number {
+  // FNV-1a (32 bits) of the id: deterministic and cheap, evenly spread enough for this.
+  let h = 0x811c9dc5;
+  for (let i = 0; i < workflowId.length; i++) {
+    h ^= workflowId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return 1 + (CHECK_SPREAD * h) / 2 ** 32;
+}
+
 /** The conversation's timings, in milliseconds, read once from the options. */
 export interface Timings {
   replyCheckEvery: number;

@@ -5,7 +5,6 @@ import {
   condition,
   log,
   metricMeter,
-  patched,
   TemporalFailure,
 } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
@@ -71,6 +70,13 @@ export class Steps {
   constructor(
     private readonly conversation: ConversationRun,
     private readonly parkedRetryEvery: Duration,
+    /**
+     * Runs with the `attention` patch (asked with the run's other patches, docs/decisions/0016 and
+     * 0027): a parked step is listed among the conversations that need attention (a local activity
+     * on the store, best effort), and unlisted once it succeeds or is skipped. Runs recorded before
+     * it issue no such command.
+     */
+    private readonly attention: boolean,
     private readonly wake: {
       /** Workflow time at which the conversation counts as idle. */
       idleAt: () => number;
@@ -78,18 +84,8 @@ export class Steps {
       /** A skipped step is also written on the case as a note (best effort, never parks). */
       onSkipped: (step: string, reason: string) => Promise<void>;
     },
-  ) {
-    // Asked here, as the run's other patches are: Steps is made in the run's first activation,
-    // before any command (docs/decisions/0016-replay-and-patching.md, 0027-needs-attention.md).
-    this.attention = patched('attention');
-  }
+  ) {}
 
-  /**
-   * Runs with the `attention` patch: a parked step is listed among the conversations that need
-   * attention (a local activity on the store, best effort), and unlisted once it succeeds or is
-   * skipped. Runs recorded before it issue no such command.
-   */
-  private readonly attention: boolean;
   private readonly attentionNotes = attentionStore();
 
   /** Sets or clears the conversation's `step_parked` (best effort: a failure is only noted). */
