@@ -49,6 +49,8 @@ export interface BridgeOptions {
   createWorker?: WorkerOptions['createWorker'];
   /** Where the Creatio emulator serves OData (`/odata`: Creatio on .NET Core). */
   odataPath?: '/0/odata' | '/odata';
+  /** How long the API keeps an organization's receiver (webhook secret, mode); 30 s as shipped. */
+  receiversTtlMs?: number;
 }
 
 /** Worker settings of the test bridge, shared by in-process workers and worker child processes. */
@@ -100,6 +102,8 @@ export class Bridge {
   inbox: CreatioInbox | undefined;
   temporalProxy: TcpProxy | undefined;
   storeProxy: TcpProxy | undefined;
+  /** More API processes (startOtherApi), closed with the bridge. */
+  private readonly otherApis: { api: RunningApi; store: Store; inbox: CreatioInbox }[] = [];
   private connection!: Connection;
   private apiConnection: Connection | undefined;
   private native: NativeConnection | undefined;
@@ -164,6 +168,7 @@ export class Bridge {
       log: this.log,
       metrics: this.metrics,
       codec: this.codec,
+      ...(this.opts.receiversTtlMs && { receiversTtlMs: this.opts.receiversTtlMs }),
       conversations: {
         client: apiClient,
         taskQueue: this.taskQueue,
@@ -194,6 +199,29 @@ export class Bridge {
     await this.workers.start();
   }
 
+  /**
+   * Another API process beside the first, as production runs several behind a load balancer: the
+   * same Temporal and the same database, with its own store connection, caches and delivery records.
+   */
+  async startOtherApi(): Promise<RunningApi> {
+    const store = await openTestStore(this.log, this.opts.store ?? 'postgres', this.storeConfig);
+    const inbox = new CreatioInbox(store, this.client, this.log);
+    const api = await startApi({
+      store,
+      log: this.log,
+      codec: this.codec,
+      ...(this.opts.receiversTtlMs && { receiversTtlMs: this.opts.receiversTtlMs }),
+      conversations: {
+        client: this.client,
+        taskQueue: this.taskQueue,
+        options: this.options,
+        creatioInbox: inbox,
+      },
+    });
+    this.otherApis.push({ api, store, inbox });
+    return api;
+  }
+
   async stopWorkers(): Promise<void> {
     await this.workers?.shutdown();
     this.workers = undefined;
@@ -202,6 +230,11 @@ export class Bridge {
   }
 
   async close(): Promise<void> {
+    for (const o of this.otherApis.splice(0)) {
+      await o.api.close();
+      await o.inbox.stop();
+      await o.store.close();
+    }
     await this.api?.close();
     await this.inbox?.stop();
     await this.stopWorkers();
@@ -231,15 +264,34 @@ export class Bridge {
     return orgId;
   }
 
+  /** Saves the organization's settings again (Test & Save) with `changes` over what it has now. */
+  async changeSettings(
+    orgId: string,
+    changes: Record<string, unknown>,
+  ): Promise<{ status: number; text: string }> {
+    const { clientSecret: _c, ...settings } = {
+      ...(await this.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body,
+    };
+    const { orgId: _o, webhookUrl: _w, opencx: _x, notices: _n, ...input } = settings;
+    return this.api.request('PUT', `/v1/orgs/${orgId}/integrations/creatio`, { ...input, ...changes });
+  }
+
   /** Sends one signed OpenCX event; returns the HTTP status and body. */
   async send(
     orgId: string,
     event: string,
     data: Record<string, unknown>,
-    o: { id?: string; timestamp?: number; secret?: string; headers?: Record<string, string> } = {},
+    o: {
+      id?: string;
+      timestamp?: number;
+      secret?: string;
+      headers?: Record<string, string>;
+      /** The API process that receives it (the first by default; see startOtherApi). */
+      api?: RunningApi;
+    } = {},
   ): Promise<{ status: number; body: any }> {
     const body = JSON.stringify({ event, organization_id: orgId, data });
-    const res = await fetch(`${this.api.url}/webhooks/opencx`, {
+    const res = await fetch(`${(o.api ?? this.api).url}/webhooks/opencx`, {
       method: 'POST',
       headers: { ...signedHeaders(o.secret ?? WEBHOOK_SECRET, body, o.id, o.timestamp), ...o.headers },
       body,

@@ -29,6 +29,12 @@ export interface AppDeps {
   log: Logger;
   metrics: Metrics;
   readiness: () => Promise<Readiness>;
+  /**
+   * How long this process keeps an OpenCX organization's receiver (its webhook secret and mode)
+   * before it reads the store again: 30 s; tests shorten it. Another process's change reaches it
+   * within that time (its own changes at once).
+   */
+  receiversTtlMs?: number;
   /** Test & Save's options (tests shorten the processes' wait). */
   testOptions?: Partial<Omit<TestOptions, 'processes'>> & {
     processes?: Partial<Pick<ProcessProbeOptions, 'waitMs' | 'pollMs'>>;

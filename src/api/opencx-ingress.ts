@@ -267,7 +267,7 @@ export class OpencxIngress {
   private lastPrune = Date.now();
 
   constructor(private readonly deps: AppDeps) {
-    this.receivers = new Receivers(deps.store);
+    this.receivers = new Receivers(deps.store, deps.receiversTtlMs);
     this.unmapped = new UnmappedOrganizations(deps.store, deps.log);
     this.deliveries = new Deliveries(deps.store, deps.log);
     this.read = deps.readOpencxEvent ?? toConversationEvent;

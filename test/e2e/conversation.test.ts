@@ -212,14 +212,7 @@ describe('conversation workflow (real Temporal, real activities, Creatio emulato
     const s = sid();
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm1', 'one'));
     await waitFor('received', async () => (await bridge.session(orgId, s)).body?.messages?.received === 1);
-    const { clientSecret: _c, ...settings } = {
-      ...(await bridge.api.request('GET', `/v1/orgs/${orgId}/integrations/creatio`)).body,
-    };
-    const { orgId: _o, webhookUrl: _w, opencx: _x, notices: _n, ...input } = settings;
-    const put = await bridge.api.request('PUT', `/v1/orgs/${orgId}/integrations/creatio`, {
-      ...input,
-      createCaseOnlyOnHandoff: false,
-    });
+    const put = await bridge.changeSettings(orgId, { createCaseOnlyOnHandoff: false });
     assert.equal(put.status, 200, put.text);
     await bridge.send(orgId, 'conversation.contact_response', ev.message(s, 'm2', 'two'));
     const caseId = await caseOf(orgId, s);
