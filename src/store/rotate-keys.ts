@@ -103,6 +103,55 @@ function noteUnreadable(report: ColumnReport, sealed: string): void {
   report.unreadable[id] = (report.unreadable[id] ?? 0) + 1;
 }
 
+/**
+ * The column's rows in key order, `batchSize` at a time (keyset paging, so a row is met once however
+ * the rows before it change): each row's key columns and `sealed`, the value to rotate. `filter` (a
+ * condition on `$1`…, with `params`) narrows the rows read.
+ */
+async function* pages(
+  db: Db,
+  where: SealedColumn,
+  batchSize: number,
+  select: { sealed: string; filter?: string; params?: unknown[] },
+): AsyncGenerator<Record<string, unknown>[]> {
+  const keyCols = where.key.map(quote).join(', ');
+  const fixed = select.params ?? [];
+  let last: RowKey | undefined;
+  for (;;) {
+    const page = after(where, last, fixed.length + 2);
+    const rows = await db.query<Record<string, unknown>>(
+      `SELECT ${keyCols}, ${select.sealed} AS sealed FROM ${quote(where.table)}
+        WHERE ${select.filter ?? 'true'} AND ${page.sql}
+        ORDER BY ${keyCols} LIMIT $${fixed.length + 1}`,
+      [...fixed, batchSize, ...page.params],
+    );
+    if (rows.length > 0) yield rows;
+    if (rows.length < batchSize) return;
+    last = keyOf(where, rows[rows.length - 1]!);
+  }
+}
+
+/**
+ * Writes `fresh` in place of the row's value only if the value is still `old` (a process that wrote
+ * it meanwhile wins); answers whether it did.
+ */
+async function replaceIfUnchanged(
+  db: Db,
+  where: SealedColumn,
+  key: RowKey,
+  fresh: string,
+  old: string,
+  cast = '',
+): Promise<boolean> {
+  const col = quote(where.column);
+  const written = await db.query(
+    `UPDATE ${quote(where.table)} SET ${col} = $1${cast}
+      WHERE ${byRow(where, 3)} AND ${col} = $2${cast} RETURNING 1`,
+    [fresh, old, ...where.key.map((k) => key[k])],
+  );
+  return written.length > 0;
+}
+
 /** A text column holding one sealed value: only the rows not under the current key are read. */
 async function rotateTextColumn(
   db: Db,
@@ -112,16 +161,12 @@ async function rotateTextColumn(
   report: ColumnReport,
 ): Promise<void> {
   const col = quote(where.column);
-  const keyCols = where.key.map(quote).join(', ');
-  let last: RowKey | undefined;
-  for (;;) {
-    const page = after(where, last, 3);
-    const rows = await db.query<Record<string, unknown>>(
-      `SELECT ${keyCols}, ${col} AS sealed FROM ${quote(where.table)}
-        WHERE NOT (${col} LIKE ANY ($1::text[])) AND ${page.sql}
-        ORDER BY ${keyCols} LIMIT $2`,
-      [box.currentPrefixes(), batchSize, ...page.params],
-    );
+  const stale = {
+    sealed: col,
+    filter: `NOT (${col} LIKE ANY ($1::text[]))`,
+    params: [box.currentPrefixes()],
+  };
+  for await (const rows of pages(db, where, batchSize, stale)) {
     for (const row of rows) {
       const key = keyOf(where, row);
       const old = row.sealed as string;
@@ -133,15 +178,9 @@ async function rotateTextColumn(
         noteUnreadable(report, old);
         continue;
       }
-      const written = await db.query(
-        `UPDATE ${quote(where.table)} SET ${col} = $1 WHERE ${byRow(where, 3)} AND ${col} = $2 RETURNING 1`,
-        [fresh, old, ...where.key.map((k) => key[k])],
-      );
-      if (written.length > 0) report.resealed++;
+      if (await replaceIfUnchanged(db, where, key, fresh, old)) report.resealed++;
       else report.changedMeanwhile++;
     }
-    if (rows.length < batchSize) return;
-    last = keyOf(where, rows[rows.length - 1]!);
   }
 }
 
@@ -154,15 +193,7 @@ async function rotateJsonColumn(
   report: ColumnReport,
 ): Promise<void> {
   const col = quote(where.column);
-  const keyCols = where.key.map(quote).join(', ');
-  let last: RowKey | undefined;
-  for (;;) {
-    const page = after(where, last, 2);
-    const rows = await db.query<Record<string, unknown>>(
-      `SELECT ${keyCols}, ${col}::text AS sealed FROM ${quote(where.table)}
-        WHERE ${page.sql} ORDER BY ${keyCols} LIMIT $1`,
-      [batchSize, ...page.params],
-    );
+  for await (const rows of pages(db, where, batchSize, { sealed: `${col}::text` })) {
     for (const row of rows) {
       const key = keyOf(where, row);
       const oldText = row.sealed as string;
@@ -180,16 +211,12 @@ async function rotateJsonColumn(
         }
       }
       if (changed === 0) continue;
-      const written = await db.query(
-        `UPDATE ${quote(where.table)} SET ${col} = $1::jsonb
-          WHERE ${byRow(where, 3)} AND ${col} = $2::jsonb RETURNING 1`,
-        [JSON.stringify(value), oldText, ...where.key.map((k) => key[k])],
-      );
-      if (written.length > 0) report.resealed += changed;
-      else report.changedMeanwhile += changed;
+      if (await replaceIfUnchanged(db, where, key, JSON.stringify(value), oldText, '::jsonb')) {
+        report.resealed += changed;
+      } else {
+        report.changedMeanwhile += changed;
+      }
     }
-    if (rows.length < batchSize) return;
-    last = keyOf(where, rows[rows.length - 1]!);
   }
 }
 
