@@ -144,6 +144,8 @@ const envSchema = z.object({
   WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(100),
   /** Threads that run conversation workflows in a worker process (docs/decisions/0028-load-and-the-floor.md). */
   WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(1),
+  /** How long one workflow activation may run, or `off` (docs/decisions/0031-activations-without-a-watchdog.md). */
+  WORKER_ACTIVATION_TIMEOUT: z.union([z.literal('off'), duration]).default('off'),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
   /** `id:base64key,…` (32-byte keys), the first encrypts; unset: one key derived from ENCRYPTION_KEY. */
@@ -229,6 +231,7 @@ export interface Config {
   opencxMaxCallsPerSecond: number;
   workerActivitySlots: number;
   workerWorkflowThreads: number;
+  workerActivationTimeout: string;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   temporalPayloadKeys: string | undefined;
@@ -372,6 +375,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     opencxMaxCallsPerSecond: e.OPENCX_MAX_CALLS_PER_SECOND,
     workerActivitySlots: e.WORKER_ACTIVITY_SLOTS,
     workerWorkflowThreads: e.WORKER_WORKFLOW_THREADS,
+    workerActivationTimeout: e.WORKER_ACTIVATION_TIMEOUT,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,

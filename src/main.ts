@@ -172,6 +172,7 @@ async function main(): Promise<void> {
         },
         activitySlots: config.workerActivitySlots,
         workflowThreads: config.workerWorkflowThreads,
+        activationTimeout: config.workerActivationTimeout,
       });
       await workers.start();
       const w = workers;

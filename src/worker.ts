@@ -1,3 +1,4 @@
+import { activationTimeoutOption } from './temporal/isolate-timeout';
 import {
   DefaultLogger,
   makeTelemetryFilterString,
@@ -101,6 +102,8 @@ export interface WorkerOptions {
   activitySlots?: number;
   /** Threads that run workflow activations (WORKER_WORKFLOW_THREADS). */
   workflowThreads?: number;
+  /** How long one workflow activation may run: a duration, or `off` (WORKER_ACTIVATION_TIMEOUT). */
+  activationTimeout?: string;
   maxCachedWorkflows?: number;
   /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
   dataConverter?: DataConverter;
@@ -229,6 +232,7 @@ export class BridgeWorkers {
       // One thread runs every activation by default; more run conversations side by side, for a
       // host with cores to spare (each costs CPU: docs/decisions/0028-load-and-the-floor.md).
       workflowThreadPoolSize: this.o.workflowThreads ?? 1,
+      ...activationTimeoutOption(this.o.activationTimeout ?? 'off'),
       maxConcurrentWorkflowTaskPolls: WORKFLOW_POLLERS,
       nonStickyToStickyPollRatio: 0.5,
       shutdownGraceTime: '10 seconds',

@@ -1,0 +1,80 @@
+/**
+ * WORKER_ACTIVATION_TIMEOUT reaches the workflow's context (docs/decisions/0031): with a duration, an
+ * activation that computes longer fails its task with Node's timeout; with `off` (the default) it
+ * runs to its end. Both through the option the bridge's workers are made with.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createLogger } from '../../src/logger';
+import { activationTimeoutOption } from '../../src/temporal/isolate-timeout';
+import { installRuntime } from '../../src/worker';
+import { waitFor } from '../bridge-harness';
+import { spin } from '../fixtures/busy-workflow';
+
+describe('how long one workflow activation may run', () => {
+  let native: NativeConnection;
+  let connection: Connection;
+  let client: Client;
+  /** Steps of the loop that take about 2.5 s here. */
+  let steps: number;
+  before(async () => {
+    installRuntime(createLogger(process.env.TEST_LOG_LEVEL ?? 'warn'));
+    native = await NativeConnection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS! });
+    client = new Client({ connection });
+    const n = 20_000_000;
+    const t0 = performance.now();
+    spin(n);
+    steps = Math.round((n * 2_500) / (performance.now() - t0));
+  });
+  after(async () => {
+    await connection.close();
+    await native.close();
+  });
+
+  async function withWorker<T>(setting: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+    const taskQueue = `activation-timeout-${randomUUID().slice(0, 8)}`;
+    const worker = await Worker.create({
+      connection: native,
+      taskQueue,
+      workflowsPath: require.resolve('../fixtures/busy-workflow'),
+      ...activationTimeoutOption(setting),
+    });
+    return worker.runUntil(fn(taskQueue));
+  }
+
+  it('a duration: an activation that computes longer fails its task with the timeout', async () => {
+    await withWorker('1s', async (taskQueue) => {
+      const handle = await client.workflow.start('busyWorkflow', {
+        taskQueue,
+        workflowId: `busy-${randomUUID()}`,
+        args: [steps],
+      });
+      try {
+        await waitFor('the workflow task failed by the timeout', async () => {
+          const { events } = await handle.fetchHistory();
+          return (events ?? []).some((e) =>
+            /timed out after 1000ms/.test(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''),
+          );
+        });
+      } finally {
+        await handle.terminate('test over');
+      }
+    });
+  });
+
+  it('off: the same activation runs to its end', async () => {
+    const result = await withWorker('off', (taskQueue) =>
+      client.workflow.execute('busyWorkflow', {
+        taskQueue,
+        workflowId: `busy-${randomUUID()}`,
+        args: [steps],
+        workflowTaskTimeout: '60s',
+      }),
+    );
+    assert.equal(result, spin(steps));
+  });
+});
