@@ -11,8 +11,8 @@ import { Bridge, ev, waitFor } from '../bridge-harness';
 import type { RunningApi } from '../helpers';
 
 const sid = () => `ap-${randomUUID().slice(0, 12)}`;
-/** The receivers' cache time of both processes here (30 s as shipped; Test & Save takes seconds). */
-const TTL_MS = 12_000;
+/** The receivers' cache time of both processes here (30 s as shipped; the steps it must cover take 0.2 s idle). */
+const TTL_MS = 4_000;
 
 describe('two API processes on one Temporal and one database', () => {
   const bridge = new Bridge({ receiversTtlMs: TTL_MS });
