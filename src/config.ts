@@ -3,6 +3,8 @@ import path from 'node:path';
 import { SHIPPED_CALL_LIMITS } from './net/call-limiter';
 import { EncryptionKey, KeyConfigError, LEGACY_KEY_ID, parseKeyList } from './crypto';
 import { z } from 'zod';
+import { msToNumber } from '@temporalio/common/lib/time';
+import type { Duration } from '@temporalio/common';
 import type { TemporalSecurity } from './temporal/connection';
 
 const bool = z
@@ -145,7 +147,17 @@ const envSchema = z.object({
   /** Threads that run conversation workflows in a worker process (docs/decisions/0028-load-and-the-floor.md). */
   WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(1),
   /** How long one workflow activation may run, or `off` (docs/decisions/0031-activations-without-a-watchdog.md). */
-  WORKER_ACTIVATION_TIMEOUT: z.union([z.literal('off'), duration]).default('off'),
+  WORKER_ACTIVATION_TIMEOUT: z
+    .union([
+      z.literal('off'),
+      duration.refine((v) => {
+        // Refinements run on a value the regex refused too.
+        if (!/^\d+(ms|s|m|h|d)$/.test(v)) return true;
+        const ms = msToNumber(v as Duration);
+        return ms >= 1 && ms <= 4_294_967_295;
+      }, 'must be off, or from 1ms to 49d (what Node takes as a vm timeout)'),
+    ])
+    .default('off'),
   CONVERSATION_IDLE_TIMEOUT: duration.default('30d'),
   PARKED_STEP_RETRY_EVERY: duration.default('1h'),
   /** `id:base64key,…` (32-byte keys), the first encrypts; unset: one key derived from ENCRYPTION_KEY. */

@@ -1,7 +1,8 @@
 /**
  * WORKER_ACTIVATION_TIMEOUT reaches the workflow's context (docs/decisions/0031): with a duration, an
  * activation that computes longer fails its task with Node's timeout; with `off` (the default) it
- * runs to its end. Both through the option the bridge's workers are made with.
+ * runs to its end and the worker compiled no timeout at all. Both through the option the bridge's
+ * workers are made with.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -40,7 +41,11 @@ describe('how long one workflow activation may run', () => {
     await native.close();
   });
 
-  async function withWorker<T>(setting: string, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  /** Runs `fn` with a worker made with `setting`; answers its result and the timeout the SDK compiled. */
+  async function withWorker<T>(
+    setting: string,
+    fn: (taskQueue: string) => Promise<T>,
+  ): Promise<{ result: T; compiledMs: number | undefined }> {
     const taskQueue = `activation-timeout-${randomUUID().slice(0, 8)}`;
     const worker = await Worker.create({
       connection: native,
@@ -48,11 +53,12 @@ describe('how long one workflow activation may run', () => {
       workflowBundle: bundle,
       ...activationTimeoutOption(setting),
     });
-    return worker.runUntil(fn(taskQueue));
+    const compiledMs = worker.options.isolateExecutionTimeoutMs as number | undefined;
+    return { result: await worker.runUntil(fn(taskQueue)), compiledMs };
   }
 
   it('a duration: an activation that computes longer fails its task with the timeout', async () => {
-    await withWorker('1s', async (taskQueue) => {
+    const { compiledMs } = await withWorker('500ms', async (taskQueue) => {
       const handle = await client.workflow.start('busyWorkflow', {
         taskQueue,
         workflowId: `busy-${randomUUID()}`,
@@ -62,17 +68,18 @@ describe('how long one workflow activation may run', () => {
         await waitFor('the workflow task failed by the timeout', async () => {
           const { events } = await handle.fetchHistory();
           return (events ?? []).some((e) =>
-            /timed out after 1000ms/.test(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''),
+            /timed out after 500ms/.test(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''),
           );
         });
       } finally {
         await handle.terminate('test over');
       }
     });
+    assert.equal(compiledMs, 500);
   });
 
-  it('off: the same activation runs to its end', async () => {
-    const result = await withWorker('off', (taskQueue) =>
+  it('off: the same activation runs to its end, with no timeout at all', async () => {
+    const { result, compiledMs } = await withWorker('off', (taskQueue) =>
       client.workflow.execute('busyWorkflow', {
         taskQueue,
         workflowId: `busy-${randomUUID()}`,
@@ -81,5 +88,7 @@ describe('how long one workflow activation may run', () => {
       }),
     );
     assert.equal(result, spin(steps));
+    // Not the SDK's 5 s either: nothing for Node to start a watchdog for.
+    assert.equal(compiledMs, undefined);
   });
 });

@@ -12,7 +12,7 @@ import type { RunningApi } from '../helpers';
 
 const sid = () => `ap-${randomUUID().slice(0, 12)}`;
 /** The receivers' cache time of both processes here (30 s as shipped; the steps it must cover take 0.2 s idle). */
-const TTL_MS = 4_000;
+const TTL_MS = 6_000;
 
 describe('two API processes on one Temporal and one database', () => {
   const bridge = new Bridge({ receiversTtlMs: TTL_MS });
@@ -26,31 +26,46 @@ describe('two API processes on one Temporal and one database', () => {
   it('a redelivery that reaches the other process while the conversation runs is logged once', async () => {
     const orgId = await bridge.connectOrg();
     const s = sid();
-    const first = ev.message(s, 'm0', `${s} #0`);
-    assert.equal((await bridge.send(orgId, 'conversation.contact_response', first)).status, 202);
+    const send = (n: number, o: { id?: string; api?: RunningApi } = {}) =>
+      bridge.send(orgId, 'conversation.contact_response', ev.message(s, `m${n}`, `${s} #${n}`), o);
+    assert.equal((await send(0)).status, 202);
     await bridge.expectCustomerMessages(orgId, s, 1);
 
     // OpenCX delivers m1, and delivers it again (its answer was lost) through the other process
     // before the first process's record of it is in the database.
-    const webhookId = `msg_${randomUUID()}`;
-    const m1 = ev.message(s, 'm1', `${s} #1`);
-    const a = await bridge.send(orgId, 'conversation.contact_response', m1, { id: webhookId });
-    const b = await bridge.send(orgId, 'conversation.contact_response', m1, { id: webhookId, api: other });
+    const m1 = `msg_${randomUUID()}`;
+    const a = await send(1, { id: m1 });
+    const b = await send(1, { id: m1, api: other });
     assert.equal(a.status, 202, JSON.stringify(a.body));
     // 202 when the record was not there yet (the workflow drops the event), 200 when it was.
     assert.ok(
       b.status === 202 || (b.status === 200 && b.body.status === 'duplicate'),
       JSON.stringify(b.body),
     );
-    // Once the record is written, the other process knows the delivery from the database.
-    await waitFor('the other process answers the redelivery as a duplicate', async () => {
-      const r = await bridge.send(orgId, 'conversation.contact_response', m1, { id: webhookId, api: other });
-      return r.status === 200 && r.body.status === 'duplicate';
-    });
-    // A later message through the other process, then m1 is there once, in its place.
-    const m2 = ev.message(s, 'm2', `${s} #2`);
-    assert.equal((await bridge.send(orgId, 'conversation.contact_response', m2, { api: other })).status, 202);
-    await bridge.expectCustomerMessages(orgId, s, 3);
+
+    // The other process delivers to this conversation itself (m2): it signals it from then on, and
+    // a redelivery of what the first process took (m3, recorded) is signalled too, and dropped.
+    assert.equal((await send(2, { api: other })).status, 202);
+    const m3 = `msg_${randomUUID()}`;
+    assert.equal((await send(3, { id: m3 })).status, 202);
+    await waitFor('the first process recorded m3', () => bridge.store.deliverySeen(orgId, 'opencx', m3));
+    const again = await send(3, { id: m3, api: other });
+    assert.equal(again.status, 202, JSON.stringify(again.body));
+    assert.equal((await send(4, { api: other })).status, 202);
+    await bridge.expectCustomerMessages(orgId, s, 5);
+  });
+
+  it('a redelivery to a process that never delivered to the conversation is answered from the database', async () => {
+    const orgId = await bridge.connectOrg();
+    const s = sid();
+    const id = `msg_${randomUUID()}`;
+    const m0 = ev.message(s, 'm0', `${s} #0`);
+    assert.equal((await bridge.send(orgId, 'conversation.contact_response', m0, { id })).status, 202);
+    await waitFor('the first process recorded m0', () => bridge.store.deliverySeen(orgId, 'opencx', id));
+    const again = await bridge.send(orgId, 'conversation.contact_response', m0, { id, api: other });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.status, 'duplicate');
+    await bridge.expectCustomerMessages(orgId, s, 1);
   });
 
   it("a mode saved through one process: that process's next event follows it, the other's within its cache time", async () => {

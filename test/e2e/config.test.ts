@@ -39,6 +39,14 @@ describe('configuration', () => {
     assert.equal(loadConfig({ HISTORY_CHECK_AFTER: '1s' }).historyCheckAfter, '1s');
   });
 
+  it('the activation timeout: off by default, or a duration Node takes as a vm timeout', () => {
+    assert.equal(loadConfig({}).workerActivationTimeout, 'off');
+    assert.equal(loadConfig({ WORKER_ACTIVATION_TIMEOUT: '5s' }).workerActivationTimeout, '5s');
+    for (const v of ['0s', '0ms', '50d', 'none', '5']) {
+      assert.throws(() => loadConfig({ WORKER_ACTIVATION_TIMEOUT: v }), /WORKER_ACTIVATION_TIMEOUT/);
+    }
+  });
+
   it('requires the production essentials', () => {
     assert.throws(
       () => loadConfig({ NODE_ENV: 'production' }),
