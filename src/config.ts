@@ -14,9 +14,8 @@ const bool = z
 const port = z.coerce.number().int().min(1).max(65535);
 
 /** A Temporal duration: a number and a unit, e.g. 90s, 15m, 24h, 7d. */
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'must be a number and a unit: ms, s, m, h or d (e.g. 24h)');
+const DURATION = /^\d+(ms|s|m|h|d)$/;
+const duration = z.string().regex(DURATION, 'must be a number and a unit: ms, s, m, h or d (e.g. 24h)');
 
 /**
  * Express `trust proxy`: a hop count, or a comma-separated list of loopback, linklocal,
@@ -152,7 +151,7 @@ const envSchema = z.object({
       z.literal('off'),
       duration.refine((v) => {
         // Refinements run on a value the regex refused too.
-        if (!/^\d+(ms|s|m|h|d)$/.test(v)) return true;
+        if (!DURATION.test(v)) return true;
         const ms = msToNumber(v as Duration);
         return ms >= 1 && ms <= 4_294_967_295;
       }, 'must be off, or from 1ms to 49d (what Node takes as a vm timeout)'),

@@ -1,4 +1,3 @@
-import { activationTimeoutOption } from './temporal/isolate-timeout';
 import {
   DefaultLogger,
   makeTelemetryFilterString,
@@ -10,6 +9,7 @@ import {
 } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
+import { activationTimeoutOption } from './temporal/isolate-timeout';
 import { createActivities, type ActivityDeps } from './activities';
 import { activityOpenCXPacing } from './activities/context';
 import { CallLimiters } from './net/call-limiter';

@@ -2,6 +2,8 @@ import { condition } from '@temporalio/workflow';
 import { msToNumber } from '@temporalio/common/lib/time';
 import { REPLY_DEFAULTS, type ConversationEvent, type HistoryCheckState } from '../contract';
 import type { Conversation } from './context';
+import { LaneStart } from './lane-start';
+import { spreadWait } from './state';
 import type { HistoryMessage } from '../../activities/opencx';
 import { messageFingerprint, type HeardEntry } from './heard';
 import { isActivityFailure } from './steps';
@@ -43,9 +45,7 @@ export function newHistoryCheck(resumed: boolean): HistoryCheckState {
  * (`history.finding`) and the next check comes at the next interval.
  */
 export class HistoryLane {
-  /** The loop starts at the first request (runs whose flow has `lanesWhenAsked`), not with the run. */
-  private whenAsked = false;
-  private started = false;
+  private readonly starts = new LaneStart(() => void this.loop());
   private wanted: HistoryCheckSource | null = null;
   private running = false;
 
@@ -57,7 +57,7 @@ export class HistoryLane {
 
   request(source: HistoryCheckSource): void {
     if (this.wanted === null || source !== 'timer') this.wanted = source;
-    if (this.whenAsked && !this.started) this.begin();
+    this.starts.asked();
   }
 
   get idle(): boolean {
@@ -74,13 +74,7 @@ export class HistoryLane {
 
   /** Runs the lane for the life of the run; with `whenAsked`, from its first request on (reply-lane.ts). */
   start(whenAsked = false): void {
-    this.whenAsked = whenAsked;
-    if (!whenAsked || this.wanted !== null) this.begin();
-  }
-
-  private begin(): void {
-    this.started = true;
-    void this.loop();
+    this.starts.start(whenAsked, this.wanted !== null);
   }
 
   /** Something happened in the conversation: check the history once it has been quiet a while. */
@@ -89,7 +83,7 @@ export class HistoryLane {
     if (state.status !== 'open') return;
     const { after } = historyTimings(this.c);
     const now = Date.now();
-    const wait = Math.round(after * this.c.spread);
+    const wait = spreadWait(this.c, after);
     historyCheck.delayMs = after;
     historyCheck.pendingSince ??= now;
     historyCheck.nextAt = Math.min(now + wait, historyCheck.pendingSince + MAX_DEFER * wait);
@@ -105,7 +99,7 @@ export class HistoryLane {
     const { after, max } = historyTimings(this.c);
     historyCheck.delayMs =
       found > 0 || historyCheck.delayMs === 0 ? after : Math.min(historyCheck.delayMs * BACKOFF, max);
-    historyCheck.nextAt = Date.now() + Math.round(historyCheck.delayMs * this.c.spread);
+    historyCheck.nextAt = Date.now() + spreadWait(this.c, historyCheck.delayMs);
   }
 
   private async loop(): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import type { Conversation } from './context';
 import { messageFingerprint } from './heard';
-import { missed } from './state';
+import { missed, spreadWait } from './state';
 import { ContinueAsNewNow } from './steps';
 
 /** Who asked for a reply read: a business process call, a closure, or the bridge's own timer. */
@@ -96,7 +96,7 @@ export function replyCheckSoon(c: Conversation): void {
   const { state, replyCheck } = c.run;
   if (!state.caseId || !(state.handedOffAt || c.flow.replyTimerOpen)) return;
   replyCheck.delayMs = c.timings.replyCheckEvery;
-  const soon = Date.now() + Math.round(c.timings.replyCheckEvery * c.spread);
+  const soon = Date.now() + spreadWait(c, c.timings.replyCheckEvery);
   replyCheck.nextAt = replyCheck.nextAt === null ? soon : Math.min(replyCheck.nextAt, soon);
 }
 
@@ -105,5 +105,5 @@ export function scheduleNextReplyCheck(c: Conversation, found: number): void {
   const { replyCheck } = c.run;
   replyCheck.delayMs =
     found > 0 ? c.timings.replyCheckEvery : Math.min(replyCheck.delayMs * 2, c.timings.replyCheckMax);
-  replyCheck.nextAt = Date.now() + Math.round(replyCheck.delayMs * c.spread);
+  replyCheck.nextAt = Date.now() + spreadWait(c, replyCheck.delayMs);
 }

@@ -1,5 +1,6 @@
 import { condition } from '@temporalio/workflow';
 import type { Conversation } from './context';
+import { LaneStart } from './lane-start';
 import { deliverNewReplies, scheduleNextReplyCheck, type ReplySource } from './replies';
 import { ContinueAsNewNow, IdleWhileParked } from './steps';
 
@@ -14,9 +15,7 @@ const RANK: Record<ReplySource, number> = { timer: 0, closure: 1, webhook: 2 };
  * are one more read (each read takes everything new since the cursor).
  */
 export class ReplyLane {
-  /** The loop starts at the first request (runs whose flow has `lanesWhenAsked`), not with the run. */
-  private whenAsked = false;
-  private started = false;
+  private readonly starts = new LaneStart(() => void this.loop());
   private wanted: ReplySource | null = null;
   private running = false;
 
@@ -28,7 +27,7 @@ export class ReplyLane {
   /** Asks for a read of the case's new agent replies. */
   request(source: ReplySource): void {
     if (this.wanted === null || RANK[source] > RANK[this.wanted]) this.wanted = source;
-    if (this.whenAsked && !this.started) this.begin();
+    this.starts.asked();
   }
 
   /** Nothing asked and nothing under way. */
@@ -52,13 +51,7 @@ export class ReplyLane {
    * run's activations.
    */
   start(whenAsked = false): void {
-    this.whenAsked = whenAsked;
-    if (!whenAsked || this.wanted !== null) this.begin();
-  }
-
-  private begin(): void {
-    this.started = true;
-    void this.loop();
+    this.starts.start(whenAsked, this.wanted !== null);
   }
 
   private async loop(): Promise<void> {

@@ -85,6 +85,11 @@ export function checkSpread(workflowId: string): number {
   return 1 + (CHECK_SPREAD * h) / 2 ** 32;
 }
 
+/** `ms` stretched by the conversation's spread (checkSpread; 1 for runs without `spreadChecks`). */
+export function spreadWait(c: { spread: number }, ms: number): number {
+  return Math.round(ms * c.spread);
+}
+
 /** The conversation's timings, in milliseconds, read once from the options. */
 export interface Timings {
   replyCheckEvery: number;
