@@ -4,7 +4,7 @@
  * The TypeScript SDK runs each activation in a V8 context with a timeout (`isolateExecutionTimeout`,
  * 5 s by default): a workflow that never yields fails its task instead of holding the workflow
  * thread. Node enforces a `vm` timeout with a watchdog thread that it creates and joins on every
- * call (nodejs/node#47739: about 0.3 ms a call here), and the SDK makes several calls per
+ * call (nodejs/node#47739; bench/vm-timeout.ts: about 0.23 ms a call here), and the SDK makes several calls per
  * activation: a quarter of the worker's CPU per message under load. `off` runs activations without
  * the timeout. The SDK has no option for that (every duration it takes becomes a timeout), so its
  * compiled worker options are adjusted once, for the workers asked to (isolateExecutionTimeout 0,
