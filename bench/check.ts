@@ -16,14 +16,13 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Connection } from '@temporalio/client';
 import { temporal as proto } from '@temporalio/proto';
-import { signedHeaders } from '../src/opencx/signature';
 import { conversationWorkflowId } from '../src/workflows/contract';
 import { startCreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { startOpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import { freePort } from '../src/temporal/launcher';
-import { ev, WEBHOOK_SECRET } from '../test/bridge-harness';
+import { WEBHOOK_SECRET } from '../test/bridge-harness';
 import { ADMIN_TOKEN, validSettings } from '../test/helpers';
-import { dist, drive, untilDone } from './load';
+import { dist, drive, postMessage, untilDone } from './load';
 
 const RATE = Number(process.env.RATE ?? 20);
 const SECONDS = Number(process.env.SECONDS ?? 30);
@@ -106,26 +105,7 @@ async function main(): Promise<number> {
     });
     const agent = new http.Agent({ keepAlive: true });
     const tag = randomUUID().slice(0, 4);
-    const send = (conv: number, key: string) => {
-      const body = JSON.stringify({
-        event: 'conversation.contact_response',
-        organization_id: orgId,
-        data: ev.message(`check-${tag}-${conv}`, key, key),
-      });
-      return new Promise<number>((resolve, reject) => {
-        const rq = http.request(
-          `${url}/webhooks/opencx`,
-          { method: 'POST', agent, headers: signedHeaders(WEBHOOK_SECRET, body) },
-          (r) => {
-            r.resume();
-            r.on('end', () => resolve(r.statusCode ?? 0));
-          },
-        );
-        rq.on('error', reject);
-        rq.end(body);
-      });
-    };
-    /** Paced: message i at t0 + i / rate to conversation i mod N, each after its conversation's last ack. */
+    const send = (conv: number, key: string) => postMessage(url, agent, orgId, `check-${tag}-${conv}`, key);
     /** Paced: message i at t0 + i / rate to conversation i mod N, each after its conversation's last ack. */
     const run = async (name: string, total: number, rate: number) => {
       const { sent } = await drive(

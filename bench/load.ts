@@ -163,7 +163,7 @@ export interface Sent {
 }
 
 /** CPU seconds a process has used so far (Linux /proc: utime + stime). */
-function cpuSeconds(pid: number): number {
+export function cpuSeconds(pid: number): number {
   try {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(f[11]) + Number(f[12])) / 100;
@@ -172,23 +172,24 @@ function cpuSeconds(pid: number): number {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Seconds over which the warm-up starts the conversations. */
 const WARM_UP_S = 10;
 
 /** Starts a child Node process; resolves once a stdout line matches `ready`. */
-function startChild(
+export function startChild(
   name: string,
   args: string[],
   env: Record<string, string>,
   ready: RegExp,
+  cwd = ROOT,
 ): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
   const nodeArgs = (process.env[`BENCH_${name.toUpperCase().replace(/\W/g, '_')}_NODE_ARGS`] ?? '')
     .split(' ')
     .filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], {
-    cwd: ROOT,
+    cwd,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -216,7 +217,7 @@ function startChild(
 }
 
 /** The Temporal server of a mode: the embedded launcher's file + WAL, or the PostgreSQL server. */
-async function startServer(mode: Mode): Promise<TemporalServer & { dir?: string }> {
+export async function startServer(mode: Mode): Promise<TemporalServer & { dir?: string }> {
   const log = createLogger('error');
   if (mode === 'file') {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-load-'));
@@ -311,6 +312,79 @@ async function traceOf(
   return parts.join(', ');
 }
 
+/** The environment of a bridge process on `temporal` and the store of `storeConfig`, shipped defaults. */
+export function bridgeEnv(
+  temporal: TemporalServer & { dir?: string },
+  storeConfig: { databaseUrl?: string; key: Buffer },
+  name: string,
+  root = ROOT,
+): Record<string, string> {
+  return {
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_TASK_QUEUE: `${name}-${randomUUID().slice(0, 8)}`,
+    DATABASE_URL: storeConfig.databaseUrl!,
+    ENCRYPTION_KEY: storeConfig.key.toString('base64'),
+    ADMIN_API_TOKEN: ADMIN_TOKEN,
+    LOG_LEVEL: 'info',
+    SANDBOX: 'off',
+    NODE_ENV: 'development',
+    DATA_DIR: temporal.dir ?? path.join(root, '.data', name),
+  };
+}
+
+/** Connects `n` organizations through Test & Save, each receiving the bench's OpenCX webhooks. */
+export async function connectOrgs(
+  bridgeUrl: string,
+  emu: CreatioEmulator,
+  opencx: OpenCXEmulator,
+  n: number,
+  prefix: string,
+): Promise<string[]> {
+  const orgIds: string[] = [];
+  for (let o = 0; o < n; o++) {
+    const orgId = `${prefix}-${randomUUID().slice(0, 8)}`;
+    const res = await fetch(`${bridgeUrl}/v1/orgs/${orgId}/integrations/creatio`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(
+        validSettings(emu, {
+          opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_bench_key', webhookSecret: WEBHOOK_SECRET },
+        }),
+      ),
+    });
+    if (res.status !== 201) throw new Error(`connect failed: ${await res.text()}`);
+    orgIds.push(orgId);
+  }
+  return orgIds;
+}
+
+/** POSTs one signed contact message to the bridge's OpenCX webhook; resolves with the status. */
+export function postMessage(
+  bridgeUrl: string,
+  agent: http.Agent,
+  orgId: string,
+  session: string,
+  key: string,
+): Promise<number> {
+  const body = JSON.stringify({
+    event: 'conversation.contact_response',
+    organization_id: orgId,
+    data: ev.message(session, key, key),
+  });
+  return new Promise<number>((resolve, reject) => {
+    const rq = http.request(
+      `${bridgeUrl}/webhooks/opencx`,
+      { method: 'POST', agent, headers: signedHeaders(WEBHOOK_SECRET, body) },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    rq.on('error', reject);
+    rq.end(body);
+  });
+}
+
 export async function untilDone(done: Map<string, number>, sent: Sent[], timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   const ok = sent.filter((s) => s.status && s.status < 300);
@@ -363,18 +437,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
     // ---- the bridge: API and worker processes, the shipped defaults
     const storeConfig = await newTestStoreConfig('postgres');
     const apiPort = await freePort();
-    const taskQueue = `bench-load-${randomUUID().slice(0, 8)}`;
-    const common = {
-      TEMPORAL_ADDRESS: temporal.address,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      DATABASE_URL: storeConfig.databaseUrl!,
-      ENCRYPTION_KEY: storeConfig.key.toString('base64'),
-      ADMIN_API_TOKEN: ADMIN_TOKEN,
-      LOG_LEVEL: 'info',
-      SANDBOX: 'off',
-      NODE_ENV: 'development',
-      DATA_DIR: temporal.dir ?? path.join(ROOT, '.data', 'bench-load'),
-    };
+    const common = bridgeEnv(temporal, storeConfig, 'bench-load');
     const main = path.join(ROOT, 'src', 'main.ts');
     const pids: Record<string, number> = { temporal: temporal.pid ?? NaN, bench: process.pid };
     const api = await startChild(
@@ -412,46 +475,15 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
 
     // ---- organizations and the three ways to send a message
     const bridgeUrl = `http://127.0.0.1:${apiPort}`;
-    const orgIds: string[] = [];
-    for (let o = 0; o < opts.orgs; o++) {
-      const orgId = `load-${randomUUID().slice(0, 8)}`;
-      const res = await fetch(`${bridgeUrl}/v1/orgs/${orgId}/integrations/creatio`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify(
-          validSettings(emu, {
-            opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_bench_key', webhookSecret: WEBHOOK_SECRET },
-          }),
-        ),
-      });
-      if (res.status !== 201) throw new Error(`connect failed: ${await res.text()}`);
-      orgIds.push(orgId);
-    }
+    const orgIds = await connectOrgs(bridgeUrl, emu, opencx, opts.orgs, 'load');
     const agent = new http.Agent({ keepAlive: true, maxSockets: opts.conversations + 16 });
     const bridgeAgent = new http.Agent({ keepAlive: true, maxSockets: opts.conversations + 16 });
     const send: Record<Target, (session: string, conv: number, s: Sent) => Promise<number>> = {
       floor: (session, _conv, s) => postJson(`${ingressUrl}/floor`, { wid: session, id: s.key }, agent),
       naive: (session, conv, s) =>
         postJson(`${ingressUrl}/naive`, { org: orgIds[conv % opts.orgs]!, session, id: s.key }, agent),
-      bridge: (session, conv, s) => {
-        const body = JSON.stringify({
-          event: 'conversation.contact_response',
-          organization_id: orgIds[conv % opts.orgs]!,
-          data: ev.message(session, s.key, s.key),
-        });
-        return new Promise<number>((resolve, reject) => {
-          const rq = http.request(
-            `${bridgeUrl}/webhooks/opencx`,
-            { method: 'POST', agent: bridgeAgent, headers: signedHeaders(WEBHOOK_SECRET, body) },
-            (res) => {
-              res.resume();
-              res.on('end', () => resolve(res.statusCode ?? 0));
-            },
-          );
-          rq.on('error', reject);
-          rq.end(body);
-        });
-      },
+      bridge: (session, conv, s) =>
+        postMessage(bridgeUrl, bridgeAgent, orgIds[conv % opts.orgs]!, session, s.key),
     };
     const runTag = randomUUID().slice(0, 4);
     const session = (target: Target, conv: number, set = 'w') => `${runTag}-${target}-${set}${conv}`;
@@ -740,12 +772,13 @@ export function printSummary(m: ModeResult, opts: LoadOptions): void {
     }
   }
   const cap = (t: Target) => (capacity[t] === undefined ? `< ${opts.rates[0]}` : `≥ ${capacity[t]}`);
-  console.log(
-    `capacity (highest rate measured with p99 ≤ ${P99_TARGET_MS} ms and no backlog): ${opts.targets.map((t) => `${t} ${cap(t)} msg/s`).join(', ')}` +
-      (capacity.bridge !== undefined && capacity.floor !== undefined
-        ? `; bridge / floor ${ratio(capacity.bridge, capacity.floor)} (${capacity.floor === opts.rates[opts.rates.length - 1] ? 'the floor kept up at every rate measured: a lower bound of its capacity' : 'measured'})`
-        : ''),
-  );
+  if (opts.rates.length > 0)
+    console.log(
+      `capacity (highest rate measured with p99 ≤ ${P99_TARGET_MS} ms and no backlog): ${opts.targets.map((t) => `${t} ${cap(t)} msg/s`).join(', ')}` +
+        (capacity.bridge !== undefined && capacity.floor !== undefined
+          ? `; bridge / floor ${ratio(capacity.bridge, capacity.floor)} (${capacity.floor === opts.rates[opts.rates.length - 1] ? 'the floor kept up at every rate measured: a lower bound of its capacity' : 'measured'})`
+          : ''),
+    );
   if (m.bursts.length > 0) {
     const bb = (t: Target) => m.bursts.filter((b) => b.target === t);
     for (const t of opts.targets) {

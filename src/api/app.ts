@@ -1,6 +1,4 @@
-import { randomUUID } from 'node:crypto';
 import express from 'express';
-import { pinoHttp } from 'pino-http';
 import { secretEquals } from '../crypto';
 import { ApiError } from '../errors';
 import { redactUrl } from '../logger';
@@ -17,6 +15,7 @@ import { failureCounter, FailureLimiter } from './failure-limiter';
 import { opencxEventsRouter } from './opencx-events-routes';
 import { OpencxIngress } from './opencx-ingress';
 import { opencxWebhookRouter } from './opencx-webhook';
+import { useRequestLog } from './request-log';
 import { openApiDocument } from './openapi';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
@@ -63,36 +62,21 @@ export function createOpsApp(deps: OpsDeps): express.Express {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag on JSON answers: nothing revalidates them, and hashing every webhook's answer was a
+  // cost on its path (docs/decisions/0032-the-webhook-path-measured-alone.md). Static files keep
+  // theirs.
+  app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy ?? 'loopback');
 
-  app.use(
-    pinoHttp({
-      logger: deps.log,
-      genReqId: (req, res) => {
-        const incoming = req.headers['x-request-id'];
-        const id = typeof incoming === 'string' && /^[\w.-]{1,128}$/.test(incoming) ? incoming : randomUUID();
-        res.setHeader('x-request-id', id);
-        return id;
-      },
-      serializers: {
-        req: (req: { id: string; method: string; url: string }) => ({
-          id: req.id,
-          method: req.method,
-          url: redactUrl(req.url),
-        }),
-        res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
-      },
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
-      // An accepted webhook is one line per customer message: at debug, like the success of any
-      // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
-      customLogLevel: (req, res) =>
-        res.statusCode < 300 && req.method === 'POST' && req.url?.startsWith('/webhooks/')
-          ? deps.log.isLevelEnabled('debug')
-            ? 'debug'
-            : 'silent'
-          : 'info',
-    }),
-  );
+  useRequestLog(app, deps.log, {
+    ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
+    // An accepted webhook is one line per customer message: at debug, like the success of any
+    // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
+    level: (req, res) =>
+      res.statusCode < 300 && req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')
+        ? 'debug'
+        : 'info',
+  });
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {

@@ -22,6 +22,14 @@ import { parseBody } from './errors';
 /** How an OpenCX event's data becomes the workflow's event: the running release's reading. */
 export type OpencxEventReader = typeof toConversationEvent;
 
+/**
+ * How often the deliveries this process made are written to the store, in one write. A record not
+ * yet written when the process dies costs a redelivery to a finished conversation a resumed run,
+ * which finds its event on the case (decision 0028). At most four writes a second keep the
+ * store's round trips a small part of the API's CPU under load (decision 0032).
+ */
+const DELIVERY_WRITE_EVERY_MS = 250;
+
 /** Longest wait for the delivery record (a nicety: the workflow dedupes without it). */
 const DELIVERY_RECORD_MS = 1_000;
 
@@ -38,7 +46,7 @@ class Deliveries {
   private readonly writes: BatchedWrites;
   constructor(store: Store, log: Logger, maxRecent = 100_000) {
     this.recent = new RecentSet(maxRecent);
-    this.writes = new BatchedWrites(50, async () => {
+    this.writes = new BatchedWrites(DELIVERY_WRITE_EVERY_MS, async () => {
       const batch = this.pending.splice(0, this.pending.length);
       try {
         await store.recordDeliveries(batch);

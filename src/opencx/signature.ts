@@ -34,11 +34,6 @@ export type VerifyResult =
   | { ok: true }
   | { ok: false; code: 'stale_timestamp' | 'invalid_timestamp' | 'invalid_signature'; message: string };
 
-/**
- * Verifies a Standard Webhooks signature: HMAC-SHA256 over `id.timestamp.body`. The header may
- * hold several space-separated signatures (the secret is being rotated): one match is enough.
- * Several secrets may be configured for the same reason.
- */
 /** The timestamp part alone: checked before anything is looked up for the sender. */
 export function checkTimestamp(timestamp: string, now = Date.now()): VerifyResult {
   if (!/^\d{1,12}$/.test(timestamp)) {
@@ -55,6 +50,11 @@ export function checkTimestamp(timestamp: string, now = Date.now()): VerifyResul
   return { ok: true };
 }
 
+/**
+ * Verifies a Standard Webhooks signature: HMAC-SHA256 over `id.timestamp.body`. The header may
+ * hold several space-separated signatures (the secret is being rotated): one match is enough.
+ * Several secrets may be configured for the same reason.
+ */
 export function verify(
   secrets: string[],
   headers: { id: string; timestamp: string; signature: string },

@@ -251,6 +251,27 @@ describe('security: transcripts are encrypted in Temporal history', () => {
     await assert.rejects(new EncryptionCodec([newKey]).decode([written!]), /no payload key with id "k1"/);
     assert.throws(() => parsePayloadKeys('k1:short', Buffer.alloc(32)), /32-byte keys/);
   });
+
+  it('every payload has an IV of its own, across refills of the IV pool, and reads back', async () => {
+    const codec = new EncryptionCodec([{ id: 'k1', key: Buffer.alloc(32, 7) }]);
+    const plain = (i: number) => ({
+      metadata: { encoding: Buffer.from('json/plain') },
+      data: Buffer.from(`"${i}"`),
+    });
+    // 1,000 payloads: several refills of 256 IVs; one call with many, and many calls with one.
+    const sealed = [
+      ...(await codec.encode(Array.from({ length: 600 }, (_, i) => plain(i)))),
+      ...(await Promise.all(Array.from({ length: 400 }, (_, i) => codec.encode([plain(600 + i)])))).flat(),
+    ];
+    const ivs = new Set(sealed.map((p) => Buffer.from(p.data!.subarray(0, 12)).toString('hex')));
+    assert.equal(ivs.size, 1_000);
+    assert.ok(!ivs.has('00'.repeat(12)));
+    const read = await codec.decode(sealed);
+    assert.deepEqual(
+      read.map((p) => Buffer.from(p.data!).toString()),
+      Array.from({ length: 1_000 }, (_, i) => `"${i}"`),
+    );
+  });
 });
 
 describe('security: guessing tokens is slowed down', () => {
