@@ -15,7 +15,8 @@
  *
  * Every latency and every ack is timed from the message's scheduled send (a slow ack cannot hide
  * queueing). Conversations are started before the measured window (steady state); new
- * conversations are measured apart, as a burst. Each rate runs `--runs` times (the spread is
+ * conversations are measured apart, as a burst. Each window starts once every process is back
+ * to its idle CPU (the wait is printed when it is longer than 2.5 s). Each rate runs `--runs` times (the spread is
  * printed), the three paths taking turns. Both persistence modes of Temporal are measured:
  * `file` (the embedded dev server as shipped: SQLite file with WAL, launched by
  * src/temporal/launcher.ts) and `postgres` (`npm run temporal:server`).
@@ -173,6 +174,31 @@ export function cpuSeconds(pid: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Waits until every process is back to its idle CPU (within 5 % of a core, two seconds in a row),
+ * 20 s at most: a window then measures its own messages, not what an earlier window left
+ * behind (a backlog after a rate a path could not carry, checks that came due). Returns the wait.
+ */
+async function settle(
+  pids: Record<string, number>,
+  idlePerSecond: Record<string, number>,
+  maxMs = 20_000,
+): Promise<number> {
+  const start = performance.now();
+  let quiet = 0;
+  while (quiet < 2 && performance.now() - start < maxMs) {
+    const c0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, cpuSeconds(p)]));
+    const t0 = performance.now();
+    await sleep(1_000);
+    const s = (performance.now() - t0) / 1000;
+    const busy = Object.entries(pids).some(
+      ([k, p]) => (cpuSeconds(p) - c0[k]!) / s > (idlePerSecond[k] ?? 0) + 0.05,
+    );
+    quiet = busy ? 0 : quiet + 1;
+  }
+  return Math.round(performance.now() - start);
+}
 
 /** Seconds over which the warm-up starts the conversations. */
 const WARM_UP_S = 10;
@@ -570,6 +596,8 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
         for (const target of opts.targets) {
           const tag = `L${target[0]}${rate}r${run}${runTag}`;
           const total = Math.round(rate * opts.seconds);
+          const settled = await settle(pids, idlePerSecond);
+          if (settled > 2_500) console.log(`       (settled for ${settled} ms first)`);
           const calls0 = emu.odataCalls();
           const r = await measure(target, rate, total, opts.conversations, tag);
           const calls = emu.odataCalls() - calls0;
@@ -632,6 +660,8 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
     if (opts.burst > 0) {
       for (let run = 1; run <= opts.runs; run++) {
         for (const target of opts.targets) {
+          const settled = await settle(pids, idlePerSecond);
+          if (settled > 2_500) console.log(`       (settled for ${settled} ms first)`);
           const calls0 = emu.odataCalls();
           const tag = `L${target[0]}b${run}${runTag}`;
           const r = await measure(target, opts.burst / 2, opts.burst, opts.burst, tag, `b${run}-`);
