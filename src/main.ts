@@ -270,6 +270,7 @@ async function main(): Promise<void> {
       // A worker-only process still answers probes and scrapes (domain metrics are counted here).
       await serve(
         createOpsApp({
+          log,
           metrics,
           readiness,
           config: { adminApiToken: config.adminApiToken, trustProxy: config.trustProxy },

@@ -15,7 +15,7 @@ import { failureCounter, FailureLimiter } from './failure-limiter';
 import { opencxEventsRouter } from './opencx-events-routes';
 import { OpencxIngress } from './opencx-ingress';
 import { opencxWebhookRouter } from './opencx-webhook';
-import { useRequestLog } from './request-log';
+import { useRequestLog, type RequestLogOptions } from './request-log';
 import { openApiDocument } from './openapi';
 import { sessionsRouter } from './sessions-routes';
 import { settingsRouter } from './settings-routes';
@@ -41,15 +41,27 @@ function opsRoutes(app: express.Express, deps: OpsDeps): void {
   });
 }
 
-type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness'> & {
+type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness' | 'log'> & {
   config?: Pick<AppDeps['config'], 'adminApiToken' | 'trustProxy'>;
 };
 
 /** What a worker-only process (RUN_API=false) serves: /healthz, /readyz and /metrics. */
+/** What every request logs (src/api/request-log.ts), in the API and in a worker-only process. */
+const REQUEST_LOG: RequestLogOptions = {
+  ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
+  // An accepted webhook is one line per customer message: at debug, like the success of any
+  // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
+  level: (req, res) =>
+    res.statusCode < 300 && req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')
+      ? 'debug'
+      : 'info',
+};
+
 export function createOpsApp(deps: OpsDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.config?.trustProxy ?? 'loopback');
+  useRequestLog(app, deps.log, REQUEST_LOG);
   opsRoutes(app, deps);
   app.use((req) => {
     throw new ApiError(404, 'route_not_found', `No route for ${req.method} ${redactUrl(req.path)}`);
@@ -68,15 +80,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('etag', false);
   app.set('trust proxy', deps.config.trustProxy ?? 'loopback');
 
-  useRequestLog(app, deps.log, {
-    ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
-    // An accepted webhook is one line per customer message: at debug, like the success of any
-    // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
-    level: (req, res) =>
-      res.statusCode < 300 && req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')
-        ? 'debug'
-        : 'info',
-  });
+  useRequestLog(app, deps.log, REQUEST_LOG);
   app.use((req, res, next) => {
     const started = process.hrtime.bigint();
     res.on('finish', () => {

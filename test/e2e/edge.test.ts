@@ -12,7 +12,15 @@ import { createLogger } from '../../src/logger';
 import { Metrics } from '../../src/metrics';
 import { checkedAddress, classifyAddress, OutboundAddressRefusedError } from '../../src/net/outbound';
 import type { Store } from '../../src/store';
-import { ADMIN_TOKEN, openTestStore, startApi, storedSettings, uniqueOrg, type RunningApi } from '../helpers';
+import {
+  ADMIN_TOKEN,
+  capturingLogger,
+  openTestStore,
+  startApi,
+  storedSettings,
+  uniqueOrg,
+  type RunningApi,
+} from '../helpers';
 
 const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'error');
 
@@ -228,7 +236,7 @@ describe('edge: /readyz tells details to the operator only', () => {
       const app =
         kind === 'api'
           ? createApp({ config, store: stubStore, log, metrics, readiness: failing })
-          : createOpsApp({ metrics, readiness: failing, config });
+          : createOpsApp({ log, metrics, readiness: failing, config });
       const server = http.createServer(app);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`;
@@ -252,6 +260,39 @@ describe('edge: /readyz tells details to the operator only', () => {
       }
     });
   }
+});
+
+describe('edge: a worker-only process meets an unexpected error', () => {
+  it('answers the JSON 500 every route answers, with its request id, and logs the error', async () => {
+    const { log: captured, lines } = capturingLogger('info');
+    const app = createOpsApp({
+      log: captured,
+      metrics: new Metrics(),
+      readiness: () => Promise.reject(new Error('readiness exploded')),
+      config: { adminApiToken: ADMIN_TOKEN, trustProxy: 'loopback' },
+    });
+    const server = http.createServer(app);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const res = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`, {
+        headers: { 'x-request-id': 'ops-rid-1' },
+      });
+      assert.equal(res.status, 500);
+      assert.equal(res.headers.get('x-request-id'), 'ops-rid-1');
+      const body = (await res.json()) as { error: { code: string } };
+      assert.equal(body.error.code, 'internal_error');
+      const ofRequest = lines
+        .map((l) => JSON.parse(l) as { msg?: string; req?: { id?: string }; err?: { message?: string } })
+        .filter((l) => l.req?.id === 'ops-rid-1');
+      assert.ok(
+        ofRequest.some((l) => l.msg === 'unhandled error' && l.err?.message === 'readiness exploded'),
+        JSON.stringify(ofRequest),
+      );
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
 });
 
 describe('edge: HTTP server limits and TRUST_PROXY from the configuration', () => {
