@@ -36,6 +36,7 @@ import {
   sleep,
   startChild,
   startServer,
+  stopChildren,
   type Sent,
 } from './load';
 
@@ -209,10 +210,7 @@ async function apiBench(opts: Options): Promise<ApiRun[]> {
     agent.destroy();
     return runs;
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all(
-      children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r))),
-    );
+    await stopChildren(children);
     await emu.close();
     await opencx.close();
     await temporal.stop();

@@ -20,9 +20,8 @@ import { conversationWorkflowId } from '../src/workflows/contract';
 import { startCreatioEmulator } from '../src/sandbox/emulators/creatio';
 import { startOpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import { freePort } from '../src/temporal/launcher';
-import { WEBHOOK_SECRET } from '../test/bridge-harness';
-import { ADMIN_TOKEN, validSettings } from '../test/helpers';
-import { dist, drive, postMessage, untilDone } from './load';
+import { ADMIN_TOKEN } from '../test/helpers';
+import { connectOrgs, dist, drive, postMessage, untilDone } from './load';
 
 const RATE = Number(process.env.RATE ?? 20);
 const SECONDS = Number(process.env.SECONDS ?? 30);
@@ -35,7 +34,7 @@ async function main(): Promise<number> {
   const emu = await startCreatioEmulator();
   emu.setFaults({ latencyMs: LATENCY });
   const opencx = await startOpenCXEmulator();
-  opencx.apiKeys.add('ocx_check_key');
+  opencx.apiKeys.add('ocx_bench_key');
   const port = await freePort();
   const temporalPort = await freePort();
   let bridge: ChildProcess | undefined;
@@ -86,17 +85,7 @@ async function main(): Promise<number> {
       });
     });
     const url = `http://127.0.0.1:${port}`;
-    const orgId = `check-${randomUUID().slice(0, 8)}`;
-    const res = await fetch(`${url}/v1/orgs/${orgId}/integrations/creatio`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify(
-        validSettings(emu, {
-          opencx: { apiBaseUrl: opencx.url, apiKey: 'ocx_check_key', webhookSecret: WEBHOOK_SECRET },
-        }),
-      ),
-    });
-    if (res.status !== 201) throw new Error(`connect failed: ${res.status} ${await res.text()}`);
+    const [orgId] = await connectOrgs(url, emu, opencx, 1, 'check');
 
     const logged = new Map<string, number>();
     emu.on('added', (set: string, row: Record<string, unknown>) => {
@@ -105,7 +94,7 @@ async function main(): Promise<number> {
     });
     const agent = new http.Agent({ keepAlive: true });
     const tag = randomUUID().slice(0, 4);
-    const send = (conv: number, key: string) => postMessage(url, agent, orgId, `check-${tag}-${conv}`, key);
+    const send = (conv: number, key: string) => postMessage(url, agent, orgId!, `check-${tag}-${conv}`, key);
     /** Paced: message i at t0 + i / rate to conversation i mod N, each after its conversation's last ack. */
     const run = async (name: string, total: number, rate: number) => {
       const { sent } = await drive(
@@ -138,7 +127,7 @@ async function main(): Promise<number> {
       const connection = await Connection.connect({ address: `127.0.0.1:${temporalPort}` });
       const h = await connection.workflowService.getWorkflowExecutionHistory({
         namespace: 'default',
-        execution: { workflowId: conversationWorkflowId(orgId, `check-${tag}-0`) },
+        execution: { workflowId: conversationWorkflowId(orgId!, `check-${tag}-0`) },
       });
       const events = h.history?.events ?? [];
       const t0 =

@@ -242,6 +242,13 @@ export function startChild(
   });
 }
 
+/** Stops child processes (SIGTERM) and resolves once every one has exited. */
+export async function stopChildren(children: ChildProcess[]): Promise<void> {
+  const running = children.filter((c) => c.exitCode === null);
+  for (const c of running) c.kill('SIGTERM');
+  await Promise.all(running.map((c) => new Promise((r) => c.once('exit', r))));
+}
+
 /** The Temporal server of a mode: the embedded launcher's file + WAL, or the PostgreSQL server. */
 export async function startServer(mode: Mode): Promise<TemporalServer & { dir?: string }> {
   const log = createLogger('error');
@@ -703,10 +710,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
     bridgeAgent.destroy();
     return result;
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    await Promise.all(
-      children.filter((c) => c.exitCode === null).map((c) => new Promise((r) => c.once('exit', r))),
-    );
+    await stopChildren(children);
     sink?.closeAllConnections();
     sink?.close();
     await connection?.close();

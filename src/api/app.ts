@@ -45,7 +45,6 @@ type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness' | 'log'> & {
   config?: Pick<AppDeps['config'], 'adminApiToken' | 'trustProxy'>;
 };
 
-/** What a worker-only process (RUN_API=false) serves: /healthz, /readyz and /metrics. */
 /** What every request logs (src/api/request-log.ts), in the API and in a worker-only process. */
 const REQUEST_LOG: RequestLogOptions = {
   ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
@@ -57,6 +56,7 @@ const REQUEST_LOG: RequestLogOptions = {
       : 'info',
 };
 
+/** What a worker-only process (RUN_API=false) serves: /healthz, /readyz and /metrics. */
 export function createOpsApp(deps: OpsDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');

@@ -32,6 +32,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array | null | undefined) => (b ? new TextDecoder().decode(b) : undefined);
 
 /**
  * IVs from the system's CSPRNG, fetched 256 at a time: one call into OpenSSL per 256 payloads
@@ -51,7 +52,6 @@ class IvPool {
     return iv;
   }
 }
-const text = (b: Uint8Array | null | undefined) => (b ? new TextDecoder().decode(b) : undefined);
 
 export class PayloadKeyError extends Error {
   constructor(message: string) {
