@@ -429,6 +429,9 @@ export class CreatioEmulator extends EventEmitter {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req);
     const url = new URL(req.url ?? '/', 'http://emulator');
+    // As a request arrives, before its latency or any fault: a benchmark times a message's write
+    // by its arrival, as it times the floor's POST at its sink (bench/load.ts).
+    this.emit('received', req.method, url.pathname, body);
     const f = this.faults;
     if (f.latencyMs > 0) await new Promise((r) => setTimeout(r, f.latencyMs));
     if (f.outage === 'reset') {
