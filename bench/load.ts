@@ -178,65 +178,96 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** PostgreSQL's processes at one moment: each one's CPU seconds and what it works for. */
 export interface DbCpuSnapshot {
-  byPid: Map<number, { bucket: string; cpu: number }>;
-  /** The postmaster's children that have exited and been reaped (cutime + cstime). */
+  /** `bucket` is unknown for a process that has exited and is not yet reaped (its title is gone). */
+  byPid: Map<number, { bucket?: string; cpu: number }>;
+  /** The postmaster's children that have exited and been reaped (its cutime + cstime). */
   reaped: number;
 }
 
+const bucketOf = (db: string | undefined, storeDb: string) =>
+  db === 'temporal' || db === 'temporal_visibility'
+    ? 'db temporal'
+    : db === storeDb
+      ? 'db store'
+      : 'db other';
+
 /**
- * The local PostgreSQL's processes (Linux /proc; any user's `stat` and `cmdline` are readable). A
- * backend's title (`postgres: 15/main: <user> <database> <client> <state>`) names its database:
- * `db temporal` for the Temporal server's two, `db store` for the bridge's store (`storeDb`), `db
- * other` for the rest and for the background processes (WAL writer, checkpointer, autovacuum).
- * Empty when no PostgreSQL runs on this machine.
+ * The local PostgreSQL's processes (Linux /proc; any user's `stat` and `cmdline` are readable),
+ * each under what its title says it works for:
+ * - a backend (`postgres: [<cluster>: ]<user> <database> <client> <state>`), an autovacuum worker
+ *   (`autovacuum worker <database>`) and a parallel worker (`parallel worker for PID <leader>`, its
+ *   leader's) under its database: `db temporal` for the Temporal server's two, `db store` for the
+ *   store's (`storeDb`: every backend on that database, so run nothing else on it meanwhile);
+ * - `db other`: other databases, and the background processes (WAL writer, checkpointer,
+ *   autovacuum launcher).
+ * The postmaster is the one whose parent is not PostgreSQL. Empty when no PostgreSQL runs here.
  */
 export function dbCpuSnapshot(storeDb: string): DbCpuSnapshot {
-  const byPid = new Map<number, { bucket: string; cpu: number }>();
-  let reaped = 0;
-  let entries: string[] = [];
+  const procs: { pid: number; ppid: number; zombie: boolean; cpu: number; reaped: number; title: string }[] =
+    [];
   try {
-    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
-  } catch {
-    return { byPid, reaped };
-  }
-  for (const e of entries) {
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      if (!stat.includes('(postgres)')) continue;
-      const f = stat.split(') ')[1]!.split(' ');
-      const title = readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-      if (!title.startsWith('postgres:')) {
-        // The postmaster: what its exited backends used is in its children's time.
-        reaped += (Number(f[13]) + Number(f[14])) / 100;
-        continue;
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e)) continue;
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+        if (!stat.includes(' (postgres) ')) continue;
+        const f = stat.split(') ')[1]!.split(' ');
+        procs.push({
+          pid: Number(e),
+          ppid: Number(f[1]),
+          zombie: f[0] === 'Z',
+          cpu: (Number(f[11]) + Number(f[12])) / 100,
+          reaped: (Number(f[13]) + Number(f[14])) / 100,
+          title: readFileSync(`/proc/${e}/cmdline`, 'utf8').replace(/\0/g, ' ').trim(),
+        });
+      } catch {
+        // the process ended while it was read
       }
-      const db = /^postgres: (?:[^:]+: )?\S+ (\S+) /.exec(title)?.[1];
-      const bucket =
-        db === 'temporal' || db === 'temporal_visibility'
-          ? 'db temporal'
-          : db === storeDb
-            ? 'db store'
-            : 'db other';
-      byPid.set(Number(e), { bucket, cpu: (Number(f[11]) + Number(f[12])) / 100 });
-    } catch {
-      // the process ended while it was read
     }
+  } catch {
+    // no /proc
   }
+  const pg = new Set(procs.map((p) => p.pid));
+  const byPid = new Map<number, { bucket?: string; cpu: number }>();
+  const leaders = new Map<number, number>();
+  let reaped = 0;
+  for (const p of procs) {
+    if (!pg.has(p.ppid)) {
+      reaped += p.reaped; // a postmaster: what its ended children used is in its children's time
+      continue;
+    }
+    let bucket: string | undefined;
+    if (!p.zombie) {
+      const rest = p.title.replace(/^postgres: /, '').replace(/^[^\s:]+: /, '');
+      const t = rest.split(/\s+/);
+      const leader = /^parallel worker for PID (\d+)/.exec(rest);
+      const vacuum = /^autovacuum worker (\S+)/.exec(rest);
+      if (leader) leaders.set(p.pid, Number(leader[1]));
+      else if (vacuum) bucket = bucketOf(vacuum[1], storeDb);
+      else if (t.length >= 3 && /^(\[local\]|\S*\(\d+\))$/.test(t[2]!)) bucket = bucketOf(t[1], storeDb);
+      else bucket = 'db other';
+    }
+    byPid.set(p.pid, { bucket, cpu: p.cpu });
+  }
+  for (const [pid, leader] of leaders) byPid.get(pid)!.bucket = byPid.get(leader)?.bucket ?? 'db other';
   return { byPid, reaped };
 }
 
 /**
- * CPU seconds PostgreSQL spent since `before`, by what it worked for. A backend that ended in
- * between is counted under `db ended` (the postmaster's reaped time, less what it had used before).
+ * CPU seconds PostgreSQL spent since `before`, by what it worked for. A process that ended and was
+ * reaped in between (a backend, an autovacuum or parallel worker) is counted under `db ended`: the
+ * postmaster's reaped time, less what the process had used before.
  */
 export function dbCpuSince(before: DbCpuSnapshot, storeDb: string): Record<string, number> {
   const now = dbCpuSnapshot(storeDb);
-  const out: Record<string, number> = { 'db temporal': 0, 'db store': 0, 'db other': 0 };
-  for (const [pid, p] of now.byPid)
-    out[p.bucket] = out[p.bucket]! + p.cpu - (before.byPid.get(pid)?.cpu ?? 0);
-  let ended = now.reaped - before.reaped;
-  for (const [pid, p] of before.byPid) if (!now.byPid.has(pid)) ended -= p.cpu;
-  out['db ended'] = Math.max(0, ended);
+  const out: Record<string, number> = { 'db temporal': 0, 'db store': 0, 'db other': 0, 'db ended': 0 };
+  for (const [pid, p] of now.byPid) {
+    const was = before.byPid.get(pid);
+    const bucket = p.bucket ?? was?.bucket ?? 'db other';
+    out[bucket] = out[bucket]! + p.cpu - (was?.cpu ?? 0);
+  }
+  out['db ended'] = now.reaped - before.reaped;
+  for (const [pid, p] of before.byPid) if (!now.byPid.has(pid)) out['db ended'] -= p.cpu;
   return out;
 }
 
@@ -702,7 +733,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
             cpuMsPerMessageNetOfIdle: Object.fromEntries(
               Object.entries(r.cpu).map(([k, v]) => [
                 k,
-                perMsg(Math.max(0, v - idlePerSecond[k]! * r.wallS)),
+                perMsg(Math.max(0, v - (idlePerSecond[k] ?? 0) * r.wallS)),
               ]),
             ),
             keepsUp: false,
@@ -815,6 +846,8 @@ const median = (v: number[]) => {
 /** "median [min-max]" over the runs. */
 const spread = (v: number[]) =>
   v.length <= 1 ? String(v[0] ?? 'n/a') : `${median(v)} [${Math.min(...v)}-${Math.max(...v)}]`;
+/** A difference in ms, with its sign. */
+const signed = (d: number) => `${d < 0 ? '−' : '+'}${Math.abs(Math.round(d))}`;
 const ratio = (a: number, b: number) => (b > 0 ? `×${(a / b).toFixed(2)}` : 'n/a');
 
 /**
@@ -877,15 +910,11 @@ export function printSummary(m: ModeResult, opts: LoadOptions): void {
           bm((r) => r.latencyMs.p99, b),
           bm((r) => r.latencyMs.p99, f),
         )}, ` +
-          `ack p99 +${Math.round(bm((r) => r.ackMs.p99, b) - bm((r) => r.ackMs.p99, f))} ms; CPU per message: worker ${cpuRatio('bridge worker', 'floor worker')}, API ${cpuRatio('bridge api', 'floor/naive ingress')}, server ${cpuRatio('temporal', 'temporal')}, ${dbRatio(b, f)}` +
+          `ack p99 ${signed(bm((r) => r.ackMs.p99, b) - bm((r) => r.ackMs.p99, f))} ms; CPU per message: worker ${cpuRatio('bridge worker', 'floor worker')}, API ${cpuRatio('bridge api', 'floor/naive ingress')}, server ${cpuRatio('temporal', 'temporal')}, ${dbRatio(b, f)}` +
+          // The naive path's latency is its own code's (about a millisecond, done as its POST
+          // arrives): a ratio to it says nothing, the difference is what durability adds.
           (n.length > 0
-            ? `; bridge / naive: p50 ${ratio(
-                bm((r) => r.latencyMs.p50, b),
-                bm((r) => r.latencyMs.p50, n),
-              )}, p99 ${ratio(
-                bm((r) => r.latencyMs.p99, b),
-                bm((r) => r.latencyMs.p99, n),
-              )}`
+            ? `; bridge − naive: p50 ${signed(bm((r) => r.latencyMs.p50, b) - bm((r) => r.latencyMs.p50, n))} ms, p99 ${signed(bm((r) => r.latencyMs.p99, b) - bm((r) => r.latencyMs.p99, n))} ms`
             : ''),
       );
     }
