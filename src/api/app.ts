@@ -49,9 +49,12 @@ type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness' | 'log'> & {
 const REQUEST_LOG: RequestLogOptions = {
   ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
   // An accepted webhook is one line per customer message: at debug, like the success of any
-  // hot path (counted in bridge_http_requests_total). Refusals and failures stay at info.
+  // hot path (counted in bridge_http_requests_total). So is a ready answer to a readiness probe,
+  // which an orchestrator sends every few seconds. Refusals, failures and 503s stay at info.
   level: (req, res) =>
-    res.statusCode < 300 && req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')
+    res.statusCode < 300 &&
+    ((req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')) ||
+      (req.method === 'GET' && req.path === '/readyz'))
       ? 'debug'
       : 'info',
 };

@@ -262,6 +262,46 @@ describe('edge: /readyz tells details to the operator only', () => {
   }
 });
 
+describe('edge: readiness probes in the log', () => {
+  for (const kind of ['api', 'worker-only'] as const) {
+    it(`${kind}: a probe answered 200 writes no line at info; one answered 503 writes one`, async () => {
+      const { log: captured, lines } = capturingLogger('info');
+      let ready = true;
+      const readiness = async (): Promise<Readiness> => ({ ready, checks: {} });
+      const config = { ...testConfig };
+      const store = { onSettingsChanged: () => undefined } as unknown as Store;
+      const app =
+        kind === 'api'
+          ? createApp({ config, store, log: captured, metrics: new Metrics(), readiness })
+          : createOpsApp({ log: captured, metrics: new Metrics(), readiness, config });
+      const server = http.createServer(app);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/readyz`;
+      try {
+        assert.equal((await fetch(url, { headers: { 'x-request-id': 'probe-up' } })).status, 200);
+        ready = false;
+        assert.equal((await fetch(url, { headers: { 'x-request-id': 'probe-down' } })).status, 503);
+        const parsed = lines.map(
+          (l) => JSON.parse(l) as { msg?: string; req?: { id?: string }; res?: { statusCode?: number } },
+        );
+        // The later probe's line first: the log is written, so the earlier probe's absence counts.
+        const down = parsed.filter((l) => l.req?.id === 'probe-down');
+        assert.deepEqual(
+          down.map((l) => [l.msg, l.res?.statusCode]),
+          [['request errored', 503]],
+        );
+        assert.deepEqual(
+          parsed.filter((l) => l.req?.id === 'probe-up'),
+          [],
+        );
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    });
+  }
+});
+
 describe('edge: a worker-only process meets an unexpected error', () => {
   it('answers the JSON 500 every route answers, with its request id, and logs the error', async () => {
     const { log: captured, lines } = capturingLogger('info');
