@@ -16,7 +16,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -26,6 +25,7 @@ import { startOpenCXEmulator } from '../src/sandbox/emulators/opencx';
 import { freePort } from '../src/temporal/launcher';
 import { newTestStoreConfig } from '../test/helpers';
 import { postJson } from './floor/http';
+import { writeResult } from './results';
 import {
   bridgeEnv,
   connectOrgs,
@@ -226,12 +226,7 @@ if (require.main === module) {
   );
   apiBench(opts)
     .then(async (runs) => {
-      const dir = path.join(ROOT, 'bench', 'results');
-      await mkdir(dir, { recursive: true });
-      const date = new Date().toISOString();
-      const file = path.join(dir, `api-${date.replace(/[:.]/g, '-')}.json`);
-      await writeFile(file, JSON.stringify({ date, node: process.version, options: opts, runs }, null, 2));
-      console.log(`written to ${path.relative(process.cwd(), file)}`);
+      console.log(`written to ${await writeResult('api', { node: process.version, options: opts, runs })}`);
       process.exit(0);
     })
     .catch((err: unknown) => {

@@ -9,11 +9,10 @@
  * bench/results/http-clients-<date>.json.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Agent, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import { writeResult } from './results';
 
 const CALLS = 400;
 const RATE = 50;
@@ -88,19 +87,13 @@ async function main(): Promise<void> {
       `  ${name.padEnd(15)} median ${sorted[Math.floor((sorted.length - 1) / 2)]} [${sorted[0]}-${sorted[sorted.length - 1]}]`,
     );
   }
-  const dir = path.join(__dirname, 'results');
-  await mkdir(dir, { recursive: true });
-  const date = new Date().toISOString();
-  const file = path.join(dir, `http-clients-${date.replace(/[:.]/g, '-')}.json`);
-  await writeFile(
-    file,
-    JSON.stringify(
-      { date, node: process.version, calls: CALLS, rate: RATE, perCallMicros: perCall },
-      null,
-      2,
-    ),
-  );
-  console.log(`written to ${path.relative(process.cwd(), file)}`);
+  const file = await writeResult('http-clients', {
+    node: process.version,
+    calls: CALLS,
+    rate: RATE,
+    perCallMicros: perCall,
+  });
+  console.log(`written to ${file}`);
 }
 
 main().catch((err: unknown) => {

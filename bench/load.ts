@@ -31,7 +31,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,6 +46,7 @@ import { freePort, startTemporal, type TemporalServer } from '../src/temporal/la
 import { ev, WEBHOOK_SECRET } from '../test/bridge-harness';
 import { ADMIN_TOKEN, newTestStoreConfig, testDatabaseUrl, validSettings } from '../test/helpers';
 import { postJson } from './floor/http';
+import { writeResult } from './results';
 import { percentile } from './run';
 
 const ROOT = path.join(__dirname, '..');
@@ -978,16 +978,14 @@ if (require.main === module) {
   const opts = parseArgs(process.argv.slice(2));
   loadBench(opts)
     .then(async (modes) => {
-      const dir = path.join(ROOT, 'bench', 'results');
-      await mkdir(dir, { recursive: true });
-      const date = new Date().toISOString();
-      const file = path.join(dir, `load-${date.replace(/[:.]/g, '-')}.json`);
       const machine = { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version };
-      await writeFile(
-        file,
-        JSON.stringify({ date, machine, options: opts, creatioLatencyMs: LATENCY, modes }, null, 2),
-      );
-      console.log(`\nwritten to ${path.relative(process.cwd(), file)}`);
+      const file = await writeResult('load', {
+        machine,
+        options: opts,
+        creatioLatencyMs: LATENCY,
+        modes,
+      });
+      console.log(`\nwritten to ${file}`);
       process.exit(0);
     })
     .catch((err: unknown) => {

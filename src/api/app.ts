@@ -45,16 +45,19 @@ type OpsDeps = Pick<AppDeps, 'metrics' | 'readiness' | 'log'> & {
   config?: Pick<AppDeps['config'], 'adminApiToken' | 'trustProxy'>;
 };
 
+/** A request's path as received (routers mounted on a prefix shorten req.url and req.path). */
+const pathOf = (req: express.Request) => req.originalUrl.split('?', 1)[0]!;
+
 /** What every request logs (src/api/request-log.ts), in the API and in a worker-only process. */
 const REQUEST_LOG: RequestLogOptions = {
-  ignore: (req) => req.originalUrl === '/healthz' || req.originalUrl === '/metrics',
+  ignore: (req) => pathOf(req) === '/healthz' || pathOf(req) === '/metrics',
   // An accepted webhook is one line per customer message: at debug, like the success of any
   // hot path (counted in bridge_http_requests_total). So is a ready answer to a readiness probe,
   // which an orchestrator sends every few seconds. Refusals, failures and 503s stay at info.
   level: (req, res) =>
     res.statusCode < 300 &&
-    ((req.method === 'POST' && req.originalUrl.startsWith('/webhooks/')) ||
-      (req.method === 'GET' && req.path === '/readyz'))
+    ((req.method === 'POST' && pathOf(req).startsWith('/webhooks/')) ||
+      (req.method === 'GET' && pathOf(req) === '/readyz'))
       ? 'debug'
       : 'info',
 };
