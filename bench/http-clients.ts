@@ -1,7 +1,8 @@
 /**
  * `npm run bench:http-clients`: the CPU one Creatio-sized POST costs the calling process, through
- * undici's `fetch` (what src/net/outbound.ts uses), undici's `request`, and `node:http` with a
- * keep-alive agent. The server runs in a child process and answers after 20 ms, as the load
+ * the bridge's own transport (`outboundRequest` in src/net/outbound.ts: undici's `request` with the
+ * address check, a timeout signal and the capped read), undici's `fetch`, undici's bare `request`,
+ * and `node:http` with a keep-alive agent. The server runs in a child process and answers after 20 ms, as the load
  * benchmark's Creatio does; calls are paced (50 a second), so each runs as cold as in the worker.
  * The clients take turns, `--rounds` times (default 3), 400 calls each.
  *
@@ -12,6 +13,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Agent, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import { outboundRequest, readCapped } from '../src/net/outbound';
 import { writeResult } from './results';
 
 const CALLS = 400;
@@ -38,6 +40,15 @@ async function main(): Promise<void> {
   const dispatcher = new Agent({ keepAliveTimeout: 60_000 });
   const agent = new http.Agent({ keepAlive: true });
   const clients: Record<string, () => Promise<unknown>> = {
+    outboundRequest: async () => {
+      const res = await outboundRequest(url, {
+        method: 'POST',
+        body,
+        headers,
+        signal: AbortSignal.timeout(30_000),
+      });
+      return JSON.parse(await readCapped(res, 16 * 1024 * 1024, 'Activity')) as unknown;
+    },
     'undici fetch': async () =>
       (await undiciFetch(url, { method: 'POST', body, headers, dispatcher })).json(),
     'undici request': async () =>

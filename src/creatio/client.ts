@@ -5,7 +5,8 @@
  */
 import {
   OutboundAddressRefusedError,
-  policyFetch,
+  outboundRequest,
+  type OutboundResponse,
   readCapped,
   readCappedBytes,
   ResponseTooLargeError,
@@ -200,7 +201,7 @@ export class CreatioClient {
     path: string,
     body?: Record<string, unknown>,
     entity?: string,
-  ): Promise<{ status: number; json: unknown; text: string; headers: Headers }> {
+  ): Promise<{ status: number; json: unknown; text: string }> {
     const url = path.startsWith('http') ? path : this.odataBase + path;
     for (let attempt = 0; ; attempt++) {
       const token = await this.token();
@@ -231,7 +232,7 @@ export class CreatioClient {
             { status: res.status, entity, outcomeUnknown: method !== 'GET' },
           );
         }
-        return { status: res.status, json, text, headers: res.headers };
+        return { status: res.status, json, text };
       }
       throw classifyFailure(res, text, json, { endpoint: 'odata', method, url, entity });
     }
@@ -299,7 +300,7 @@ export class CreatioClient {
         entitySet,
       );
       if (res.status === 401 && attempt === 0) {
-        await res.body?.cancel();
+        await res.discard();
         this.invalidateToken(token);
         continue;
       }
@@ -390,7 +391,7 @@ export class CreatioClient {
   // ---------------------------------------------------------------- transport
 
   /** A response body, up to a cap (a larger one is a named error, never read into memory). */
-  private async read(res: Response, url: string, maxBytes = ODATA_MAX_BYTES): Promise<string> {
+  private async read(res: OutboundResponse, url: string, maxBytes = ODATA_MAX_BYTES): Promise<string> {
     try {
       return await readCapped(res, maxBytes, redactQuery(url));
     } catch (err) {
@@ -408,16 +409,15 @@ export class CreatioClient {
     body: string | undefined,
     endpoint: 'token' | 'odata',
     entity?: string,
-  ): Promise<Response> {
+  ): Promise<OutboundResponse> {
     const { limiter } = this.opts;
     await limiter?.acquire();
     const started = Date.now();
     try {
-      const res = await policyFetch(url, {
+      const res = await outboundRequest(url, {
         method,
         headers,
         body,
-        redirect: 'manual',
         signal: AbortSignal.timeout(this.timeoutMs),
       });
       limiter?.done({
@@ -538,7 +538,7 @@ function describeBody(text: string, json: unknown): string {
 }
 
 function classifyFailure(
-  res: Response,
+  res: OutboundResponse,
   text: string,
   json: unknown,
   ctx: { endpoint: 'token' | 'odata'; method: string; url: string; entity?: string },

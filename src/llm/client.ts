@@ -1,5 +1,11 @@
 import { parseRetryAfter } from '../creatio/errors';
-import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
+import {
+  OutboundAddressRefusedError,
+  outboundRequest,
+  type OutboundResponse,
+  readCapped,
+  ResponseTooLargeError,
+} from '../net/outbound';
 
 /** A chat completion with structured output is a few kilobytes. */
 const RESPONSE_MAX_BYTES = 2 * 1024 * 1024;
@@ -48,9 +54,9 @@ export async function completeJson(
   messages: { role: 'system' | 'user'; content: string }[],
   schema: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
-  let res: Response;
+  let res: OutboundResponse;
   try {
-    res = await policyFetch(`${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`, {
+    res = await outboundRequest(`${cfg.baseUrl.replace(/\/+$/, '')}/chat/completions`, {
       method: 'POST',
       headers: {
         'content-type': 'application/json',
@@ -63,7 +69,6 @@ export async function completeJson(
         response_format: { type: 'json_schema', json_schema: { name: 'ai_fields', strict: true, schema } },
       }),
       signal: AbortSignal.timeout(cfg.timeoutMs),
-      redirect: 'manual',
     });
   } catch (err) {
     const e = err as { name?: string; cause?: { code?: string } };

@@ -7,7 +7,9 @@
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { pipeline, type Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { Agent, type Dispatcher, request } from 'undici';
 
 export type AddressClass =
   'public' | 'loopback' | 'private' | 'link_local' | 'metadata' | 'unspecified' | 'multicast' | 'reserved';
@@ -160,7 +162,7 @@ export function policyLookup(policy: AddressPolicy): LookupFunction {
 
 const dispatchers = new Map<string, Agent>();
 
-/** An HTTP dispatcher for `fetch` whose every connection goes through the policy. */
+/** An HTTP dispatcher whose every connection goes through the policy. */
 export function policyDispatcher(policy: AddressPolicy): Agent {
   if (policy.resolve) return new Agent({ connect: { lookup: policyLookup(policy) } });
   const key = policy.allowLoopback ? 'loopback' : 'public';
@@ -179,50 +181,167 @@ export function setOutboundPolicy(policy: AddressPolicy): void {
   processPolicy = policy;
 }
 
-/**
- * `fetch` under the address policy. The host is checked before anything is sent (a refused target
- * gets no connection at all), and the connection itself is pinned to a checked address.
- */
-export async function policyFetch(
-  url: string,
-  init: RequestInit,
-  policy: AddressPolicy = processPolicy,
-): Promise<Response> {
-  await checkedAddress(new URL(url).hostname, policy);
-  // undici's own fetch with its own Agent: the same fetch API, with a connect-time lookup hook.
-  const res = await undiciFetch(url, {
-    ...(init as Parameters<typeof undiciFetch>[1]),
-    dispatcher: policyDispatcher(policy),
-  });
-  return res;
+export interface OutboundInit {
+  method?: string;
+  /** Header names in lower case. */
+  headers?: Record<string, string>;
+  body?: string;
+  /**
+   * Aborts the request and the reading of its answer; it rejects with the signal's reason (for
+   * `AbortSignal.timeout`, an error named `TimeoutError`).
+   */
+  signal?: AbortSignal;
 }
 
 /**
- * Reads a response body up to `maxBytes`; past that the read stops and a named error is thrown
- * (a hostile or broken peer cannot fill the bridge's memory).
+ * An answer from a remote. Its body is read with {@link readCapped} or {@link readCappedBytes}, or
+ * dropped with `discard()`; nothing reads an outbound answer without a cap.
  */
-export async function readCapped(res: Response, maxBytes: number, what: string): Promise<string> {
+export interface OutboundResponse {
+  readonly status: number;
+  /** 2xx. */
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  discard(): Promise<void>;
+}
+
+/**
+ * A network failure (refused, reset, timed out connecting, address refused at connect time): the
+ * transport's own error is its `cause`, with its `code` (`ECONNREFUSED`, `UND_ERR_SOCKET`, …).
+ */
+export class OutboundNetworkError extends Error {
+  constructor(cause: unknown) {
+    super(
+      `request failed: ${(cause as { code?: string }).code ?? (cause as Error).message ?? 'network error'}`,
+      { cause },
+    );
+    this.name = 'OutboundNetworkError';
+  }
+}
+
+/** Sent unless the caller names its own: some gateways refuse requests without one. */
+const USER_AGENT = 'opencx-creatio-bridge';
+/** Compressed answers are accepted (a large tenant's `$metadata` runs to megabytes) and decoded. */
+const ACCEPT_ENCODING = 'gzip, deflate, br';
+
+class Answer implements OutboundResponse {
+  readonly ok: boolean;
+  readonly headers: { get(name: string): string | null };
+  constructor(
+    readonly status: number,
+    raw: Record<string, string | string[] | undefined>,
+    readonly body: Dispatcher.ResponseData['body'],
+    readonly signal: AbortSignal | undefined,
+  ) {
+    this.ok = status >= 200 && status < 300;
+    this.headers = {
+      get(name) {
+        const v = raw[name.toLowerCase()];
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
+      },
+    };
+  }
+
+  async discard(): Promise<void> {
+    // Reads a small remainder so the connection can be reused; a larger one closes it.
+    await this.body.dump().catch(() => undefined);
+  }
+}
+
+/** What a failed request or body read is thrown as: the signal's reason once it fired. */
+function failure(err: unknown, signal: AbortSignal | undefined): unknown {
+  if (signal?.aborted) return signal.reason as unknown;
+  if (err instanceof ResponseTooLargeError) return err;
+  return new OutboundNetworkError(err);
+}
+
+/**
+ * One HTTP request under the address policy. The host is checked before anything is sent (a
+ * refused target gets no connection at all), the connection itself is pinned to a checked address,
+ * and redirects are answered to the caller, never followed. Built on undici's `request`, which costs
+ * about half the CPU of its `fetch` per call (`npm run bench:http-clients`).
+ */
+export async function outboundRequest(
+  url: string,
+  init: OutboundInit = {},
+  policy: AddressPolicy = processPolicy,
+): Promise<OutboundResponse> {
+  await checkedAddress(new URL(url).hostname, policy);
+  const headers: Record<string, string> = {
+    'user-agent': USER_AGENT,
+    'accept-encoding': ACCEPT_ENCODING,
+    ...init.headers,
+  };
+  try {
+    const res = await request(url, {
+      method: init.method ?? 'GET',
+      headers,
+      body: init.body,
+      signal: init.signal,
+      dispatcher: policyDispatcher(policy),
+    });
+    return new Answer(res.statusCode, res.headers, res.body, init.signal);
+  } catch (err) {
+    throw failure(err, init.signal);
+  }
+}
+
+/**
+ * Reads a response body up to `maxBytes` (decoded); past that the read stops and a named error is
+ * thrown (a hostile or broken peer cannot fill the bridge's memory).
+ */
+export async function readCapped(res: OutboundResponse, maxBytes: number, what: string): Promise<string> {
   return (await readCappedBytes(res, maxBytes, what)).toString('utf8');
 }
 
 /** The same, as bytes (files). */
-export async function readCappedBytes(res: Response, maxBytes: number, what: string): Promise<Buffer> {
+export async function readCappedBytes(
+  res: OutboundResponse,
+  maxBytes: number,
+  what: string,
+): Promise<Buffer> {
+  const answer = res as Answer;
+  const encoding = (res.headers.get('content-encoding') ?? '').trim().toLowerCase();
+  const decoder = decoderFor(encoding);
+  // The declared length is of the encoded body: it bounds only an answer that is not compressed.
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (declared > maxBytes) {
-    await res.body?.cancel().catch(() => undefined);
+  if (!decoder && declared > maxBytes) {
+    await res.discard();
     throw new ResponseTooLargeError(what, maxBytes);
   }
+  // pipeline, not pipe: a failed read of the body fails the decoder too (pipe would leave it open).
+  const source: AsyncIterable<Buffer> = decoder
+    ? pipeline(answer.body, decoder, () => undefined)
+    : answer.body;
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of res.body ?? []) {
-    size += (chunk as Uint8Array).length;
-    if (size > maxBytes) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new ResponseTooLargeError(what, maxBytes);
+  try {
+    for await (const chunk of source) {
+      size += chunk.length;
+      if (size > maxBytes) throw new ResponseTooLargeError(what, maxBytes);
+      chunks.push(chunk);
     }
-    chunks.push(Buffer.from(chunk as Uint8Array));
+  } catch (err) {
+    answer.body.destroy();
+    decoder?.destroy();
+    throw failure(err, answer.signal);
   }
   return Buffer.concat(chunks);
+}
+
+/** A decoder for the answer's content coding (`gzip`, `deflate`, `br`), none for `identity`. */
+function decoderFor(encoding: string): Transform | undefined {
+  switch (encoding) {
+    case 'gzip':
+    case 'x-gzip':
+      return createGunzip();
+    case 'deflate':
+      return createInflate();
+    case 'br':
+      return createBrotliDecompress();
+    default:
+      return undefined;
+  }
 }
 
 export class ResponseTooLargeError extends Error {

@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { parseRetryAfter } from '../creatio/errors';
 import type { CallPacer } from '../net/call-limiter';
-import { OutboundAddressRefusedError, policyFetch, readCapped, ResponseTooLargeError } from '../net/outbound';
+import {
+  OutboundAddressRefusedError,
+  outboundRequest,
+  type OutboundResponse,
+  readCapped,
+  ResponseTooLargeError,
+} from '../net/outbound';
 import type { Author } from '../workflows/contract';
 
 /**
@@ -272,12 +278,11 @@ export class OpenCXClient {
 
   private async call(method: string, path: string, body?: unknown): Promise<unknown> {
     const url = `${this.baseUrl.replace(/\/+$/, '')}${path}`;
-    let res: Response;
+    let res: OutboundResponse;
     await this.limiter?.acquire();
     try {
-      res = await policyFetch(url, {
+      res = await outboundRequest(url, {
         method,
-        redirect: 'manual',
         headers: {
           authorization: `Bearer ${this.apiKey}`,
           accept: 'application/json',

@@ -3,7 +3,7 @@
  * fix (the product's troubleshooting page). Over 300 lines on purpose: the checks run in sequence
  * and each skips the next ones when it fails, which reads best as one function.
  */
-import { OutboundAddressRefusedError, policyFetch } from '../net/outbound';
+import { OutboundAddressRefusedError, outboundRequest, type OutboundResponse } from '../net/outbound';
 import { randomUUID } from 'node:crypto';
 import { CreatioClient, creatioClientFor, identityServiceUrlFor, type Entity } from '../creatio/client';
 import { CreatioError } from '../creatio/errors';
@@ -555,9 +555,9 @@ async function probeOdataAt(
   timeoutMs: number,
 ): Promise<'ok' | 'absent'> {
   const url = `${instanceUrl}${path}/$metadata`;
-  let res: Response;
+  let res: OutboundResponse;
   try {
-    res = await policyFetch(url, { redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) });
+    res = await outboundRequest(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     const refused = err instanceof OutboundAddressRefusedError ? err : (err as { cause?: unknown }).cause;
     if (refused instanceof OutboundAddressRefusedError) {
@@ -578,7 +578,7 @@ async function probeOdataAt(
       'instanceUrl',
     );
   }
-  await res.arrayBuffer();
+  await res.discard();
   // Creatio asks for credentials (401, or a redirect to its login page for browsers).
   if ([401, 403, 302].includes(res.status)) return 'ok';
   if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('xml')) return 'ok';

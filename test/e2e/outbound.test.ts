@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
   checkedAddress,
   classifyAddress,
   OutboundAddressRefusedError,
-  policyFetch,
+  OutboundNetworkError,
+  outboundRequest,
+  readCapped,
   type Resolver,
 } from '../../src/net/outbound';
 import { OpenCXClient, OpenCXError } from '../../src/opencx/client';
@@ -60,17 +63,17 @@ describe('outbound address policy (SSRF)', () => {
     const resolver: Resolver = () => Promise.resolve([{ address: '127.0.0.1', family: 4 }]);
     const before = connections;
     await assert.rejects(
-      policyFetch(`http://internal.example:${port}/`, {}, { allowLoopback: false, resolve: resolver }),
+      outboundRequest(`http://internal.example:${port}/`, {}, { allowLoopback: false, resolve: resolver }),
       (e: unknown) => e instanceof OutboundAddressRefusedError && e.addressClass === 'loopback',
     );
     assert.equal(connections, before, 'no connection was made');
     // Positive control: the same request where loopback is allowed reaches the server.
-    const res = await policyFetch(
+    const res = await outboundRequest(
       `http://internal.example:${port}/`,
       {},
       { allowLoopback: true, resolve: resolver },
     );
-    assert.equal(await res.text(), 'ok');
+    assert.equal(await readCapped(res, 100, 'the server'), 'ok');
     assert.equal(connections, before + 1);
   });
 
@@ -98,7 +101,7 @@ describe('outbound address policy (SSRF)', () => {
       Promise.resolve([{ address: lookups++ === 0 ? '8.8.4.4' : '10.0.0.7', family: 4 }]);
     const before = connections;
     await assert.rejects(
-      policyFetch(`http://rebind.example:${port}/`, {}, { allowLoopback: false, resolve: resolver }),
+      outboundRequest(`http://rebind.example:${port}/`, {}, { allowLoopback: false, resolve: resolver }),
       (e: unknown) =>
         (e as { cause?: unknown }).cause instanceof OutboundAddressRefusedError ||
         e instanceof OutboundAddressRefusedError,
@@ -122,6 +125,124 @@ describe('outbound address policy (SSRF)', () => {
       r.end(`{"pad":"${'x'.repeat(2 * 1024 * 1024)}"}`);
     };
     await assert.rejects(client.resolveSession('s1'), /more than 1048576 bytes/);
+    respond = (_q, r) => r.end('ok');
+  });
+});
+
+describe('the outbound transport', () => {
+  let server: http.Server;
+  let base = '';
+  let connections = 0;
+  let seen: http.IncomingHttpHeaders = {};
+  let respond: (req: http.IncomingMessage, res: http.ServerResponse) => void = (_q, r) => r.end('ok');
+  before(async () => {
+    server = http.createServer((q, r) => {
+      seen = q.headers;
+      respond(q, r);
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+
+  it('sends the method, headers and body, and names itself', async () => {
+    let received = '';
+    respond = (q, r) => {
+      q.setEncoding('utf8');
+      q.on('data', (c: string) => (received += c));
+      q.on('end', () =>
+        r.writeHead(201, { 'content-type': 'application/json', 'x-two': ['a', 'b'] }).end('{}'),
+      );
+    };
+    const res = await outboundRequest(`${base}/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer t' },
+      body: '{"Ö":1}',
+    });
+    assert.equal(res.status, 201);
+    assert.equal(res.ok, true);
+    assert.equal(res.headers.get('Content-Type'), 'application/json');
+    assert.equal(res.headers.get('x-two'), 'a, b');
+    assert.equal(res.headers.get('retry-after'), null);
+    assert.equal(await readCapped(res, 100, 'the server'), '{}');
+    assert.equal(received, '{"Ö":1}');
+    assert.equal(seen['content-length'], String(Buffer.byteLength('{"Ö":1}')));
+    assert.equal(seen.authorization, 'Bearer t');
+    assert.equal(seen['user-agent'], 'opencx-creatio-bridge');
+    respond = (_q, r) => r.end('ok');
+  });
+
+  it('a discarded or fully read answer leaves the connection for the next request', async () => {
+    respond = (_q, r) => r.writeHead(401).end('{"error":"expired"}');
+    const before = connections;
+    for (let i = 0; i < 3; i++) await (await outboundRequest(`${base}/a`)).discard();
+    respond = (_q, r) => r.end('ok');
+    for (let i = 0; i < 3; i++)
+      assert.equal(await readCapped(await outboundRequest(`${base}/b`), 10, 'b'), 'ok');
+    assert.equal(connections - before, 1, 'one keep-alive connection served six requests');
+  });
+
+  it('decodes a compressed answer, and caps it by its decoded size', async () => {
+    const json = JSON.stringify({ value: [{ Id: 'x', Name: 'é'.repeat(1000) }] });
+    respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(json));
+    assert.equal(await readCapped(await outboundRequest(`${base}/z`), 10_000, 'z'), json);
+    // A small compressed body that decodes to 8 MiB: refused once 1 MiB has been decoded.
+    const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, 'a'));
+    assert.ok(bomb.length < 64 * 1024);
+    respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'gzip' }).end(bomb);
+    await assert.rejects(readCapped(await outboundRequest(`${base}/bomb`), 1024 * 1024, 'bomb'), {
+      name: 'ResponseTooLargeError',
+    });
+    // A declared length past the cap is refused before the body is read.
+    respond = (_q, r) => r.writeHead(200, { 'content-length': '5000' }).end('x'.repeat(5000));
+    await assert.rejects(
+      readCapped(await outboundRequest(`${base}/big`), 4999, 'big'),
+      /more than 4999 bytes/,
+    );
+    // A broken compressed body is a network-class failure, not a silent empty answer.
+    respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'gzip' }).end('not gzip at all');
+    await assert.rejects(readCapped(await outboundRequest(`${base}/bad`), 1000, 'bad'), OutboundNetworkError);
+    respond = (_q, r) => r.end('ok');
+  });
+
+  it('a timeout before the answer and one while its body is read are both a TimeoutError', async () => {
+    respond = () => undefined; // never answers
+    await assert.rejects(outboundRequest(`${base}/hang`, { signal: AbortSignal.timeout(150) }), {
+      name: 'TimeoutError',
+    });
+    respond = (_q, r) => {
+      r.writeHead(200, { 'content-type': 'application/json' });
+      r.write('{"value":['); // and never ends
+    };
+    const res = await outboundRequest(`${base}/slow-body`, { signal: AbortSignal.timeout(300) });
+    assert.equal(res.status, 200);
+    await assert.rejects(readCapped(res, 1000, 'slow'), { name: 'TimeoutError' });
+    respond = (_q, r) => r.end('ok');
+  });
+
+  it('refused connections and resets carry the transport code as the cause', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    await assert.rejects(
+      outboundRequest(`http://127.0.0.1:${port}/`),
+      (e: unknown) =>
+        e instanceof OutboundNetworkError && (e.cause as { code?: string }).code === 'ECONNREFUSED',
+    );
+    respond = (q) => q.socket.destroy();
+    await assert.rejects(outboundRequest(`${base}/reset`), OutboundNetworkError);
+    respond = (_q, r) => {
+      r.writeHead(200, { 'content-length': '100' });
+      r.write('partial');
+      setTimeout(() => r.socket?.destroy(), 20);
+    };
+    const res = await outboundRequest(`${base}/cut`);
+    await assert.rejects(readCapped(res, 1000, 'cut'), OutboundNetworkError);
     respond = (_q, r) => r.end('ok');
   });
 });
