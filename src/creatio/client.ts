@@ -300,7 +300,7 @@ export class CreatioClient {
         entitySet,
       );
       if (res.status === 401 && attempt === 0) {
-        await res.discard();
+        res.discard();
         this.invalidateToken(token);
         continue;
       }

@@ -8,7 +8,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { pipeline, type Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { constants as zlibConstants, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import { Agent, type Dispatcher, request } from 'undici';
 
 export type AddressClass =
@@ -202,7 +202,8 @@ export interface OutboundResponse {
   /** 2xx. */
   readonly ok: boolean;
   readonly headers: { get(name: string): string | null };
-  discard(): Promise<void>;
+  /** The body is not wanted: it is drained (or its connection closed) without the caller waiting. */
+  discard(): void;
 }
 
 /**
@@ -221,13 +222,17 @@ export class OutboundNetworkError extends Error {
 
 /** Sent unless the caller names its own: some gateways refuse requests without one. */
 const USER_AGENT = 'opencx-creatio-bridge';
-/** Compressed answers are accepted (a large tenant's `$metadata` runs to megabytes) and decoded. */
-const ACCEPT_ENCODING = 'gzip, deflate, br';
+/**
+ * Compressed answers are accepted (a large tenant's `$metadata` runs to megabytes) and decoded.
+ * `deflate` is not asked for (servers differ on whether it is wrapped), though it is decoded.
+ */
+const ACCEPT_ENCODING = 'gzip, br';
 
 class Answer implements OutboundResponse {
   readonly ok: boolean;
   readonly headers: { get(name: string): string | null };
   constructor(
+    readonly method: string,
     readonly status: number,
     raw: Record<string, string | string[] | undefined>,
     readonly body: Dispatcher.ResponseData['body'],
@@ -242,9 +247,16 @@ class Answer implements OutboundResponse {
     };
   }
 
-  async discard(): Promise<void> {
-    // Reads a small remainder so the connection can be reused; a larger one closes it.
-    await this.body.dump().catch(() => undefined);
+  discard(): void {
+    // Drains a small remainder in the background so the connection can be reused; a larger one
+    // closes it. The caller does not wait: a peer that stalls mid-body holds only its connection,
+    // until the request's signal or undici's body timeout ends it.
+    this.body.dump().catch(() => undefined);
+  }
+
+  /** An answer that came after its caller stopped waiting: its connection is closed. */
+  abandon(): void {
+    this.body.destroy();
   }
 }
 
@@ -261,11 +273,45 @@ function failure(err: unknown, signal: AbortSignal | undefined): unknown {
  * and redirects are answered to the caller, never followed. Built on undici's `request`, which costs
  * about half the CPU of its `fetch` per call (`npm run bench:http-clients`).
  */
-export async function outboundRequest(
+export function outboundRequest(
   url: string,
   init: OutboundInit = {},
   policy: AddressPolicy = processPolicy,
 ): Promise<OutboundResponse> {
+  const { signal } = init;
+  const sent = send(url, init, policy);
+  if (!signal) return sent;
+  // undici's `request` heeds the signal only once its connection is made: the address check, the
+  // connect-time lookup and the connect itself are raced here, so the caller's timeout covers them.
+  if (signal.aborted) {
+    sent.then(
+      (a) => a.abandon(),
+      () => undefined,
+    );
+    return Promise.reject(signal.reason as Error);
+  }
+  return new Promise<OutboundResponse>((resolve, reject) => {
+    let settled = false;
+    const onAbort = () => {
+      settled = true;
+      reject(signal.reason as Error);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    sent.then(
+      (answer) => {
+        signal.removeEventListener('abort', onAbort);
+        if (settled) answer.abandon();
+        else resolve(answer);
+      },
+      (err: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!settled) reject(err);
+      },
+    );
+  });
+}
+
+async function send(url: string, init: OutboundInit, policy: AddressPolicy): Promise<Answer> {
   await checkedAddress(new URL(url).hostname, policy);
   const headers: Record<string, string> = {
     'user-agent': USER_AGENT,
@@ -280,7 +326,7 @@ export async function outboundRequest(
       signal: init.signal,
       dispatcher: policyDispatcher(policy),
     });
-    return new Answer(res.statusCode, res.headers, res.body, init.signal);
+    return new Answer(init.method ?? 'GET', res.statusCode, res.headers, res.body, init.signal);
   } catch (err) {
     throw failure(err, init.signal);
   }
@@ -301,17 +347,16 @@ export async function readCappedBytes(
   what: string,
 ): Promise<Buffer> {
   const answer = res as Answer;
-  const encoding = (res.headers.get('content-encoding') ?? '').trim().toLowerCase();
-  const decoder = decoderFor(encoding);
+  const decoders = decodersFor(answer);
   // The declared length is of the encoded body: it bounds only an answer that is not compressed.
   const declared = Number(res.headers.get('content-length') ?? NaN);
-  if (!decoder && declared > maxBytes) {
-    await res.discard();
+  if (!decoders && declared > maxBytes) {
+    answer.abandon(); // not a byte of it is read
     throw new ResponseTooLargeError(what, maxBytes);
   }
-  // pipeline, not pipe: a failed read of the body fails the decoder too (pipe would leave it open).
-  const source: AsyncIterable<Buffer> = decoder
-    ? pipeline(answer.body, decoder, () => undefined)
+  // pipeline, not pipe: a failed read of the body fails the decoders too (pipe would leave them open).
+  const source: AsyncIterable<Buffer> = decoders
+    ? (pipeline([answer.body, ...decoders], () => undefined) as unknown as AsyncIterable<Buffer>)
     : answer.body;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -323,25 +368,46 @@ export async function readCappedBytes(
     }
   } catch (err) {
     answer.body.destroy();
-    decoder?.destroy();
+    for (const d of decoders ?? []) d.destroy();
     throw failure(err, answer.signal);
   }
   return Buffer.concat(chunks);
 }
 
-/** A decoder for the answer's content coding (`gzip`, `deflate`, `br`), none for `identity`. */
-function decoderFor(encoding: string): Transform | undefined {
-  switch (encoding) {
-    case 'gzip':
-    case 'x-gzip':
-      return createGunzip();
-    case 'deflate':
-      return createInflate();
-    case 'br':
-      return createBrotliDecompress();
-    default:
-      return undefined;
+/**
+ * Decoders for the answer's content codings, last applied first (`gzip`, `deflate`, `br`); none for
+ * an answer without a body or not encoded, or with a coding not known (its bytes are returned as
+ * they came, as `fetch` does). Decoding is lenient at the end, as `fetch`'s: an empty or cut-short
+ * body decodes to what it holds.
+ */
+function decodersFor(answer: Answer): Transform[] | undefined {
+  if (answer.method === 'HEAD' || [204, 205, 304].includes(answer.status) || answer.status < 200) {
+    return undefined;
   }
+  const codings = (answer.headers.get('content-encoding') ?? '')
+    .toLowerCase()
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => c && c !== 'identity');
+  if (codings.length === 0) return undefined;
+  const lenient = { flush: zlibConstants.Z_SYNC_FLUSH, finishFlush: zlibConstants.Z_SYNC_FLUSH };
+  const decoders: Transform[] = [];
+  for (const coding of codings.reverse()) {
+    if (coding === 'gzip' || coding === 'x-gzip') decoders.push(createGunzip(lenient));
+    else if (coding === 'deflate') decoders.push(createInflate(lenient));
+    else if (coding === 'br') {
+      decoders.push(
+        createBrotliDecompress({
+          flush: zlibConstants.BROTLI_OPERATION_FLUSH,
+          finishFlush: zlibConstants.BROTLI_OPERATION_FLUSH,
+        }),
+      );
+    } else {
+      for (const d of decoders) d.destroy();
+      return undefined;
+    }
+  }
+  return decoders;
 }
 
 export class ResponseTooLargeError extends Error {

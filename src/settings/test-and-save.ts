@@ -578,7 +578,7 @@ async function probeOdataAt(
       'instanceUrl',
     );
   }
-  await res.discard();
+  res.discard();
   // Creatio asks for credentials (401, or a redirect to its login page for browsers).
   if ([401, 403, 302].includes(res.status)) return 'ok';
   if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('xml')) return 'ok';

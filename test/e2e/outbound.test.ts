@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { gzipSync } from 'node:zlib';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -176,20 +176,38 @@ describe('the outbound transport', () => {
     respond = (_q, r) => r.end('ok');
   });
 
-  it('a discarded or fully read answer leaves the connection for the next request', async () => {
-    respond = (_q, r) => r.writeHead(401).end('{"error":"expired"}');
-    const before = connections;
-    for (let i = 0; i < 3; i++) await (await outboundRequest(`${base}/a`)).discard();
-    respond = (_q, r) => r.end('ok');
-    for (let i = 0; i < 3; i++)
-      assert.equal(await readCapped(await outboundRequest(`${base}/b`), 10, 'b'), 'ok');
-    assert.equal(connections - before, 1, 'one keep-alive connection served six requests');
+  it('a discarded or fully read answer leaves its connection for the next request', async () => {
+    // A server of its own, so that no connection from another test is counted.
+    let opened = 0;
+    const own = http.createServer((q, r) =>
+      q.url === '/a' ? r.writeHead(401).end('{"error":"expired"}') : r.end('ok'),
+    );
+    own.on('connection', () => opened++);
+    await new Promise<void>((r) => own.listen(0, '127.0.0.1', r));
+    const at = `http://127.0.0.1:${(own.address() as AddressInfo).port}`;
+    try {
+      for (let i = 0; i < 3; i++) (await outboundRequest(`${at}/a`)).discard();
+      for (let i = 0; i < 3; i++)
+        assert.equal(await readCapped(await outboundRequest(`${at}/b`), 10, 'b'), 'ok');
+      // Without reuse each request opens its own; a connection freed a moment late may add one.
+      assert.ok(opened >= 1 && opened <= 2, `${opened} connections for six requests`);
+    } finally {
+      own.closeAllConnections();
+      await new Promise<void>((r) => own.close(() => r()));
+    }
   });
 
   it('decodes a compressed answer, and caps it by its decoded size', async () => {
     const json = JSON.stringify({ value: [{ Id: 'x', Name: 'é'.repeat(1000) }] });
     respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'gzip' }).end(gzipSync(json));
     assert.equal(await readCapped(await outboundRequest(`${base}/z`), 10_000, 'z'), json);
+    assert.equal(seen['accept-encoding'], 'gzip, br');
+    // Two codings, the last applied first; brotli alone.
+    respond = (_q, r) =>
+      r.writeHead(200, { 'content-encoding': 'gzip, br' }).end(brotliCompressSync(gzipSync(json)));
+    assert.equal(await readCapped(await outboundRequest(`${base}/zz`), 10_000, 'zz'), json);
+    respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'br' }).end(brotliCompressSync(json));
+    assert.equal(await readCapped(await outboundRequest(`${base}/br`), 10_000, 'br'), json);
     // A small compressed body that decodes to 8 MiB: refused once 1 MiB has been decoded.
     const bomb = gzipSync(Buffer.alloc(8 * 1024 * 1024, 'a'));
     assert.ok(bomb.length < 64 * 1024);
@@ -197,52 +215,102 @@ describe('the outbound transport', () => {
     await assert.rejects(readCapped(await outboundRequest(`${base}/bomb`), 1024 * 1024, 'bomb'), {
       name: 'ResponseTooLargeError',
     });
-    // A declared length past the cap is refused before the body is read.
-    respond = (_q, r) => r.writeHead(200, { 'content-length': '5000' }).end('x'.repeat(5000));
-    await assert.rejects(
-      readCapped(await outboundRequest(`${base}/big`), 4999, 'big'),
-      /more than 4999 bytes/,
-    );
+    // Empty answers that name a coding (a 204 to a PATCH, a 401 with no body) read as empty.
+    respond = (_q, r) => r.writeHead(204, { 'content-encoding': 'gzip' }).end();
+    const noContent = await outboundRequest(`${base}/patch`, { method: 'PATCH', body: '{}' });
+    assert.equal(noContent.status, 204);
+    assert.equal(await readCapped(noContent, 100, 'patch'), '');
+    respond = (_q, r) => r.writeHead(401, { 'content-encoding': 'gzip', 'content-length': '0' }).end();
+    assert.equal(await readCapped(await outboundRequest(`${base}/expired`), 100, 'expired'), '');
     // A broken compressed body is a network-class failure, not a silent empty answer.
     respond = (_q, r) => r.writeHead(200, { 'content-encoding': 'gzip' }).end('not gzip at all');
     await assert.rejects(readCapped(await outboundRequest(`${base}/bad`), 1000, 'bad'), OutboundNetworkError);
     respond = (_q, r) => r.end('ok');
   });
 
-  it('a timeout before the answer and one while its body is read are both a TimeoutError', async () => {
-    respond = () => undefined; // never answers
-    await assert.rejects(outboundRequest(`${base}/hang`, { signal: AbortSignal.timeout(150) }), {
-      name: 'TimeoutError',
-    });
+  it('a declared length past the cap is refused before the body is read', { timeout: 10_000 }, async () => {
+    // The body never ends and no signal is given: reading it, or draining it, would never return.
     respond = (_q, r) => {
-      r.writeHead(200, { 'content-type': 'application/json' });
-      r.write('{"value":['); // and never ends
+      r.writeHead(200, { 'content-length': '5000' });
+      r.write('x');
     };
-    const res = await outboundRequest(`${base}/slow-body`, { signal: AbortSignal.timeout(300) });
-    assert.equal(res.status, 200);
-    await assert.rejects(readCapped(res, 1000, 'slow'), { name: 'TimeoutError' });
+    const res = await outboundRequest(`${base}/big`);
+    await assert.rejects(readCapped(res, 4999, 'big'), { name: 'ResponseTooLargeError' });
     respond = (_q, r) => r.end('ok');
   });
 
+  it(
+    "the caller's timeout covers the lookup and connect, the answer, and the body (plain or compressed)",
+    { timeout: 5_000 },
+    async () => {
+      // The connect-time lookup never answers (the check before it does): only the signal ends it,
+      // long before undici's own 10 s connect timeout (the test's 5 s limit tells the two apart).
+      let lookups = 0;
+      const stalled: Resolver = () =>
+        lookups++ === 0
+          ? Promise.resolve([{ address: '127.0.0.1', family: 4 }])
+          : new Promise(() => undefined);
+      await assert.rejects(
+        outboundRequest(
+          `http://stalled.example:${new URL(base).port}/`,
+          { signal: AbortSignal.timeout(200) },
+          {
+            allowLoopback: true,
+            resolve: stalled,
+          },
+        ),
+        { name: 'TimeoutError' },
+      );
+      assert.equal(lookups, 2, 'it was waiting on the connect-time lookup');
+      respond = () => undefined; // never answers
+      await assert.rejects(outboundRequest(`${base}/hang`, { signal: AbortSignal.timeout(150) }), {
+        name: 'TimeoutError',
+      });
+      respond = (_q, r) => {
+        r.writeHead(200, { 'content-type': 'application/json' });
+        r.write('{"value":['); // and never ends
+      };
+      const res = await outboundRequest(`${base}/slow-body`, { signal: AbortSignal.timeout(300) });
+      assert.equal(res.status, 200);
+      await assert.rejects(readCapped(res, 1000, 'slow'), { name: 'TimeoutError' });
+      const gz = gzipSync('{"value":[' + '1,'.repeat(1000) + '1]}');
+      respond = (_q, r) => {
+        r.writeHead(200, { 'content-encoding': 'gzip' });
+        r.write(gz.subarray(0, 40)); // and never ends
+      };
+      const zipped = await outboundRequest(`${base}/slow-gzip`, { signal: AbortSignal.timeout(300) });
+      await assert.rejects(readCapped(zipped, 100_000, 'slow gzip'), { name: 'TimeoutError' });
+      respond = (_q, r) => r.end('ok');
+    },
+  );
+
   it('refused connections and resets carry the transport code as the cause', async () => {
+    const code = (e: unknown) => (e as { cause?: { code?: unknown } }).cause?.code;
     const closed = http.createServer();
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
     await assert.rejects(
       outboundRequest(`http://127.0.0.1:${port}/`),
-      (e: unknown) =>
-        e instanceof OutboundNetworkError && (e.cause as { code?: string }).code === 'ECONNREFUSED',
+      (e: unknown) => e instanceof OutboundNetworkError && code(e) === 'ECONNREFUSED',
     );
     respond = (q) => q.socket.destroy();
-    await assert.rejects(outboundRequest(`${base}/reset`), OutboundNetworkError);
+    await assert.rejects(
+      outboundRequest(`${base}/reset`),
+      (e: unknown) =>
+        e instanceof OutboundNetworkError && /^(UND_ERR_SOCKET|ECONNRESET)$/.test(String(code(e))),
+    );
     respond = (_q, r) => {
       r.writeHead(200, { 'content-length': '100' });
       r.write('partial');
       setTimeout(() => r.socket?.destroy(), 20);
     };
     const res = await outboundRequest(`${base}/cut`);
-    await assert.rejects(readCapped(res, 1000, 'cut'), OutboundNetworkError);
+    await assert.rejects(
+      readCapped(res, 1000, 'cut'),
+      (e: unknown) =>
+        e instanceof OutboundNetworkError && /^(UND_ERR_SOCKET|ECONNRESET)$/.test(String(code(e))),
+    );
     respond = (_q, r) => r.end('ok');
   });
 });
