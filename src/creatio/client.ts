@@ -467,9 +467,8 @@ function networkError(
 ): CreatioError {
   const e = err as { name?: string; cause?: { code?: string; message?: string } };
   const where = `${method} ${redactQuery(url)}`;
-  const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
-  if (refused instanceof OutboundAddressRefusedError) {
-    return new CreatioError('address_refused', refused.message, { endpoint, entity });
+  if (err instanceof OutboundAddressRefusedError) {
+    return new CreatioError('address_refused', err.message, { endpoint, entity });
   }
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new CreatioError('transient', `${where} timed out after ${timeoutMs} ms`, {

@@ -72,8 +72,7 @@ export async function completeJson(
     });
   } catch (err) {
     const e = err as { name?: string; cause?: { code?: string } };
-    const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
-    if (refused instanceof OutboundAddressRefusedError) throw new LlmError(refused.message, false);
+    if (err instanceof OutboundAddressRefusedError) throw new LlmError(err.message, false);
     throw new LlmError(
       e.name === 'TimeoutError'
         ? `The LLM gave no answer within ${cfg.timeoutMs} ms`

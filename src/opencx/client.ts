@@ -298,9 +298,7 @@ export class OpenCXClient {
     } catch (err) {
       this.limiter?.done({ status: 'error' });
       const e = err as { name?: string; cause?: { code?: string } };
-      const refused = err instanceof OutboundAddressRefusedError ? err : e.cause;
-      if (refused instanceof OutboundAddressRefusedError)
-        throw new OpenCXError('address_refused', refused.message);
+      if (err instanceof OutboundAddressRefusedError) throw new OpenCXError('address_refused', err.message);
       throw new OpenCXError(
         'transient',
         `${method} ${path} failed: ${e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? 'network error')}`,

@@ -559,11 +559,10 @@ async function probeOdataAt(
   try {
     res = await outboundRequest(url, { signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    const refused = err instanceof OutboundAddressRefusedError ? err : (err as { cause?: unknown }).cause;
-    if (refused instanceof OutboundAddressRefusedError) {
+    if (err instanceof OutboundAddressRefusedError) {
       throw new CheckFailure(
         'instance_url_address_refused',
-        refused.message,
+        err.message,
         'Use the public address of your Creatio instance (https://yourcompany.creatio.com); private and internal addresses are refused.',
         'instanceUrl',
       );
