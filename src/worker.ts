@@ -78,6 +78,7 @@ let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
   bundle ??= bundleWorkflowCode({
     workflowsPath: require.resolve('./workflows'),
+    preloadModules: [require.resolve('./workflows/stack-trace-limit')],
     logger: {
       trace: () => undefined,
       debug: () => undefined,

@@ -13,6 +13,7 @@ import { createLogger } from '../../src/logger';
 import { installRuntime, workflowBundle } from '../../src/worker';
 import { CURRENT_FLOW } from '../../src/workflows/conversation/context';
 import { CHECK_SPREAD, checkSpread } from '../../src/workflows/conversation/state';
+import { WORKFLOW_STACK_TRACE_LIMIT } from '../../src/workflows/stack-trace-limit';
 import { waitFor } from '../bridge-harness';
 import { FakePeers, message, runWithFakes, send } from './fake-peers';
 
@@ -264,6 +265,39 @@ describe('conversation workflow rules (activities faked)', () => {
       }
       for (const ms of waits) assert.ok(ms >= 10 * 60_000 && ms <= 10 * 60_000 * (1 + CHECK_SPREAD));
       assert.notEqual(waits[0], waits[1], 'two conversations started together check apart');
+    });
+  });
+
+  it('the stack-trace query shows where a waiting conversation waits, each stack cut at the limit', async () => {
+    const peers = new FakePeers();
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const id = await send(env, tq, s, [withMode(message('a', 'hello'), false)]);
+      await waitFor('first message written', () => peers.texts(`case-${s}`).length === 1);
+      interface Location {
+        file_path?: string;
+        function_name?: string;
+      }
+      const trace = await env.client.workflow
+        .getHandle(id)
+        .query<{ stacks: { locations: Location[] }[] }>('__enhanced_stack_trace');
+      const frames = trace.stacks.flatMap((st) => st.locations);
+      // What an operator reads in the Temporal UI: the workflow's own source, source-mapped.
+      assert.ok(
+        frames.some(
+          (f) =>
+            f.function_name === 'conversationWorkflow' &&
+            /src\/workflows\/conversation\/index\.ts$/.test(f.file_path ?? ''),
+        ),
+        `conversationWorkflow among ${JSON.stringify(frames)}`,
+      );
+      assert.ok(
+        frames.some((f) => /src\/workflows\/conversation\/wake\.ts$/.test(f.file_path ?? '')),
+        'the wait itself',
+      );
+      // Each promise's stack is captured with the limit's frames, the SDK's hook among them (cut).
+      for (const st of trace.stacks)
+        assert.ok(st.locations.length <= WORKFLOW_STACK_TRACE_LIMIT - 1, JSON.stringify(st.locations));
     });
   });
 });
