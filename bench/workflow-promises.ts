@@ -20,7 +20,7 @@ import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { withMode } from '../src/api/opencx-ingress';
 import { createLogger } from '../src/logger';
 import { startTemporal } from '../src/temporal/launcher';
-import { installRuntime, workflowBundle } from '../src/worker';
+import { installRuntime, workflowBundle, workflowBundleOptions } from '../src/worker';
 import { creatioTaskQueue, opencxTaskQueue } from '../src/workflows/task-queues';
 import { WORKFLOW_STACK_TRACE_LIMIT } from '../src/workflows/stack-trace-limit';
 import { waitFor } from '../test/bridge-harness';
@@ -148,10 +148,7 @@ async function main(): Promise<void> {
 async function replayCpu(
   histories: HistoryAndWorkflowId[],
 ): Promise<Record<string, { median: number; min: number; max: number }>> {
-  const nodeDefault = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../src/workflows'),
-    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} },
-  });
+  const nodeDefault = await bundleWorkflowCode({ ...workflowBundleOptions, preloadModules: [] });
   const variants = {
     [`shipped (${WORKFLOW_STACK_TRACE_LIMIT} frames)`]: await workflowBundle(),
     "Node's default (10 frames)": nodeDefault,

@@ -4,6 +4,7 @@ import {
   Runtime,
   Worker,
   bundleWorkflowCode,
+  type BundleOptions,
   type NativeConnection,
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
@@ -74,20 +75,26 @@ export function installRuntime(log: Logger, opts: { metricsAddress?: string } = 
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
+/**
+ * How the workflow code is bundled. The preloaded module sets up the sandbox before the workflow
+ * code loads (docs/decisions/0035-workflow-stack-trace-limit.md).
+ */
+export const workflowBundleOptions = {
+  workflowsPath: require.resolve('./workflows'),
+  preloadModules: [require.resolve('./workflows/stack-trace-limit')],
+  logger: {
+    trace: () => undefined,
+    debug: () => undefined,
+    info: () => undefined,
+    warn: () => undefined,
+    error: console.error,
+    log: () => undefined,
+  },
+} satisfies BundleOptions;
+
 /** The workflow code, bundled once per process. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: require.resolve('./workflows'),
-    preloadModules: [require.resolve('./workflows/stack-trace-limit')],
-    logger: {
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: console.error,
-      log: () => undefined,
-    },
-  });
+  bundle ??= bundleWorkflowCode(workflowBundleOptions);
   return bundle;
 }
 
