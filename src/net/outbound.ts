@@ -207,7 +207,8 @@ export interface OutboundResponse {
 }
 
 /**
- * A network failure (refused, reset, timed out connecting): the transport's own error is its `cause`, with its `code` (`ECONNREFUSED`, `UND_ERR_SOCKET`, …).
+ * A network failure (refused, reset, timed out connecting): the transport's own error is its
+ * `cause`, with its `code` (`ECONNREFUSED`, `UND_ERR_SOCKET`, …).
  */
 export class OutboundNetworkError extends Error {
   constructor(cause: unknown) {
