@@ -147,6 +147,8 @@ export interface Receiver {
   /** The organization's mode, handed to its conversations with their events (withMode). */
   caseOnlyOnHandoff?: boolean;
   cachedAt: number;
+  /** Read again in the background once already (decision 0036): never twice for one entry. */
+  readAhead?: boolean;
 }
 
 /**
@@ -191,6 +193,8 @@ export class Receivers {
   constructor(
     private readonly store: Pick<Store, 'getOrgByOpencxOrganization' | 'onSettingsChanged'>,
     private readonly ttlMs = 30_000,
+    /** Told when a background read fails (the entry then serves to its time, and is not read ahead again). */
+    private readonly onReadAheadFailed: (opencxOrgId: string, err: unknown) => void = () => undefined,
     private readonly maxEntries = 50_000,
   ) {
     store.onSettingsChanged(() => {
@@ -205,10 +209,12 @@ export class Receivers {
     const hit = this.cache.get(opencxOrgId);
     const age = hit ? Date.now() - hit.cachedAt : Infinity;
     if (hit && !fresh && age < this.ttlMs) {
-      if (age >= (this.ttlMs * 2) / 3 && !this.loading.has(opencxOrgId)) {
-        // The request goes on with the entry; a failed read leaves it to its time, and the read
-        // at that time answers for the store.
-        this.load(opencxOrgId).catch(() => undefined);
+      if (age >= (this.ttlMs * 2) / 3 && !hit.readAhead && !this.loading.has(opencxOrgId)) {
+        // The request goes on with the entry. A failed read leaves it to its time, once (a store
+        // that is down is not asked again by every webhook), and the read at that time answers
+        // for the store.
+        hit.readAhead = true;
+        this.load(opencxOrgId).catch((err: unknown) => this.onReadAheadFailed(opencxOrgId, err));
       }
       return hit;
     }
@@ -312,7 +318,12 @@ export class OpencxIngress {
   private lastPrune = Date.now();
 
   constructor(private readonly deps: AppDeps) {
-    this.receivers = new Receivers(deps.store, deps.receiversTtlMs);
+    this.receivers = new Receivers(deps.store, deps.receiversTtlMs, (opencxOrgId, err) =>
+      deps.log.warn(
+        { opencxOrgId, reason: err instanceof Error ? err.message : String(err) },
+        "could not read an organization's webhook settings ahead; the cached ones serve until they run out",
+      ),
+    );
     this.unmapped = new UnmappedOrganizations(deps.store, deps.log);
     this.deliveries = new Deliveries(deps.store, deps.log);
     this.read = deps.readOpencxEvent ?? toConversationEvent;
