@@ -145,6 +145,11 @@ const envSchema = z.object({
   WORKER_ACTIVITY_SLOTS: z.coerce.number().int().min(1).max(2000).default(100),
   /** Threads that run conversation workflows in a worker process (docs/decisions/0028-load-and-the-floor.md). */
   WORKER_WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(1),
+  /**
+   * A workflow bundle built ahead from this same code (`npm run build` writes
+   * dist/workflow-bundle.js); unset: the workers bundle src/workflows at start.
+   */
+  WORKFLOW_BUNDLE: z.string().min(1).optional(),
   /** How long one workflow activation may run, or `off` (docs/decisions/0031-activations-without-a-watchdog.md). */
   WORKER_ACTIVATION_TIMEOUT: z
     .union([
@@ -243,6 +248,7 @@ export interface Config {
   workerActivitySlots: number;
   workerWorkflowThreads: number;
   workerActivationTimeout: string;
+  workflowBundle: string | undefined;
   conversationIdleTimeout: string;
   parkedStepRetryEvery: string;
   temporalPayloadKeys: string | undefined;
@@ -387,6 +393,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     workerActivitySlots: e.WORKER_ACTIVITY_SLOTS,
     workerWorkflowThreads: e.WORKER_WORKFLOW_THREADS,
     workerActivationTimeout: e.WORKER_ACTIVATION_TIMEOUT,
+    workflowBundle: e.WORKFLOW_BUNDLE,
     conversationIdleTimeout: e.CONVERSATION_IDLE_TIMEOUT,
     parkedStepRetryEvery: e.PARKED_STEP_RETRY_EVERY,
     temporalPayloadKeys: e.TEMPORAL_PAYLOAD_KEYS,

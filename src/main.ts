@@ -18,7 +18,7 @@ import { setOutboundPolicy } from './net/outbound';
 import { EncryptionCodec, parsePayloadKeys } from './temporal/codec';
 import { connectionSecurity } from './temporal/connection';
 import { startTemporal } from './temporal/launcher';
-import { BridgeWorkers, installRuntime } from './worker';
+import { BridgeWorkers, installRuntime, workflowBundle } from './worker';
 import type { ConversationOptions } from './workflows/contract';
 
 /** Closers run in reverse order of registration, each at most once. */
@@ -83,6 +83,8 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
 
   try {
+    // A bundle built ahead is read first: a wrong WORKFLOW_BUNDLE stops the service before it starts anything.
+    if (config.runWorker && config.workflowBundle) await workflowBundle(config.workflowBundle);
     // The embedded dev server is plain; a configured server gets the TLS / mTLS / API key settings.
     const security = config.temporal.address ? connectionSecurity(config.temporal.security) : {};
     const temporal = await startTemporal({
@@ -173,11 +175,15 @@ async function main(): Promise<void> {
         activitySlots: config.workerActivitySlots,
         workflowThreads: config.workerWorkflowThreads,
         activationTimeout: config.workerActivationTimeout,
+        ...(config.workflowBundle && { workflowBundle: config.workflowBundle }),
       });
       await workers.start();
       const w = workers;
       shutdown.add('workers (drained)', () => w.shutdown());
-      log.info({ taskQueue: config.temporal.taskQueue }, 'worker running');
+      log.info(
+        { taskQueue: config.temporal.taskQueue, workflowBundle: config.workflowBundle ?? 'bundled at start' },
+        'worker running',
+      );
     }
 
     const conversationOptions: ConversationOptions = {

@@ -6,10 +6,12 @@ import {
   bundleWorkflowCode,
   type BundleOptions,
   type NativeConnection,
-  type WorkflowBundleWithSourceMap,
+  type WorkflowBundle,
 } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { activationTimeoutOption } from './temporal/isolate-timeout';
 import { createActivities, type ActivityDeps } from './activities';
 import { activityOpenCXPacing } from './activities/context';
@@ -73,7 +75,7 @@ export function installRuntime(log: Logger, opts: { metricsAddress?: string } = 
   });
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+const bundles = new Map<string, Promise<WorkflowBundle>>();
 
 /**
  * How the workflow code is bundled. The preloaded module sets up the sandbox before the workflow
@@ -92,10 +94,48 @@ export const workflowBundleOptions = {
   },
 } satisfies BundleOptions;
 
-/** The workflow code, bundled once per process. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode(workflowBundleOptions);
+/**
+ * The workflow code, once per process: read from `file`, a bundle built ahead from this same code
+ * (`npm run build` writes dist/workflow-bundle.js; WORKFLOW_BUNDLE), or else bundled here from
+ * src/workflows, which takes seconds of CPU at every start
+ * (docs/decisions/0037-workflow-bundle-built-ahead.md).
+ */
+export function workflowBundle(file?: string): Promise<WorkflowBundle> {
+  const key = file ?? '';
+  let bundle = bundles.get(key);
+  if (!bundle) {
+    bundle = file ? readWorkflowBundle(file) : bundleWorkflowCode(workflowBundleOptions);
+    bundles.set(key, bundle);
+  }
   return bundle;
+}
+
+async function readWorkflowBundle(file: string): Promise<WorkflowBundle> {
+  let code: string;
+  try {
+    code = await readFile(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw new Error(
+      `WORKFLOW_BUNDLE ${file} cannot be read (${reason}): build it with npm run build, or unset WORKFLOW_BUNDLE to bundle the workflows at start`,
+    );
+  }
+  if (!code.includes(WORKFLOW_BUNDLE_MARK)) {
+    throw new Error(
+      `WORKFLOW_BUNDLE ${file} is not a workflow bundle of this service (npm run build writes one)`,
+    );
+  }
+  return { code };
+}
+
+/** What `writeWorkflowBundle` puts first in the file, and `workflowBundle` checks for. */
+const WORKFLOW_BUNDLE_MARK = '/* opencx-creatio-bridge workflow bundle */';
+
+/** Bundles src/workflows into `file` (npm run build). */
+export async function writeWorkflowBundle(file: string): Promise<void> {
+  const { code } = await bundleWorkflowCode(workflowBundleOptions);
+  await mkdir(path.dirname(file), { recursive: true });
+  await writeFile(file, `${WORKFLOW_BUNDLE_MARK}\n${code}`);
 }
 
 export interface WorkerOptions {
@@ -113,6 +153,8 @@ export interface WorkerOptions {
   /** How long one workflow activation may run: a duration, or `off` (WORKER_ACTIVATION_TIMEOUT). */
   activationTimeout?: string;
   maxCachedWorkflows?: number;
+  /** A workflow bundle built ahead (WORKFLOW_BUNDLE); unset: bundled at start. */
+  workflowBundle?: string;
   /** The payload codec (encryption) shared with the client: every worker reads and writes through it. */
   dataConverter?: DataConverter;
   /** How a worker is made (Worker.create); tests wrap it to make one fail. */
@@ -229,7 +271,7 @@ export class BridgeWorkers {
       connection: this.o.connection,
       namespace: this.o.namespace,
       taskQueue: this.o.taskQueue,
-      workflowBundle: await workflowBundle(),
+      workflowBundle: await workflowBundle(this.o.workflowBundle),
       // Local activities only: the store reads, and the first try of short Creatio writes. Every
       // activity task goes to the peers' queues, so this worker polls for none (a poller that never
       // gets a task still costs a long poll on the server).

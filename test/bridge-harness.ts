@@ -83,6 +83,8 @@ export function testWorkerOptions(o: {
     },
     limits: o.limits ?? SHIPPED_CALL_LIMITS,
     maxCachedWorkflows: 100,
+    // The bundle `npm test` builds once for every test process (test/run.ts).
+    ...(process.env.WORKFLOW_BUNDLE && { workflowBundle: process.env.WORKFLOW_BUNDLE }),
   };
 }
 

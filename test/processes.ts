@@ -11,20 +11,27 @@ import { waitFor } from './bridge-harness';
 
 const ROOT = path.join(__dirname, '..');
 
-/** Settings a user's shell would not have: the defaults apply instead. */
+/** Settings a user's shell would not have: the defaults apply instead, unless a test sets them. */
 const NOT_SET = [
   'ADMIN_API_TOKEN',
   'DATABASE_URL',
   'BRIDGE_URL',
   'TEMPORAL_METRICS_ADDRESS',
   'ENCRYPTION_KEY',
+  // npm test's bundle built ahead: `npm start` bundles the workflows at start, as a user's does.
+  'WORKFLOW_BUNDLE',
 ];
 
-/** Runs a project script (`src/main.ts`, `src/sandbox/demo.ts`) with `env` over this process's. */
+/**
+ * Runs a project script (`src/main.ts`, `src/sandbox/demo.ts` through tsx, or a compiled
+ * `dist/src/main.js` with plain Node) with `env` over this process's.
+ */
 export function runScript(script: string, env: NodeJS.ProcessEnv, unset: string[] = []): ChildProcess {
-  const merged = { ...process.env, ...env };
-  for (const k of [...NOT_SET, ...unset]) delete merged[k];
-  return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script)], {
+  const inherited = { ...process.env };
+  for (const k of [...NOT_SET, ...unset]) delete inherited[k];
+  const merged = { ...inherited, ...env };
+  const file = path.join(ROOT, script);
+  return spawn(process.execPath, script.endsWith('.ts') ? ['--import', 'tsx', file] : [file], {
     cwd: ROOT,
     env: merged,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -49,9 +56,13 @@ export interface Service {
   stop(): Promise<void>;
 }
 
-/** `npm start` with `env`, once /readyz answers on env.PORT. */
-export async function startService(env: NodeJS.ProcessEnv, unset: string[] = []): Promise<Service> {
-  const child = runScript('src/main.ts', env, unset);
+/** `npm start` (or another entry point, `script`) with `env`, once /readyz answers on env.PORT. */
+export async function startService(
+  env: NodeJS.ProcessEnv,
+  unset: string[] = [],
+  script = 'src/main.ts',
+): Promise<Service> {
+  const child = runScript(script, env, unset);
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));

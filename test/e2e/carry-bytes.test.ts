@@ -114,7 +114,7 @@ describe('continue-as-new carries at most its byte budget (activities faked)', (
    * replay of such a history never returns: it is skipped (the newest run can be one, just continued).
    */
   async function replays(workflowId: string): Promise<void> {
-    const bundle = await workflowBundle();
+    const bundle = await workflowBundle(process.env.WORKFLOW_BUNDLE);
     const runs = (await runsOf(workflowId)).filter((h) =>
       (h.events ?? []).some((e) => e.workflowTaskCompletedEventAttributes),
     );
@@ -380,7 +380,7 @@ describe('the idle timeout while a step is parked keeps the events waiting (end 
     assert.ok(at('POISON then') < at('waiting two') && at('waiting two') < at('waiting three'));
     assert.ok(at('waiting three') < at('after the resume'));
     // Both executions replay against the current code.
-    const bundle = await workflowBundle();
+    const bundle = await workflowBundle(process.env.WORKFLOW_BUNDLE);
     const resumed = (await bridge.handle(orgId, s).describe()).runId;
     for (const runId of [finished, resumed]) {
       const history = await bridge.client.workflow.getHandle(result.workflowId, runId).fetchHistory();

@@ -43,7 +43,7 @@ describe('histories written by the current code replay against it', () => {
         return conversationWorkflowId(orgId, s);
       }),
     );
-    const bundle = await workflowBundle();
+    const bundle = await workflowBundle(process.env.WORKFLOW_BUNDLE);
     for (const id of ids) {
       const history = await bridge.client.workflow.getHandle(id).fetchHistory();
       await Worker.runReplayHistory(

@@ -70,7 +70,11 @@ describe('conversation workflow rules (activities faked)', () => {
       await send(env, tq, s, [message('b', 'again')]);
       await waitFor('the second message written', () => peers.texts(`case-${s}`).length === 2);
       const history = await env.client.workflow.getHandle(id).fetchHistory();
-      await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+      await Worker.runReplayHistory(
+        { workflowBundle: await workflowBundle(process.env.WORKFLOW_BUNDLE) },
+        history,
+        id,
+      );
     });
   });
 
@@ -122,7 +126,11 @@ describe('conversation workflow rules (activities faked)', () => {
       // Both histories replay.
       for (const wid of [id, hid]) {
         const history = await env.client.workflow.getHandle(wid).fetchHistory();
-        await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, wid);
+        await Worker.runReplayHistory(
+          { workflowBundle: await workflowBundle(process.env.WORKFLOW_BUNDLE) },
+          history,
+          wid,
+        );
       }
     });
   });
@@ -261,7 +269,11 @@ describe('conversation workflow rules (activities faked)', () => {
         const ms = Number(t.seconds) * 1000 + Math.round((t.nanos ?? 0) / 1e6);
         assert.equal(ms, Math.round(10 * 60_000 * checkSpread(id)), 'the reply check waits its spread');
         waits.push(ms);
-        await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, id);
+        await Worker.runReplayHistory(
+          { workflowBundle: await workflowBundle(process.env.WORKFLOW_BUNDLE) },
+          history,
+          id,
+        );
       }
       for (const ms of waits) assert.ok(ms >= 10 * 60_000 && ms <= 10 * 60_000 * (1 + CHECK_SPREAD));
       assert.notEqual(waits[0], waits[1], 'two conversations started together check apart');

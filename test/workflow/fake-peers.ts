@@ -196,7 +196,7 @@ export async function runWithFakes<T>(
     Worker.create({
       ...common,
       taskQueue,
-      workflowBundle: await workflowBundle(),
+      workflowBundle: await workflowBundle(process.env.WORKFLOW_BUNDLE),
       activities: { ...peers.store(), ...peers.attention(), ...peers.creatio() },
     }),
     Worker.create({

@@ -86,7 +86,7 @@ describe('replay of histories written by earlier releases', () => {
   it('every history an earlier release wrote replays against the current workflow code', async () => {
     const all = await releases();
     assert.ok(all.length >= 1, 'at least one earlier release is recorded');
-    const bundle = await workflowBundle();
+    const bundle = await workflowBundle(process.env.WORKFLOW_BUNDLE);
     const failed: string[] = [];
     let replayed = 0;
     for (const rel of all) {
@@ -125,7 +125,7 @@ describe('replay of histories written by earlier releases', () => {
   // moved back to releases/<commit>/, where the test above holds it.
   it('histories known not to replay on the current code still fail, with the recorded error', async () => {
     const base = path.join(DIR, KNOWN_INCOMPATIBLE);
-    const bundle = await workflowBundle();
+    const bundle = await workflowBundle(process.env.WORKFLOW_BUNDLE);
     for (const rel of await releases(base)) {
       const errorsFile = path.join(base, rel.name, 'errors.json');
       // null: this history replays (e.g. a continued run that met only signals so far).

@@ -55,7 +55,7 @@ async function replay(bundle: Awaited<ReturnType<typeof workflowBundle>>) {
 
 describe('replay of recorded conversations', () => {
   it('every recorded history replays against the current workflow code', async () => {
-    const results = await replay(await workflowBundle());
+    const results = await replay(await workflowBundle(process.env.WORKFLOW_BUNDLE));
     assert.ok(results.length >= 10, `${results.length} histories in the corpus`);
     const runs = new Set(results.map((r) => r.name.replace(/-run\d+\.json.*/, '')));
     assert.ok(runs.size >= 5, 'every flow is in the corpus');
