@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -109,6 +110,28 @@ describe('continue-as-new carries at most its byte budget (activities faked)', (
   }
 
   /**
+   * The conversation's first run continued as new (a refused continue-as-new ends the execution
+   * instead), every input under the budget, and the new run parked again on the refused write.
+   */
+  async function continuedUnderBudget(workflowId: string, first: string): Promise<void> {
+    const handle = env.client.workflow.getHandle(workflowId);
+    const d = await waitFor('a new run', async () => {
+      const x = await handle.describe();
+      return x.runId !== first || x.status.name !== 'RUNNING' ? x : undefined;
+    });
+    const firstRun = await env.client.workflow.getHandle(workflowId, first).describe();
+    assert.equal(firstRun.status.name, 'CONTINUED_AS_NEW', `the first run ended ${firstRun.status.name}`);
+    assert.equal(d.status.name, 'RUNNING');
+    const sizes = await carriedSizes(workflowId);
+    assert.ok(sizes.length > 0);
+    for (const n of sizes) assert.ok(n <= 1_000_000 + 1_000, `continue-as-new input of ${n} bytes`);
+    await waitFor(
+      'parked again in the new run',
+      async () => (await state(workflowId)).lastError?.parked === true,
+    );
+  }
+
+  /**
    * Every run of the conversation replays against the current code (timers between reads included).
    * A run whose first workflow task has not completed yet has no commands to check, and the SDK's
    * replay of such a history never returns: it is skipped (the newest run can be one, just continued).
@@ -145,23 +168,73 @@ describe('continue-as-new carries at most its byte budget (activities faked)', (
       const handle = env.client.workflow.getHandle(id);
       for (let i = 0; i < 300 && (await handle.describe()).runId === first; i++)
         await send(env, tq, s, [creatioActivity()], o);
-      const d = await waitFor('a new run', async () => {
-        const x = await handle.describe();
-        return x.runId !== first || x.status.name !== 'RUNNING' ? x : undefined;
-      });
-      // The first run continued as new (a refused continue-as-new ends the execution instead).
-      const firstRun = await env.client.workflow.getHandle(id, first).describe();
-      assert.equal(firstRun.status.name, 'CONTINUED_AS_NEW', `the first run ended ${firstRun.status.name}`);
-      assert.equal(d.status.name, 'RUNNING');
-      const sizes = await carriedSizes(id);
-      assert.ok(sizes.length > 0);
-      for (const n of sizes) assert.ok(n <= 1_000_000 + 1_000, `continue-as-new input of ${n} bytes`);
-      await waitFor('parked again in the new run', async () => (await state(id)).lastError?.parked === true);
+      await continuedUnderBudget(id, first);
       peers.refuse = null;
       await env.client.workflow.getHandle(id).executeUpdate(resumeStepUpdate);
       await waitFor('all 8 written', () => peers.texts(`case-${s}`).length === 8, 60_000);
       assert.deepEqual(peers.texts(`case-${s}`), texts);
       assert.deepEqual(peers.readAfterDrop, []);
+      await replays(id);
+    });
+  });
+
+  it('events that come in while continue-as-new stores the surplus are measured too, and wait behind it: every input under the budget, every message once, in order', async () => {
+    const peers = new StorePeers();
+    peers.handoffOnly = true;
+    peers.refuse = () => true;
+    // The first write of stored events outlasts the workflow task's heartbeat (0.8 × its 2 s
+    // timeout): the worker completes the task meanwhile, and the messages sent during the write
+    // reach the run before continue-as-new, after the surplus was measured.
+    let writing: (() => void) | undefined;
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    const store = peers.store.bind(peers);
+    peers.store = () => {
+      const base = store();
+      let first = true;
+      return {
+        ...base,
+        spillEvents: async (input: Parameters<StoreActivities['spillEvents']>[0]) => {
+          if (first) {
+            first = false;
+            writing?.();
+            await released;
+          }
+          return (base.spillEvents as StoreActivities['spillEvents'])(input);
+        },
+      };
+    };
+    await runWithFakes(env, peers, async (tq) => {
+      const s = sid();
+      const o = { maxHistoryEvents: 100 };
+      const texts = Array.from({ length: 10 }, (_, i) => cjk(`late ${i}`, 100_000));
+      const sendAll = (from: number, to: number) =>
+        send(
+          env,
+          tq,
+          s,
+          texts.slice(from, to).map((t, i) => message(`l${from + i}`, t)),
+          o,
+          '2s',
+        );
+      const id = await sendAll(0, 4);
+      await waitFor('the first message taken', async () => (await state(id)).messages.received >= 1);
+      const handle = env.client.workflow.getHandle(id);
+      const first = (await handle.describe()).runId;
+      const storing = new Promise<void>((r) => (writing = r));
+      // Calls from Creatio's process grow the history until it continues as new.
+      let spilled = false;
+      void storing.then(() => (spilled = true));
+      for (let i = 0; i < 300 && !spilled; i++) await send(env, tq, s, [creatioActivity()], o);
+      await storing;
+      await sendAll(4, 10); // six messages of ~300 kB: 1.8 MB, while the first chunk is written
+      await sleep(2_500); // past the task's heartbeat, with the write still held
+      release();
+      await continuedUnderBudget(id, first);
+      peers.refuse = null;
+      await handle.executeUpdate(resumeStepUpdate);
+      await waitFor('all 10 written', () => peers.texts(`case-${s}`).length === 10, 60_000);
+      assert.deepEqual(peers.texts(`case-${s}`), texts);
       await replays(id);
     });
   });

@@ -4,6 +4,7 @@
  * spilled events, an OpenCX that accepts everything. Lets a workflow test check one rule in a
  * second, with no emulator and no database.
  */
+import type { Duration } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
@@ -246,12 +247,15 @@ export async function send(
   sessionId: string,
   events: ConversationEvent[],
   o: Partial<ConversationOptions> = {},
+  /** The workflow task timeout of a run this starts (Temporal's default: 10 s). */
+  workflowTaskTimeout?: Duration,
 ): Promise<string> {
   const workflowId = conversationWorkflowId('org-wf', sessionId);
   for (const event of events) {
     await env.client.workflow.signalWithStart('conversationWorkflow', {
       workflowId,
       taskQueue,
+      ...(workflowTaskTimeout && { workflowTaskTimeout }),
       args: [{ orgId: 'org-wf', sessionId, options: options(taskQueue, o) }],
       signal: conversationEventSignal,
       signalArgs: [event],

@@ -10,7 +10,10 @@ import type { HistoryLane } from './history-lane';
  * every flow of `Conversation.flow`. A new flow gets a patch of its own (or a new name for this one)
  * so that runs recorded before it keep their commands (docs/decisions/0030-one-patch-and-spread-checks.md).
  */
-export const CURRENT_FLOW = 'flow-2026-12';
+export const CURRENT_FLOW = 'flow-2026-12-b';
+
+/** The flow before CURRENT_FLOW: every flow of `Conversation.flow` but `carryMeasuredLast`. */
+export const PREVIOUS_FLOW = 'flow-2026-12';
 
 /** What every flow of one conversation works with. */
 export interface Conversation {
@@ -38,6 +41,11 @@ export interface Conversation {
      * stored events is never fatal, and events waiting at the idle timeout are kept (spill.ts).
      */
     carryBytes: boolean;
+    /**
+     * Before continue-as-new, what came in while the surplus was being stored is measured too, and
+     * stored while the carry is over its budget (docs/decisions/0038-carry-measured-last.md).
+     */
+    carryMeasuredLast: boolean;
     /** A parked step is listed among the conversations that need attention (steps.ts). */
     attention: boolean;
     /** The reply and history checks wait `spread` times their interval (state.ts, checkSpread). */

@@ -22,13 +22,21 @@ import {
   type ConversationState,
 } from '../contract';
 import { checkCaseOnTimer, onCaseStatus, onClosed, reopenAfterClose } from './closure';
-import { CURRENT_FLOW, type Conversation } from './context';
+import { CURRENT_FLOW, PREVIOUS_FLOW, type Conversation } from './context';
 import { onHandoff } from './handoff';
 import { adoptPriorCase, needsPriorCase, onMessage, onStarted, toEntry } from './messages';
 import { peers } from './peers';
 import { deliverNewReplies, replyCheckSoon } from './replies';
 import { ConversationRun, checkSpread, timingsOf } from './state';
-import { dropRead, holdForNextRun, refill, spillForCarry, takeHeld, waitingEvents } from './spill';
+import {
+  carryOverBudget,
+  dropRead,
+  holdForNextRun,
+  refill,
+  spillForCarry,
+  takeHeld,
+  waitingEvents,
+} from './spill';
 import { ContinueAsNewNow, IdleWhileParked, Steps } from './steps';
 import { WakeTimer } from './wake';
 import { ReplyLane } from './reply-lane';
@@ -40,23 +48,26 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
   // A run this code starts (or continues as new) records one marker and takes every flow below; a
   // run recorded before it has no such marker and asks each patch as it did (0030).
   const current = patched(CURRENT_FLOW);
+  const previous = current || patched(PREVIOUS_FLOW);
   const flow = {
-    oneTryCaseOpening: current || patched('open-case-in-one-try'),
-    replyLane: current || patched('reply-lane'),
-    historyCheck: current || patched('history-check'),
-    replyTimerOpen: current || patched('reply-timer-open'),
-    aiFieldsKeepEdits: current || patched('ai-fields-keep-edits'),
-    carryBytes: current || patched('carry-bytes'),
-    attention: current || patched('attention'),
-    spreadChecks: current,
-    lanesWhenAsked: current,
-    armWhenIdle: current,
+    oneTryCaseOpening: previous || patched('open-case-in-one-try'),
+    replyLane: previous || patched('reply-lane'),
+    historyCheck: previous || patched('history-check'),
+    replyTimerOpen: previous || patched('reply-timer-open'),
+    aiFieldsKeepEdits: previous || patched('ai-fields-keep-edits'),
+    carryBytes: previous || patched('carry-bytes'),
+    attention: previous || patched('attention'),
+    spreadChecks: previous,
+    lanesWhenAsked: previous,
+    armWhenIdle: previous,
+    carryMeasuredLast: current,
   };
   const { orgId, sessionId, options } = input;
   const timings = timingsOf(options);
   // State first; handlers after it, so buffered signals always find it initialised.
   const run = new ConversationRun(input, timings);
   run.carryBytes = flow.carryBytes;
+  run.carryMeasuredLast = flow.carryMeasuredLast;
   const activities = peers(orgId, options);
   // Also when another worker version became current (worker versioning): the run is pinned to the
   // version that started it, and the next run starts on the current one. Always false unversioned.
@@ -240,8 +251,12 @@ export async function conversationWorkflow(input: ConversationInput): Promise<Co
           else run.historyCheck.closeCheckPending = true;
         }
       }
-      await spillForCarry(c);
-      await condition(allHandlersFinished);
+      // Events that come in while the surplus is stored, or while handlers finish, are measured
+      // too: the server refuses an input over 2 MB, and the run could then never go on (0038).
+      do {
+        await spillForCarry(c);
+        await condition(allHandlersFinished);
+      } while (flow.carryMeasuredLast && carryOverBudget(c));
       const upgrade = workflowInfo().targetWorkerDeploymentVersionChanged;
       await makeContinueAsNewFunc<typeof conversationWorkflow>(
         upgrade ? { initialVersioningBehavior: 'AUTO_UPGRADE' } : {},

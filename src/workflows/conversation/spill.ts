@@ -134,9 +134,14 @@ export async function spillForCarry(c: Conversation): Promise<void> {
     used += size(queue[kept]!);
     kept++;
   }
-  const before = await store(c, workflowId, queue.splice(kept), size, CHUNK_BYTES);
-  const after = await store(c, workflowId, spill.incoming.splice(0), size, CHUNK_BYTES);
-  spill.chunks = [...before, ...spill.chunks, ...after];
+  run.storingSpill = true;
+  try {
+    const before = await store(c, workflowId, queue.splice(kept), size, CHUNK_BYTES);
+    const after = await store(c, workflowId, spill.incoming.splice(0), size, CHUNK_BYTES);
+    spill.chunks = [...before, ...spill.chunks, ...after];
+  } finally {
+    run.storingSpill = false;
+  }
   const carried = restBytes(c) + used;
   if (carried > CARRY_BUDGET_BYTES) {
     log.warn('the state carried to the next run is over its budget', {
@@ -145,6 +150,18 @@ export async function spillForCarry(c: Conversation): Promise<void> {
       bytes: carried,
     });
   }
+}
+
+/**
+ * Events wait in memory and the carry is over its budget with them: what came in after the last
+ * spill (during its own writes, or while handlers finished) would be carried unmeasured.
+ */
+export function carryOverBudget(c: Conversation): boolean {
+  if (!c.flow.carryBytes) return false;
+  const { queue, spill } = c.run;
+  const size = sizer(true);
+  const waiting = [...queue, ...spill.incoming].reduce((n, e) => n + size(e), 0);
+  return waiting > 0 && restBytes(c) + waiting > CARRY_BUDGET_BYTES;
 }
 
 /** Bytes of everything the run carries but the events waiting in memory. */

@@ -153,6 +153,10 @@ export class ConversationRun {
   historyCheckOn = false;
   /** This run measures what it carries in bytes and bounds all of it (its flow has `carryBytes`). */
   carryBytes = false;
+  /** Its flow has `carryMeasuredLast` (what comes in while the surplus is stored waits behind it). */
+  carryMeasuredLast = false;
+  /** The surplus is being stored before continue-as-new (not carried: a run ends or goes on after). */
+  storingSpill = false;
   /** Bytes of stored chunks read back since the last timer that ended a workflow task (spill.ts). */
   readSinceTimer = 0;
 
@@ -268,7 +272,7 @@ export class ConversationRun {
     if (event.kind === 'creatio_activity' && waiting.some((e) => e.kind === 'creatio_activity')) return;
     this.seenEvents.add(event.eventId);
     // Behind spilled events, new ones wait in `incoming` so that the order stays the order received.
-    if (this.spill.chunks.length > 0) this.spill.incoming.push(event);
+    if (this.behindSpill()) this.spill.incoming.push(event);
     else this.queue.push(event);
   }
 
@@ -279,8 +283,16 @@ export class ConversationRun {
   enqueue(event: ConversationEvent): void {
     if (this.seenEvents.has(event.eventId)) return;
     this.seenEvents.add(event.eventId);
-    if (this.spill.chunks.length > 0) this.spill.incoming.push(event);
+    if (this.behindSpill()) this.spill.incoming.push(event);
     else this.queue.push(event);
+  }
+
+  /**
+   * New events wait behind stored ones: chunks are stored, or are being stored (the events taken
+   * from the queue for them are older than what comes in meanwhile).
+   */
+  private behindSpill(): boolean {
+    return this.spill.chunks.length > 0 || (this.carryMeasuredLast && this.storingSpill);
   }
 
   /** Events are waiting, in memory or in the store. */
