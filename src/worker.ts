@@ -120,7 +120,8 @@ async function readWorkflowBundle(file: string): Promise<WorkflowBundle> {
       `WORKFLOW_BUNDLE ${file} cannot be read (${reason}): build it with npm run build, or unset WORKFLOW_BUNDLE to bundle the workflows at start`,
     );
   }
-  if (!code.includes(WORKFLOW_BUNDLE_MARK)) {
+  // The mark opens the file (the compiled worker holds it too, as a string).
+  if (!code.startsWith(WORKFLOW_BUNDLE_MARK)) {
     throw new Error(
       `WORKFLOW_BUNDLE ${file} is not a workflow bundle of this service (npm run build writes one)`,
     );

@@ -73,21 +73,33 @@ describe('the production build: npm run build, then node dist/src/main.js on its
     assert.equal(page.status, 200, 'the admin console is in the build');
   });
 
-  it('a WORKFLOW_BUNDLE that is not a bundle stops the service at start, named', async () => {
-    const notABundle = path.join(dataDir, 'main.js');
-    await writeFile(notABundle, await readFile(path.join(ROOT, 'dist', 'src', 'main.js')));
+  /** `node dist/src/main.js` on `bundle`, to its exit: its code and everything it printed. */
+  async function startOn(bundle: string, dir: string): Promise<{ code: number | null; out: string }> {
     const child = runScript('dist/src/main.js', {
       ...env,
       PORT: String(await freePort()),
       SANDBOX_PORT: String(await freePair()),
-      DATA_DIR: path.join(dataDir, 'second'),
-      WORKFLOW_BUNDLE: notABundle,
+      DATA_DIR: path.join(dataDir, dir),
+      WORKFLOW_BUNDLE: bundle,
     });
     let out = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return { code, out };
+  }
+
+  it('a WORKFLOW_BUNDLE that is not a bundle stops the service at start, named', async () => {
+    const notABundle = path.join(dataDir, 'main.js');
+    await writeFile(notABundle, await readFile(path.join(ROOT, 'dist', 'src', 'main.js')));
+    const { code, out } = await startOn(notABundle, 'second');
     assert.notEqual(code, 0);
     assert.match(out, /WORKFLOW_BUNDLE \S+main\.js is not a workflow bundle of this service/);
+  });
+
+  it('the compiled worker module, which holds the mark as a string, is not taken for a bundle', async () => {
+    const { code, out } = await startOn(path.join(ROOT, 'dist', 'src', 'worker.js'), 'third');
+    assert.notEqual(code, 0);
+    assert.match(out, /WORKFLOW_BUNDLE \S+worker\.js is not a workflow bundle of this service/);
   });
 });

@@ -123,7 +123,7 @@ export async function spillForCarry(c: Conversation): Promise<void> {
   await dropRead(c);
   const size = sizer(true);
   const rest = restBytes(c);
-  const waiting = [...queue, ...spill.incoming].reduce((n, e) => n + size(e), 0);
+  const waiting = waitingBytes(c, size);
   if (rest + waiting <= CARRY_BUDGET_BYTES) return;
   // The head of the queue stays when it fits (it may be the event a step was interrupted in; the
   // next run looks in Creatio before it writes either way), then as much as half the room left.
@@ -158,10 +158,14 @@ export async function spillForCarry(c: Conversation): Promise<void> {
  */
 export function carryOverBudget(c: Conversation): boolean {
   if (!c.flow.carryBytes) return false;
-  const { queue, spill } = c.run;
-  const size = sizer(true);
-  const waiting = [...queue, ...spill.incoming].reduce((n, e) => n + size(e), 0);
+  const waiting = waitingBytes(c, sizer(true));
   return waiting > 0 && restBytes(c) + waiting > CARRY_BUDGET_BYTES;
+}
+
+/** Bytes of the events waiting in memory (the queue, and what waits behind stored chunks). */
+function waitingBytes(c: Conversation, size: (e: ConversationEvent) => number): number {
+  const { queue, spill } = c.run;
+  return [...queue, ...spill.incoming].reduce((n, e) => n + size(e), 0);
 }
 
 /** Bytes of everything the run carries but the events waiting in memory. */
