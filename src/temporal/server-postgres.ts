@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
+import { overlayDynamicConfig } from './dynamic-config';
 import { SEARCH_ATTRIBUTE_TYPES } from './search-attributes';
 
 const run = promisify(execFile);
@@ -137,12 +138,10 @@ async function writeConfig(mod: string, forTests: boolean): Promise<string> {
   await mkdir(configDir, { recursive: true });
   await writeFile(path.join(configDir, 'development.yaml'), yaml);
   const dynamic = await readFile(path.join(mod, 'config', 'dynamicconfig', 'development-sql.yaml'), 'utf8');
+  const bridge = await readFile(path.join(ROOT, 'deploy', 'temporal', 'dynamicconfig.yaml'), 'utf8');
   await writeFile(
     path.join(configDir, 'dynamicconfig.yaml'),
-    `${dynamic.replace(/localhost:7243/g, `localhost:${p.frontendHttp}`)}
-# The bridge's shared task queues carry each organization as the fairness key.
-matching.enableFairness:
-  - value: true
+    `${overlayDynamicConfig(dynamic.replace(/localhost:7243/g, `localhost:${p.frontendHttp}`), bridge)}
 frontend.enableServerVersionCheck:
   - value: false
 ${
