@@ -1,5 +1,6 @@
 import type { ConnectionSecurityOptions } from './connection';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { access, constants, mkdir } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -44,7 +45,18 @@ export interface StartOptions {
   readyTimeoutMs?: number;
 }
 
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+/**
+ * The project's directory: the nearest one above `from` with a package.json. Run from `src/` or
+ * compiled into `dist/src/`, the same directory (and so the same `.cache/temporal`).
+ */
+export function projectRoot(from: string = __dirname): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(from, '..', '..');
+  }
+}
+
+export const PROJECT_ROOT = projectRoot();
 export const DEFAULT_CACHE_DIR = path.join(PROJECT_ROOT, '.cache', 'temporal');
 
 async function isExecutable(file: string): Promise<boolean> {

@@ -5,7 +5,7 @@
  * conversation. A file that is not a bundle stops the service at start with a named error.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -88,6 +88,16 @@ describe('the production build: npm run build, then node dist/src/main.js on its
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     return { code, out };
   }
+
+  it('the compiled service finds the project, and the Temporal CLI that npm run temporal:install built', async () => {
+    const printed = spawnSync(
+      process.execPath,
+      ['--eval', "process.stdout.write(require('./dist/src/temporal/launcher.js').DEFAULT_CACHE_DIR)"],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    assert.equal(printed.status, 0, printed.stderr);
+    assert.equal(printed.stdout, path.join(ROOT, '.cache', 'temporal'));
+  });
 
   it('a WORKFLOW_BUNDLE that is not a bundle stops the service at start, named', async () => {
     const notABundle = path.join(dataDir, 'main.js');
