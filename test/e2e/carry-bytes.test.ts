@@ -68,6 +68,42 @@ class StorePeers extends FakePeers {
   }
 }
 
+/**
+ * Holds each conversation's first write of stored events (continue-as-new storing its surplus)
+ * until `release()`. `storing(workflowId)` resolves once that write has begun.
+ */
+function holdFirstSpills(peers: StorePeers) {
+  const began = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  const entry = (workflowId: string) => {
+    let e = began.get(workflowId);
+    if (!e) {
+      let resolve!: () => void;
+      e = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+      began.set(workflowId, e);
+    }
+    return e;
+  };
+  const held = new Set<string>();
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  const store = peers.store.bind(peers);
+  peers.store = () => {
+    const base = store();
+    return {
+      ...base,
+      spillEvents: async (input: Parameters<StoreActivities['spillEvents']>[0]) => {
+        if (!held.has(input.workflowId)) {
+          held.add(input.workflowId);
+          entry(input.workflowId).resolve();
+          await released;
+        }
+        return (base.spillEvents as StoreActivities['spillEvents'])(input);
+      },
+    };
+  };
+  return { storing: (workflowId: string) => entry(workflowId).promise, release };
+}
+
 describe('utf8Length', () => {
   it('counts UTF-8 bytes as Buffer does (ASCII, accents, CJK, surrogate pairs, lone surrogates)', () => {
     for (const s of ['', 'hello', 'café', '漢字', '😀 ok', 'a\u0000b', 'x\ud800y', '\udc00', 'z\ud83d']) {
@@ -185,25 +221,7 @@ describe('continue-as-new carries at most its byte budget (activities faked)', (
     // The first write of stored events outlasts the workflow task's heartbeat (0.8 × its 2 s
     // timeout): the worker completes the task meanwhile, and the messages sent during the write
     // reach the run before continue-as-new, after the surplus was measured.
-    let writing: (() => void) | undefined;
-    let release!: () => void;
-    const released = new Promise<void>((r) => (release = r));
-    const store = peers.store.bind(peers);
-    peers.store = () => {
-      const base = store();
-      let first = true;
-      return {
-        ...base,
-        spillEvents: async (input: Parameters<StoreActivities['spillEvents']>[0]) => {
-          if (first) {
-            first = false;
-            writing?.();
-            await released;
-          }
-          return (base.spillEvents as StoreActivities['spillEvents'])(input);
-        },
-      };
-    };
+    const hold = holdFirstSpills(peers);
     await runWithFakes(env, peers, async (tq) => {
       const s = sid();
       const o = { maxHistoryEvents: 100 };
@@ -221,21 +239,71 @@ describe('continue-as-new carries at most its byte budget (activities faked)', (
       await waitFor('the first message taken', async () => (await state(id)).messages.received >= 1);
       const handle = env.client.workflow.getHandle(id);
       const first = (await handle.describe()).runId;
-      const storing = new Promise<void>((r) => (writing = r));
       // Calls from Creatio's process grow the history until it continues as new.
       let spilled = false;
-      void storing.then(() => (spilled = true));
+      void hold.storing(id).then(() => (spilled = true));
       for (let i = 0; i < 300 && !spilled; i++) await send(env, tq, s, [creatioActivity()], o);
-      await storing;
+      await hold.storing(id);
       await sendAll(4, 10); // six messages of ~300 kB: 1.8 MB, while the first chunk is written
       await sleep(2_500); // past the task's heartbeat, with the write still held
-      release();
+      hold.release();
       await continuedUnderBudget(id, first);
       peers.refuse = null;
       await handle.executeUpdate(resumeStepUpdate);
       await waitFor('all 10 written', () => peers.texts(`case-${s}`).length === 10, 60_000);
       assert.deepEqual(peers.texts(`case-${s}`), texts);
       await replays(id);
+    });
+  });
+
+  it('four conversations continue as new at once, each first write held past the heartbeat: every input under the budget, every message once, in order', async () => {
+    const peers = new StorePeers();
+    peers.handoffOnly = true;
+    peers.refuse = () => true;
+    const hold = holdFirstSpills(peers);
+    await runWithFakes(env, peers, async (tq) => {
+      const o = { maxHistoryEvents: 100 };
+      const conversations = Array.from({ length: 4 }, (_, c) => ({
+        s: sid(),
+        texts: Array.from({ length: 8 }, (_, i) => cjk(`many ${c}.${i}`, 100_000)),
+      }));
+      const sendSome = (x: (typeof conversations)[number], from: number, to: number) =>
+        send(
+          env,
+          tq,
+          x.s,
+          x.texts.slice(from, to).map((t, i) => message(`m${from + i}`, t)),
+          o,
+          '2s',
+        );
+      const ids = await Promise.all(conversations.map((x) => sendSome(x, 0, 3)));
+      const firsts = await Promise.all(
+        ids.map(async (id) => {
+          await waitFor('the first message taken', async () => (await state(id)).messages.received >= 1);
+          return (await env.client.workflow.getHandle(id).describe()).runId;
+        }),
+      );
+      // Calls from Creatio's process grow every history until each run stores its surplus.
+      await Promise.all(
+        conversations.map(async (x, c) => {
+          let spilled = false;
+          void hold.storing(ids[c]!).then(() => (spilled = true));
+          for (let i = 0; i < 300 && !spilled; i++) await send(env, tq, x.s, [creatioActivity()], o);
+          await hold.storing(ids[c]!);
+        }),
+      );
+      // Five messages of ~300 kB to each (6 MB in all) while every first chunk is written.
+      await Promise.all(conversations.map((x) => sendSome(x, 3, 8)));
+      await sleep(2_500); // past the tasks' heartbeat, with the writes still held
+      hold.release();
+      for (const [c, id] of ids.entries()) await continuedUnderBudget(id, firsts[c]!);
+      peers.refuse = null;
+      await Promise.all(ids.map((id) => env.client.workflow.getHandle(id).executeUpdate(resumeStepUpdate)));
+      for (const x of conversations) {
+        await waitFor(`all 8 of ${x.s} written`, () => peers.texts(`case-${x.s}`).length >= 8, 60_000);
+        assert.deepEqual(peers.texts(`case-${x.s}`), x.texts);
+      }
+      for (const id of ids) await replays(id);
     });
   });
 
