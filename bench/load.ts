@@ -25,8 +25,10 @@
  *   npm run bench:load                     # both modes, rates 25-100, 3 runs of 20 s each
  *   npm run bench:load -- --quick          # one-minute smoke: file mode, 50 msg/s, 1 run of 10 s
  *   npm run bench:load -- --modes=file --rates=50,100 --runs=3 --seconds=20 --burst=100
+ *   npm run bench:load -- --summary=bench/results/load-<date>.json   # a run's tables again
  *
- * Prints a table per mode and the bridge's ratios, and writes bench/results/load-<date>.json.
+ * Prints a table per mode, the bridge's ratios and its targets against the floor, and writes
+ * bench/results/load-<date>.json.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -821,6 +823,7 @@ async function benchMode(mode: Mode, opts: LoadOptions): Promise<ModeResult> {
     }
     const result: ModeResult = { mode, runs, bursts, idleCpuPercent };
     printSummary(result, opts);
+    printTargets(result, opts);
     agent.destroy();
     bridgeAgent.destroy();
     return result;
@@ -884,7 +887,7 @@ export function printSummary(m: ModeResult, opts: LoadOptions): void {
     bridge: ['temporal', 'bridge worker', 'bridge api', 'db temporal', 'db store'],
     naive: ['floor/naive ingress'],
   };
-  const capacity: Partial<Record<Target, number>> = {};
+  const capacity = capacities(m, opts);
   for (const rate of opts.rates) {
     for (const t of opts.targets) {
       const rs = of(t, rate);
@@ -895,13 +898,6 @@ export function printSummary(m: ModeResult, opts: LoadOptions): void {
       console.log(
         `${String(rate).padStart(3)} msg/s ${t.padEnd(6)} p50 ${spread(rs.map((r) => r.latencyMs.p50))} | p99 ${spread(rs.map((r) => r.latencyMs.p99))} | ack p99 ${spread(rs.map((r) => r.ackMs.p99))} | ${rs.filter((r) => r.keepsUp).length}/${rs.length} keep up | CPU ms/msg ${cpu}`,
       );
-      // Capacity: the highest rate at which most runs kept up (and every lower rate did too).
-      const majority = rs.filter((r) => r.keepsUp).length * 2 > rs.length;
-      if (
-        majority &&
-        (capacity[t] === undefined ? rate === opts.rates[0] : capacity[t] === prev(opts.rates, rate))
-      )
-        capacity[t] = rate;
     }
     const b = of('bridge', rate);
     const f = of('floor', rate);
@@ -963,6 +959,91 @@ export function printSummary(m: ModeResult, opts: LoadOptions): void {
   }
 }
 
+/** Per path, the highest rate at which most runs kept up, and every lower rate did too. */
+function capacities(m: ModeResult, opts: LoadOptions): Partial<Record<Target, number>> {
+  const capacity: Partial<Record<Target, number>> = {};
+  for (const rate of opts.rates) {
+    for (const t of opts.targets) {
+      const rs = m.runs.filter((r) => r.target === t && r.rate === rate);
+      const majority = rs.length > 0 && rs.filter((r) => r.keepsUp).length * 2 > rs.length;
+      if (
+        majority &&
+        (capacity[t] === undefined ? rate === opts.rates[0] : capacity[t] === prev(opts.rates, rate))
+      )
+        capacity[t] = rate;
+    }
+  }
+  return capacity;
+}
+
+/** The rate the latency and ack targets are set at. */
+export const TARGET_RATE = 50;
+
+/**
+ * The issue's targets, bridge against floor within this run. Where the floor itself falls behind
+ * at 50 msg/s, the latency and ack targets compare two backlogs: they are also read at the floor's
+ * capacity (docs/decisions/0028-load-and-the-floor.md).
+ */
+export function targetLines(m: ModeResult, opts: LoadOptions): string[] {
+  const of = (t: Target, rate: number) => m.runs.filter((r) => r.target === t && r.rate === rate);
+  const mark = (ok: boolean) => (ok ? '✓' : '✗');
+  const lines: string[] = [];
+  const capacity = capacities(m, opts);
+  if (opts.targets.includes('bridge') && opts.targets.includes('floor')) {
+    const b = capacity.bridge ?? 0;
+    const f = capacity.floor;
+    if (f !== undefined)
+      lines.push(
+        `capacity at least ×0.7 the floor's: ${ratio(b, f)} (bridge ${capacity.bridge ?? `< ${opts.rates[0]}`}, floor ${f} msg/s) ${mark(b >= 0.7 * f)}`,
+      );
+    else
+      lines.push(
+        `capacity: the floor kept up at no rate measured (bridge ${capacity.bridge ?? `< ${opts.rates[0]}`} msg/s)`,
+      );
+    const rates = [TARGET_RATE, ...(f !== undefined && f < TARGET_RATE ? [f] : [])].filter(
+      (r) => of('bridge', r).length > 0 && of('floor', r).length > 0,
+    );
+    for (const rate of rates) {
+      const bs = of('bridge', rate);
+      const fs = of('floor', rate);
+      const at = rate === TARGET_RATE ? `at ${rate} msg/s` : `at the floor's capacity, ${rate} msg/s`;
+      const kept = `kept up: floor ${fs.filter((r) => r.keepsUp).length}/${fs.length}, bridge ${bs.filter((r) => r.keepsUp).length}/${bs.length}`;
+      const p99 = [median(bs.map((r) => r.latencyMs.p99)), median(fs.map((r) => r.latencyMs.p99))] as const;
+      const ack = [median(bs.map((r) => r.ackMs.p99)), median(fs.map((r) => r.ackMs.p99))] as const;
+      const cpu = (bp: string, fp: string) =>
+        [
+          median(bs.map((r) => r.cpuMsPerMessage[bp] ?? NaN)),
+          median(fs.map((r) => r.cpuMsPerMessage[fp] ?? NaN)),
+        ] as const;
+      const w = cpu('bridge worker', 'floor worker');
+      const a = cpu('bridge api', 'floor/naive ingress');
+      lines.push(
+        `${at} (${kept}):`,
+        `  p99 at most ×2 the floor's: ${ratio(p99[0], p99[1])} (${p99[0]} against ${p99[1]} ms) ${mark(p99[0] <= 2 * p99[1])}`,
+        `  ack p99 at most the floor's + 20 ms: ${signed(ack[0] - ack[1])} ms (${ack[0]} against ${ack[1]} ms) ${mark(ack[0] <= ack[1] + 20)}`,
+        `  worker CPU per message at most ×1.3 the floor's: ${ratio(w[0], w[1])} ${mark(w[0] <= 1.3 * w[1])}`,
+        `  API CPU per message at most ×1.3 the floor's ingress: ${ratio(a[0], a[1])} ${mark(a[0] <= 1.3 * a[1])}`,
+      );
+    }
+    const bridge = m.bursts.filter((x) => x.target === 'bridge');
+    const floor = m.bursts.filter((x) => x.target === 'floor');
+    if (bridge.length > 0 && floor.length > 0) {
+      const calls = median(bridge.map((r) => r.creatioCallsPerConversation ?? 0)) - 1;
+      const budget = Math.round(2 * median(floor.map((r) => r.firstMessageMs.p99)) + calls * LATENCY);
+      const p99 = median(bridge.map((r) => r.firstMessageMs.p99));
+      lines.push(
+        `burst: first message p99 at most 2 × the floor's + the case's Creatio calls: ${p99} against ${budget} ms ${mark(p99 <= budget)}`,
+      );
+    }
+  }
+  return lines;
+}
+
+export function printTargets(m: ModeResult, opts: LoadOptions): void {
+  const lines = targetLines(m, opts);
+  if (lines.length > 0) console.log(`targets, ${m.mode}:\n${lines.map((l) => `  ${l}`).join('\n')}`);
+}
+
 function prev(rates: number[], rate: number): number | undefined {
   const i = rates.indexOf(rate);
   return i > 0 ? rates[i - 1] : undefined;
@@ -985,7 +1066,20 @@ export function parseArgs(argv: string[]): LoadOptions {
   return o;
 }
 
-if (require.main === module) {
+/** `--summary=<bench/results/load-….json>`: the summary and the targets of a run written before. */
+function printSaved(file: string): void {
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as { options: LoadOptions; modes: ModeResult[] };
+  console.log(`${file}:`);
+  for (const m of saved.modes) {
+    printSummary(m, saved.options);
+    printTargets(m, saved.options);
+  }
+}
+
+const summaryOf = process.argv.find((a) => a.startsWith('--summary='))?.slice('--summary='.length);
+if (require.main === module && summaryOf) {
+  printSaved(summaryOf);
+} else if (require.main === module) {
   const opts = parseArgs(process.argv.slice(2));
   loadBench(opts)
     .then(async (modes) => {
