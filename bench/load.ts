@@ -1078,7 +1078,12 @@ function printSaved(file: string): void {
 
 const summaryOf = process.argv.find((a) => a.startsWith('--summary='))?.slice('--summary='.length);
 if (require.main === module && summaryOf) {
-  printSaved(summaryOf);
+  try {
+    printSaved(summaryOf);
+  } catch (err) {
+    console.error(`--summary=${summaryOf}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  }
 } else if (require.main === module) {
   const opts = parseArgs(process.argv.slice(2));
   loadBench(opts)
