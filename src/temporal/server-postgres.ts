@@ -21,12 +21,14 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import { overlayDynamicConfig } from './dynamic-config';
+import { PROJECT_ROOT } from './launcher';
 import { SEARCH_ATTRIBUTE_TYPES } from './search-attributes';
 
 const run = promisify(execFile);
 const VERSION = 'v1.29.1';
-const ROOT = path.resolve(__dirname, '..', '..');
-const DIR = path.resolve(process.env.TEMPORAL_SERVER_DIR ?? path.join(ROOT, '.cache', 'temporal-server'));
+const DIR = path.resolve(
+  process.env.TEMPORAL_SERVER_DIR ?? path.join(PROJECT_ROOT, '.cache', 'temporal-server'),
+);
 const PORT = Number(process.env.TEMPORAL_SERVER_PORT ?? 7333);
 const PG = new URL(process.env.TEMPORAL_SERVER_PG ?? 'postgres://postgres@127.0.0.1:5432');
 const GO = process.env.GO ?? (existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go');
@@ -138,11 +140,9 @@ async function writeConfig(mod: string, forTests: boolean): Promise<string> {
   await mkdir(configDir, { recursive: true });
   await writeFile(path.join(configDir, 'development.yaml'), yaml);
   const dynamic = await readFile(path.join(mod, 'config', 'dynamicconfig', 'development-sql.yaml'), 'utf8');
-  const bridge = await readFile(path.join(ROOT, 'deploy', 'temporal', 'dynamicconfig.yaml'), 'utf8');
-  await writeFile(
-    path.join(configDir, 'dynamicconfig.yaml'),
-    `${overlayDynamicConfig(dynamic.replace(/localhost:7243/g, `localhost:${p.frontendHttp}`), bridge)}
-frontend.enableServerVersionCheck:
+  const bridge = await readFile(path.join(PROJECT_ROOT, 'deploy', 'temporal', 'dynamicconfig.yaml'), 'utf8');
+  // The bridge's settings, then this server's own: laid over the module's config in one pass.
+  const local = `frontend.enableServerVersionCheck:
   - value: false
 ${
   forTests
@@ -151,7 +151,10 @@ limit.historyCount.suggestContinueAsNew:
   - value: 300
 `
     : ''
-}`,
+}`;
+  await writeFile(
+    path.join(configDir, 'dynamicconfig.yaml'),
+    `${overlayDynamicConfig(dynamic.replace(/localhost:7243/g, `localhost:${p.frontendHttp}`), `${bridge.trimEnd()}\n${local}`)}\n`,
   );
   return configDir;
 }
