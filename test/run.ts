@@ -65,15 +65,14 @@ async function main(): Promise<number> {
   await dropTestSchemas(databaseUrl);
   const started = Date.now();
   // The workflow code, bundled once for every test process and worker child process (as the
-  // Dockerfile's build does for production), instead of once in each.
-  const bundling = process.env.WORKFLOW_BUNDLE
-    ? Promise.resolve(process.env.WORKFLOW_BUNDLE)
-    : mkdtemp(path.join(tmpdir(), 'workflow-bundle-')).then(async (dir) => {
-        const file = path.join(dir, 'workflow-bundle.js');
-        await writeWorkflowBundle(file);
-        log.info({ file, ms: Date.now() - started }, 'workflow bundle built');
-        return file;
-      });
+  // Dockerfile's build does for production), instead of once in each. Always from src/workflows:
+  // a WORKFLOW_BUNDLE in the shell (dist/, built before an edit) would test older code.
+  const bundling = mkdtemp(path.join(tmpdir(), 'workflow-bundle-')).then(async (dir) => {
+    const file = path.join(dir, 'workflow-bundle.js');
+    await writeWorkflowBundle(file);
+    log.info({ file, ms: Date.now() - started }, 'workflow bundle built');
+    return file;
+  });
   const temporal = needsTemporal
     ? await startTemporal({
         address: process.env.TEMPORAL_ADDRESS,
@@ -119,7 +118,7 @@ async function main(): Promise<number> {
   process.once('SIGINT', forward).once('SIGTERM', forward);
   const code = await new Promise<number>((resolve) => child.on('close', (c) => resolve(c ?? 1)));
   await temporal?.stop();
-  if (!process.env.WORKFLOW_BUNDLE) await rm(path.dirname(bundle), { recursive: true, force: true });
+  await rm(path.dirname(bundle), { recursive: true, force: true });
   const unknown = await readFile(conformanceLog, 'utf8').catch(() => '');
   if (unknown.trim()) {
     const lines = [...new Set(unknown.trim().split('\n'))];
